@@ -1,0 +1,309 @@
+"""The architecture spec (`Arch`): one plain, frozen, serialisable description of a video backbone.
+
+Everything in the explorer speaks this vocabulary: sampling produces an `Arch`, `models.build` turns it into an
+`nn.Module`, cost and training take it, results store it, the report shows it and export writes it.
+
+The module is deliberately free of torch (and of the mixer registry) so that it imports in milliseconds;
+mixer-specific option checking happens in `explorer.models.validate_arch`, which knows the registry.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional, Union
+
+
+class ArchError(ValueError):
+    """An invalid architecture spec; `path` names the offending field (e.g. ``stages[1].mixer.kind``)."""
+
+    def __init__(self, path: str, message: str, source: str | None = None):
+        self.path = path
+        self.message = message
+        self.source = source
+        where = f"{source}: " if source else ""
+        super().__init__(f"{where}{path or '<arch>'}: {message}")
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """The clip the model eats: ``(B, in_chans, frames, resolution, resolution)``."""
+
+    frames: int = 8
+    resolution: int = 32
+    in_chans: int = 3
+    num_classes: int = 12
+
+
+@dataclass(frozen=True)
+class StemSpec:
+    """3-D patch embedding: ``patch`` is the total spatial stride (2 or 4, one or two stride-2 convs);
+    ``temporal_kernel``/``temporal_stride`` apply to the first conv (PosMLP-Video: 1/1, MorphMLP: 3/2)."""
+
+    patch: int = 4
+    temporal_kernel: int = 1
+    temporal_stride: int = 1
+
+
+@dataclass(frozen=True)
+class DownSpec:
+    """Downsampling into a stage: a strided (1,3,3) conv (temporal kernel = temporal stride) + LayerNorm."""
+
+    spatial_stride: int = 2
+    temporal_stride: int = 1
+
+
+@dataclass(frozen=True)
+class MixerSpec:
+    """A token mixer looked up by ``kind`` in the mixer registry, with that mixer's own options."""
+
+    kind: str
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def __hash__(self) -> int:  # options is a dict: hash its canonical form instead
+        return hash(_canonical_json(to_dict(self)))
+
+
+@dataclass(frozen=True)
+class GlobalTokensSpec:
+    """Mobile-Former-style bridge: ``num`` global tokens of width ``width`` attached to a stage."""
+
+    num: int = 6
+    width: int = 192
+
+
+@dataclass(frozen=True)
+class MergeSpec:
+    """Token merging inside a set-based stage: ``method`` is ``tome`` or ``sttm``; ``ratio`` of tokens merged."""
+
+    method: str = "tome"
+    ratio: float = 0.25
+
+
+@dataclass(frozen=True)
+class StageSpec:
+    """``depth`` blocks at constant shape and ``width`` channels; ``down`` is applied before the stage
+    (ignored for the first stage, which follows the stem)."""
+
+    depth: int
+    width: int
+    mixer: MixerSpec
+    mlp_ratio: float = 2.0
+    down: DownSpec = field(default_factory=DownSpec)
+    global_tokens: Optional[GlobalTokensSpec] = None
+    merge: Optional[MergeSpec] = None
+
+
+@dataclass(frozen=True)
+class HeadSpec:
+    """LayerNorm, pooling over all tokens, dropout, linear classifier."""
+
+    pool: str = "mean"
+    dropout: float = 0.0
+
+
+@dataclass(frozen=True)
+class Arch:
+    input: InputSpec
+    stem: StemSpec
+    stages: tuple[StageSpec, ...]
+    head: HeadSpec = field(default_factory=HeadSpec)
+    drop_path_rate: float = 0.0
+
+    def __post_init__(self) -> None:
+        check_arch(self)
+
+    def __hash__(self) -> int:
+        return hash(self.content_hash)
+
+    @property
+    def content_hash(self) -> str:
+        """Stable 12-hex-digit hash of the canonical JSON: equal specs give equal hashes across processes."""
+        return hashlib.sha256(_canonical_json(self.to_dict()).encode()).hexdigest()[:12]
+
+    def to_dict(self) -> dict[str, Any]:
+        return to_dict(self)
+
+    def to_json(self, indent: int | None = 2) -> str:
+        return json.dumps(self.to_dict(), indent=indent, sort_keys=False)
+
+    def to_yaml(self) -> str:
+        import yaml
+
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+    def summary(self) -> str:
+        """One line for tables and hover text, e.g. ``conv3d d2 w32 | posmlp_parallel d1 w64``."""
+        return " | ".join(f"{s.mixer.kind} d{s.depth} w{s.width}" for s in self.stages)
+
+    def replace(self, **changes: Any) -> "Arch":
+        return dataclasses.replace(self, **changes)
+
+    @classmethod
+    def from_dict(cls, data: Any, source: str | None = None) -> "Arch":
+        try:
+            return _parse(cls, data, "")
+        except ArchError as err:
+            raise ArchError(err.path, err.message, source) from None
+
+    @classmethod
+    def from_json(cls, text: str, source: str | None = None) -> "Arch":
+        return cls.from_dict(json.loads(text), source)
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> "Arch":
+        """Load a ``.json``, ``.yaml`` or ``.yml`` spec (an exported architecture or a hand-written one)."""
+        import yaml
+
+        path = Path(path)
+        text = path.read_text()
+        data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+        if isinstance(data, dict) and "arch" in data and "stages" not in data:
+            data = data["arch"]  # accept files that wrap the spec with metadata
+        return cls.from_dict(data, source=str(path))
+
+
+def _canonical_json(data: Any) -> str:
+    return json.dumps(data, sort_keys=True, separators=(",", ":"))
+
+
+def to_dict(obj: Any) -> Any:
+    """Dataclasses to plain dicts/lists (tuples become lists) for JSON/YAML."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, (list, tuple)):
+        return [to_dict(v) for v in obj]
+    if isinstance(obj, dict):
+        return {str(k): to_dict(v) for k, v in obj.items()}
+    return obj
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", str(tp))
+
+
+def _parse(tp: Any, value: Any, path: str) -> Any:
+    """Parse plain data into ``tp``, coercing ints to floats and naming the field of any mismatch."""
+    origin = typing.get_origin(tp)
+    if origin in (Union, types.UnionType):
+        options = [a for a in typing.get_args(tp) if a is not type(None)]
+        if value is None:
+            return None
+        return _parse(options[0], value, path)
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise ArchError(path, f"expected a mapping for {tp.__name__}, got {type(value).__name__}")
+        hints = typing.get_type_hints(tp)
+        fields = {f.name: f for f in dataclasses.fields(tp)}
+        unknown = sorted(set(value) - set(fields))
+        if unknown:
+            raise ArchError(_join(path, unknown[0]), f"unknown field; expected one of {sorted(fields)}")
+        kwargs = {}
+        for name, f in fields.items():
+            if name in value:
+                kwargs[name] = _parse(hints[name], value[name], _join(path, name))
+            elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                raise ArchError(_join(path, name), "missing required field")
+        return tp(**kwargs)
+    if origin is tuple:
+        (item_tp, _) = typing.get_args(tp)
+        if not isinstance(value, (list, tuple)):
+            raise ArchError(path, f"expected a list, got {type(value).__name__}")
+        return tuple(_parse(item_tp, v, f"{path}[{i}]") for i, v in enumerate(value))
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ArchError(path, f"expected a mapping, got {type(value).__name__}")
+        return {str(k): v for k, v in value.items()}
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ArchError(path, f"expected a number, got {value!r}")
+        return float(value)
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ArchError(path, f"expected an integer, got {value!r}")
+        return value
+    if tp is str:
+        if not isinstance(value, str):
+            raise ArchError(path, f"expected a string, got {value!r}")
+        return value
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ArchError(path, f"expected true/false, got {value!r}")
+        return value
+    raise ArchError(path, f"unsupported type {_type_name(tp)}")
+
+
+def _join(path: str, name: str) -> str:
+    return f"{path}.{name}" if path else name
+
+
+def _positive(value: float, path: str) -> None:
+    if value <= 0:
+        raise ArchError(path, f"must be positive, got {value}")
+
+
+def check_arch(arch: Arch) -> None:
+    """Structural checks that need no registry: positive sizes, strides dividing the grid, legal merges."""
+    inp = arch.input
+    for name in ("frames", "resolution", "in_chans", "num_classes"):
+        _positive(getattr(inp, name), f"input.{name}")
+    if arch.stem.patch not in (2, 4):
+        raise ArchError("stem.patch", f"expected 2 or 4, got {arch.stem.patch}")
+    _positive(arch.stem.temporal_kernel, "stem.temporal_kernel")
+    _positive(arch.stem.temporal_stride, "stem.temporal_stride")
+    if not arch.stages:
+        raise ArchError("stages", "at least one stage is required")
+    if not 0.0 <= arch.drop_path_rate < 1.0:
+        raise ArchError("drop_path_rate", f"expected a value in [0, 1), got {arch.drop_path_rate}")
+    if not 0.0 <= arch.head.dropout < 1.0:
+        raise ArchError("head.dropout", f"expected a value in [0, 1), got {arch.head.dropout}")
+    if arch.head.pool != "mean":
+        raise ArchError("head.pool", f"expected 'mean', got {arch.head.pool!r}")
+    t, h = _after_stem(arch)
+    if t < 1 or h < 1 or inp.resolution % arch.stem.patch:
+        raise ArchError("stem", f"input {inp.frames}x{inp.resolution}² does not fit patch {arch.stem.patch}, "
+                                f"temporal stride {arch.stem.temporal_stride}")
+    for i, stage in enumerate(arch.stages):
+        p = f"stages[{i}]"
+        _positive(stage.depth, f"{p}.depth")
+        _positive(stage.width, f"{p}.width")
+        _positive(stage.mlp_ratio, f"{p}.mlp_ratio")
+        if i > 0:
+            _positive(stage.down.spatial_stride, f"{p}.down.spatial_stride")
+            _positive(stage.down.temporal_stride, f"{p}.down.temporal_stride")
+            if h % stage.down.spatial_stride or t % stage.down.temporal_stride:
+                raise ArchError(f"{p}.down", f"stride does not divide the {t}x{h}x{h} grid entering the stage")
+            h //= stage.down.spatial_stride
+            t //= stage.down.temporal_stride
+        if stage.global_tokens is not None:
+            _positive(stage.global_tokens.width, f"{p}.global_tokens.width")
+            if stage.global_tokens.num < 0:
+                raise ArchError(f"{p}.global_tokens.num", "must be >= 0")
+        if stage.merge is not None:
+            if stage.merge.method not in ("tome", "sttm"):
+                raise ArchError(f"{p}.merge.method", f"expected 'tome' or 'sttm', got {stage.merge.method!r}")
+            if not 0.0 <= stage.merge.ratio < 1.0:
+                raise ArchError(f"{p}.merge.ratio", f"expected a value in [0, 1), got {stage.merge.ratio}")
+
+
+def _after_stem(arch: Arch) -> tuple[int, int]:
+    s = arch.stem
+    t = (arch.input.frames + 2 * (s.temporal_kernel // 2) - s.temporal_kernel) // s.temporal_stride + 1
+    return t, arch.input.resolution // s.patch
+
+
+def stage_grids(arch: Arch) -> list[tuple[int, int, int]]:
+    """The (T, H, W) token grid each stage works on."""
+    t, h = _after_stem(arch)
+    grids = []
+    for i, stage in enumerate(arch.stages):
+        if i > 0:
+            h //= stage.down.spatial_stride
+            t //= stage.down.temporal_stride
+        grids.append((t, h, h))
+    return grids

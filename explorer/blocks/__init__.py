@@ -1,0 +1,24 @@
+"""Block families, one file each; importing this package registers every mixer."""
+
+from explorer.blocks import conv3d, posmlp  # noqa: F401  (imported for their registrations)
+from explorer.blocks.registry import (
+    BlockContext,
+    InvalidCombination,
+    MixerEntry,
+    MixerOptions,
+    get_mixer,
+    mixer_names,
+    parse_options,
+    register_mixer,
+)
+
+__all__ = [
+    "BlockContext",
+    "InvalidCombination",
+    "MixerEntry",
+    "MixerOptions",
+    "get_mixer",
+    "mixer_names",
+    "parse_options",
+    "register_mixer",
+]

@@ -1,0 +1,60 @@
+"""3-D convolution baseline (and, with ``kernel_t=1``, a frame-wise 2-D model that cannot see frame order).
+
+A MetaFormer-style block: ``x + DropPath(Conv(LN(x)))`` then ``x + DropPath(Mlp(LN(x)))``, where Conv is a
+(depthwise by default) ``kernel_t × kernel_s × kernel_s`` convolution with 'same' padding.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+from pydantic import Field, field_validator
+from timm.layers import DropPath, Mlp
+
+from explorer.blocks.registry import BlockContext, MixerOptions, register_mixer
+
+
+class Conv3dOptions(MixerOptions):
+    kernel_t: int = Field(3, ge=1, description="temporal kernel; 1 makes the block frame-wise")
+    kernel_s: int = Field(3, ge=1, description="spatial kernel")
+    depthwise: bool = Field(True, description="depthwise (groups = channels) or dense convolution")
+
+    @field_validator("kernel_t", "kernel_s")
+    @classmethod
+    def _odd(cls, k: int) -> int:
+        if k % 2 == 0:
+            raise ValueError(f"kernel must be odd for 'same' padding, got {k}")
+        return k
+
+
+class Conv3dMixer(nn.Module):
+    """Channels-last wrapper around ``nn.Conv3d`` so it composes with the other grid mixers."""
+
+    def __init__(self, dim: int, kernel_t: int, kernel_s: int, depthwise: bool):
+        super().__init__()
+        kernel = (kernel_t, kernel_s, kernel_s)
+        self.conv = nn.Conv3d(dim, dim, kernel, padding=tuple(k // 2 for k in kernel),
+                              groups=dim if depthwise else 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, T, H, W, C)
+        return self.conv(x.permute(0, 4, 1, 2, 3)).permute(0, 2, 3, 4, 1)
+
+
+class Conv3dBlock(nn.Module):
+    def __init__(self, dim: int, mlp_ratio: float, drop_path: float, opts: Conv3dOptions):
+        super().__init__()
+        self.norm1 = nn.LayerNorm(dim)
+        self.mixer = Conv3dMixer(dim, opts.kernel_t, opts.kernel_s, opts.depthwise)
+        self.norm2 = nn.LayerNorm(dim)
+        self.mlp = Mlp(dim, hidden_features=int(dim * mlp_ratio))
+        self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.drop_path(self.mixer(self.norm1(x)))
+        return x + self.drop_path(self.mlp(self.norm2(x)))
+
+
+@register_mixer("conv3d", Conv3dOptions)
+def build_conv3d_block(ctx: BlockContext, opts: Conv3dOptions) -> nn.Module:
+    """Depthwise 3-D convolution + MLP (kernel_t=1: frame-wise 2-D baseline)."""
+    return Conv3dBlock(ctx.dim, ctx.mlp_ratio, ctx.drop_path, opts)

@@ -1,0 +1,154 @@
+"""PosMLP-Video (Zhou et al., IJCV 2024): positional gating units with learnable relative-position token mixing.
+
+Spec: ``shared/reference/blocks_posmlp_morphmlp.md`` §2. Read top-down: options → LRPE operator → gating units
+(PoSGU spatial-window, PoTGU temporal) → positional gated layer → block.
+
+The released block is ``x + DropPath(Layer_S(x) + Layer_T(x))`` with ``Layer(x) = W2 · GU(GELU(W1 · LN(x)))``,
+W1: C→2C, W2: C→C, and no FFN; ``mlp_ratio`` of the stage is therefore not used by this mixer.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+import torch.nn as nn
+from einops import rearrange
+from pydantic import Field
+from timm.layers import DropPath, trunc_normal_
+
+from explorer.blocks.registry import BlockContext, InvalidCombination, MixerOptions, register_mixer
+
+
+class PosMLPOptions(MixerOptions):
+    arrangement: Literal["parallel"] = Field("parallel", description="released form: PoSGU ‖ PoTGU, one residual")
+    groups: int = Field(8, ge=1, description="channel groups g (interleaved: channel c uses table column c mod g)")
+    window: int = Field(14, ge=1, description="PoSGU window w (clamped to the stage's spatial size)")
+
+
+def relative_index(coords: torch.Tensor, extents: tuple[int, ...]) -> torch.Tensor:
+    """Row of the bias table for every token pair: mixed radix over (p_m − p_n + e − 1) with radix 2e − 1.
+
+    For a w×w window this is Swin's ``(Δh + w − 1)(2w − 1) + (Δw + w − 1)``; for time, ``Δt + T − 1``.
+    """
+    rel = coords[:, None, :] - coords[None, :, :]  # (N, N, d): p_m − p_n
+    index = torch.zeros(rel.shape[:2], dtype=torch.long)
+    for axis, extent in enumerate(extents):
+        index = index * (2 * extent - 1) + rel[..., axis] + extent - 1
+    return index
+
+
+class LearnedRelativePositionMixing(nn.Module):
+    """LRPE: ``y[m, c] = Σ_n P_{s(c)}[m, n] · u[n, c] + β[m]`` with ``P_s[m, n] = B[idx(p_m − p_n), s]``.
+
+    B ∈ R^{R×g} and β ∈ R^N start at zero (as released: every block is the identity at init).
+    """
+
+    def __init__(self, extents: tuple[int, ...], groups: int):
+        super().__init__()
+        grids = torch.meshgrid(*[torch.arange(e) for e in extents], indexing="ij")
+        coords = torch.stack([g.flatten() for g in grids], dim=-1)  # row-major token order
+        self.groups = groups
+        self.num_tokens = coords.shape[0]
+        rows = 1
+        for e in extents:
+            rows *= 2 * e - 1
+        self.register_buffer("index", relative_index(coords, extents), persistent=False)
+        self.table = nn.Parameter(torch.zeros(rows, groups))
+        self.token_bias = nn.Parameter(torch.zeros(self.num_tokens))
+
+    def forward(self, u: torch.Tensor) -> torch.Tensor:  # (B', N, C)
+        b, n, c = u.shape
+        g = self.groups
+        # P^T[s, n, m]: laid out so the batched matmul's left operand is the big one (fvcore then counts N²·C)
+        p_t = self.table[self.index.t()].permute(2, 0, 1)
+        u = u.reshape(b, n, c // g, g).permute(0, 3, 2, 1)  # (B', g, C/g, N)
+        y = torch.matmul(u, p_t)  # (B', g, C/g, N)
+        return y.permute(0, 3, 2, 1).reshape(b, n, c) + self.token_bias[:, None]
+
+
+class PoSGU(nn.Module):
+    """Spatial gating unit: LRPE inside non-overlapping w×w windows of each frame, gating ``u`` by ``v``."""
+
+    def __init__(self, dim: int, window: int, groups: int):
+        super().__init__()
+        self.window = window
+        self.mix = LearnedRelativePositionMixing((window, window), groups)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:  # (B, T, H, W, 2C) -> (B, T, H, W, C)
+        u, v = z.chunk(2, dim=-1)
+        b, t, h, w, _ = u.shape
+        win = self.window
+        u = rearrange(u, "b t (nh wh) (nw ww) c -> (b t nh nw) (wh ww) c", wh=win, ww=win)
+        u = self.mix(u)
+        u = rearrange(u, "(b t nh nw) (wh ww) c -> b t (nh wh) (nw ww) c", b=b, t=t, nh=h // win, wh=win)
+        return u * v
+
+
+class PoTGU(nn.Module):
+    """Temporal gating unit: LRPE over all T frames at each spatial location."""
+
+    def __init__(self, dim: int, frames: int, groups: int):
+        super().__init__()
+        self.mix = LearnedRelativePositionMixing((frames,), groups)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        u, v = z.chunk(2, dim=-1)
+        b, t, h, w, _ = u.shape
+        u = rearrange(u, "b t h w c -> (b h w) t c")
+        u = rearrange(self.mix(u), "(b h w) t c -> b t h w c", b=b, h=h, w=w)
+        return u * v
+
+
+class PositionalGatedLayer(nn.Module):
+    """``W2 · GU(GELU(W1 · LN(x)))`` with W1: C→2C and W2: C→C (the video code's fixed ratio 2)."""
+
+    def __init__(self, dim: int, unit: nn.Module):
+        super().__init__()
+        self.norm = nn.LayerNorm(dim)
+        self.fc1 = nn.Linear(dim, 2 * dim)
+        self.act = nn.GELU()
+        self.unit = unit
+        self.fc2 = nn.Linear(dim, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(self.unit(self.act(self.fc1(self.norm(x)))))
+
+
+class PosMLPParallelBlock(nn.Module):
+    """The released PosMLP-Video block: ``x + DropPath(Layer_S(x) + Layer_T(x))``."""
+
+    def __init__(self, dim: int, grid: tuple[int, int, int], window: int, groups: int, drop_path: float = 0.0):
+        super().__init__()
+        frames = grid[0]
+        self.spatial = PositionalGatedLayer(dim, PoSGU(dim, window, groups))
+        self.temporal = PositionalGatedLayer(dim, PoTGU(dim, frames, groups))
+        self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
+        self.apply(_init_linear)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.drop_path(self.spatial(x) + self.temporal(x))
+
+
+def _init_linear(m: nn.Module) -> None:
+    if isinstance(m, nn.Linear):
+        trunc_normal_(m.weight, std=0.02)
+        nn.init.zeros_(m.bias)
+
+
+def stage_window(window: int, grid: tuple[int, int, int]) -> int:
+    """The window actually used: clamped to the frame, and it must tile it exactly."""
+    _, h, w = grid
+    win = min(window, h, w)
+    if h % win or w % win:
+        raise InvalidCombination(f"posmlp window {win} does not tile the {h}x{w} grid")
+    return win
+
+
+@register_mixer("posmlp", PosMLPOptions)
+def build_posmlp_block(ctx: BlockContext, opts: PosMLPOptions) -> nn.Module:
+    """PosMLP-Video positional gating units (PoSGU ‖ PoTGU)."""
+    if ctx.dim % opts.groups:
+        raise InvalidCombination(f"posmlp groups {opts.groups} do not divide width {ctx.dim}")
+    win = stage_window(opts.window, ctx.grid)
+    return PosMLPParallelBlock(ctx.dim, ctx.grid, win, opts.groups, ctx.drop_path)

@@ -1,0 +1,85 @@
+"""The mixer registry: families register their blocks by name with a typed (pydantic) options schema.
+
+The builder looks names up here, so adding a family never touches the builder. A registered factory builds one
+whole *block* (mixer + its residual wiring + channel MLP if the family has one) for a stage's context.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Literal
+
+import torch.nn as nn
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+
+class MixerOptions(BaseModel):
+    """Base of every mixer's options: unknown keys are errors, values are checked and coerced."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+@dataclass(frozen=True)
+class BlockContext:
+    """What a block factory needs to know about where it sits."""
+
+    dim: int
+    grid: tuple[int, int, int]  # (T, H, W) of the stage
+    mlp_ratio: float
+    drop_path: float
+
+
+class InvalidCombination(ValueError):
+    """Options that are legal alone but not for this stage (e.g. a window that does not tile the grid)."""
+
+
+BlockFactory = Callable[[BlockContext, MixerOptions], nn.Module]
+
+
+@dataclass(frozen=True)
+class MixerEntry:
+    name: str
+    options: type[MixerOptions]
+    build: BlockFactory
+    layout: Literal["grid", "set"]  # grid blocks map (B,T,H,W,C)->same; set blocks work on (B,N,C)
+    doc: str
+
+
+_REGISTRY: dict[str, MixerEntry] = {}
+
+
+def register_mixer(name: str, options: type[MixerOptions], layout: Literal["grid", "set"] = "grid"):
+    """Decorator registering a block factory under ``name``."""
+
+    def wrap(build: BlockFactory) -> BlockFactory:
+        if name in _REGISTRY:
+            raise KeyError(f"mixer {name!r} registered twice")
+        _REGISTRY[name] = MixerEntry(name, options, build, layout, (build.__doc__ or "").strip())
+        return build
+
+    return wrap
+
+
+def mixer_names() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def get_mixer(name: str) -> MixerEntry:
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise KeyError(f"unknown mixer {name!r}; known mixers: {', '.join(mixer_names())}") from None
+
+
+def parse_options(name: str, options: dict) -> MixerOptions:
+    """Validate a mixer's options; raises ValueError with the field and what was expected."""
+    entry = get_mixer(name)
+    try:
+        return entry.options(**options)
+    except ValidationError as err:
+        first = err.errors()[0]
+        field = ".".join(str(p) for p in first["loc"]) or "options"
+        if first["type"] == "extra_forbidden":
+            allowed = ", ".join(entry.options.model_fields)
+            raise ValueError(f"{field}: unknown option of mixer {name!r}; expected one of: {allowed}") from None
+        raise ValueError(f"{field}: {first['msg']} (got {first.get('input')!r})") from None
