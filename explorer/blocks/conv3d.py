@@ -23,7 +23,7 @@ class Conv3dOptions(MixerOptions):
     @classmethod
     def _odd(cls, k: int) -> int:
         if k % 2 == 0:
-            raise ValueError(f"kernel must be odd for 'same' padding, got {k}")
+            raise ValueError("kernel must be odd for 'same' padding")
         return k
 
 

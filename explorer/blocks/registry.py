@@ -82,4 +82,5 @@ def parse_options(name: str, options: dict) -> MixerOptions:
         if first["type"] == "extra_forbidden":
             allowed = ", ".join(entry.options.model_fields)
             raise ValueError(f"{field}: unknown option of mixer {name!r}; expected one of: {allowed}") from None
-        raise ValueError(f"{field}: {first['msg']} (got {first.get('input')!r})") from None
+        message = first["msg"].removeprefix("Value error, ")
+        raise ValueError(f"{field}: {message} (got {first.get('input')!r})") from None

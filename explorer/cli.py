@@ -1,0 +1,142 @@
+"""The ``explorer`` command. Heavy libraries (torch, Ray, fvcore) are imported inside subcommands only, so
+``explorer --help`` answers at once."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+EPILOG = """examples:
+  explorer search search_spaces/tiny.yaml          # 8-trial demo search on synthetic T-rev clips
+  explorer search SPACE.yaml --address HOST:PORT   # on an existing Ray cluster
+  explorer report reports/tiny-20261123-101500     # rebuild a run's HTML report (no Ray needed)
+  explorer cost posmlp_video_72d                   # params / GFLOPs / CPU latency of a preset
+  explorer cost reports/RUN/archs/HASH.json --no-latency
+  explorer presets                                 # list the named presets
+"""
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="explorer",
+        description="Design-space explorer for efficient video backbones: sample architectures from a YAML "
+                    "space, train small proxies with Ray Tune + Optuna, chart speed-accuracy Pareto fronts.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    s = sub.add_parser("search", help="run a search over a YAML space and write reports/<run>/",
+                       description="Run a search: Ray Tune trials proposed by Optuna, each building, costing and "
+                                   "proxy-training one architecture. Ends by printing the report's path.")
+    s.add_argument("space", help="search-space YAML file (see search_spaces/)")
+    s.add_argument("--out", default="reports", help="folder for run folders (default: reports)")
+    s.add_argument("--address", default=None,
+                   help="Ray cluster address HOST:PORT (default: $RAY_ADDRESS, else a local in-process Ray)")
+    s.add_argument("--num-cpus", type=int, default=None,
+                   help="CPUs for a local Ray (default: concurrency x cpus_per_trial, at most the machine's)")
+    s.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    r = sub.add_parser("report", help="rebuild the HTML report of a run folder (no Ray needed)")
+    r.add_argument("run", help="run folder, e.g. reports/tiny-20261123-101500")
+
+    c = sub.add_parser("cost", help="params, fvcore GFLOPs and CPU latency of an Arch file or a preset")
+    c.add_argument("arch", help="a preset name (see `explorer presets`) or an Arch .json/.yaml file")
+    c.add_argument("--threads", type=int, default=1, help="torch threads for latency (default 1)")
+    c.add_argument("--repeats", type=int, default=10, help="timed forward passes (default 10)")
+    c.add_argument("--no-latency", action="store_true", help="skip the latency measurement")
+    c.add_argument("--json", action="store_true", help="print JSON")
+
+    sub.add_parser("presets", help="list named architecture presets")
+    return p
+
+
+def _fail(message: str) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return 2
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    import os
+
+    from explorer.space import SpaceError, load_space
+
+    try:
+        load_space(args.space)  # validate before any heavy start-up
+    except SpaceError as err:
+        return _fail(str(err))
+    from explorer.search import run_search
+
+    address = args.address or os.environ.get("RAY_ADDRESS")
+    report = run_search(args.space, out_root=args.out, address=address, num_cpus=args.num_cpus,
+                        progress=not args.no_progress)
+    print(f"report: {report}")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    run = Path(args.run)
+    if not (run / "run.json").exists():
+        return _fail(f"{run}: not a run folder (no run.json)")
+    from explorer.report import write_report
+
+    print(f"report: {write_report(run)}")
+    return 0
+
+
+def _load_arch(name: str):
+    from explorer.arch import Arch
+    from explorer.models import PRESETS, preset
+
+    if name in PRESETS:
+        return preset(name)
+    path = Path(name)
+    if not path.exists():
+        raise FileNotFoundError(f"{name}: neither a preset ({', '.join(sorted(PRESETS))}) nor a file")
+    return Arch.from_file(path)
+
+
+def cmd_cost(args: argparse.Namespace) -> int:
+    from explorer.arch import ArchError
+
+    try:
+        arch = _load_arch(args.arch)
+    except (ArchError, FileNotFoundError) as err:
+        return _fail(str(err))
+    from explorer.cost import measure
+
+    cost = measure(arch, latency=not args.no_latency, threads=args.threads, repeats=args.repeats)
+    if args.json:
+        print(json.dumps({"arch": arch.content_hash, **cost.to_dict()}, indent=2))
+        return 0
+    i = arch.input
+    print(f"arch      {arch.content_hash}  {arch.summary()}")
+    print(f"input     1x{i.in_chans}x{i.frames}x{i.resolution}x{i.resolution}, {i.num_classes} classes")
+    print(f"params    {cost.params:,} ({cost.params_m:.3f} M)")
+    print(f"GFLOPs    {cost.gflops:.4f}  (fvcore: 1 multiply-accumulate = 1 FLOP)")
+    if cost.latency_ms is not None:
+        print(f"latency   {cost.latency_ms:.2f} ms median (IQR {cost.latency_iqr_ms:.2f} ms), batch 1, cpu, "
+              f"{cost.threads} thread(s), {args.repeats} runs after warm-up")
+    return 0
+
+
+def cmd_presets(_: argparse.Namespace) -> int:
+    from explorer.models import PRESETS, preset
+
+    for name in sorted(PRESETS):
+        print(f"{name:20s} {preset(name).summary()}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 0
+    handler = {"search": cmd_search, "report": cmd_report, "cost": cmd_cost, "presets": cmd_presets}[args.command]
+    return handler(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

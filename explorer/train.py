@@ -1,0 +1,121 @@
+"""Proxy training of one ``Arch`` on one task: a short, seeded run reporting held-out top-1 after every epoch."""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Callable, Iterator
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from explorer.arch import Arch
+
+# synthvid clips are uint8; this maps [0, 255] to roughly zero mean, unit scale
+_MEAN, _STD = 127.5, 64.0
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = 3
+    batch_size: int = 32
+    lr: float = 3e-3
+    weight_decay: float = 0.05
+    warmup_frac: float = 0.1
+    label_smoothing: float = 0.0
+    seed: int = 0
+    threads: int = 1  # torch intra-op threads: the trial's CPU share
+
+
+@dataclass(frozen=True)
+class EpochResult:
+    epoch: int
+    accuracy: float  # held-out top-1 in [0, 1]
+    train_loss: float
+    train_time_s: float  # cumulative time spent training and evaluating, data generation excluded
+
+
+def to_input(clips: torch.Tensor) -> torch.Tensor:
+    return (clips.float() - _MEAN) / _STD
+
+
+def check_input(arch: Arch, x: torch.Tensor, num_classes: int) -> None:
+    """The spec must describe the clips it is trained on; say which field disagrees."""
+    _, c, t, h, w = x.shape
+    want = arch.input
+    if (want.in_chans, want.frames, want.resolution, want.num_classes) != (c, t, h, num_classes) or h != w:
+        raise ValueError(f"arch input {want} does not match the task's clips {c}x{t}x{h}x{w}, "
+                         f"{num_classes} classes")
+
+
+@torch.inference_mode()
+def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 128) -> float:
+    model.eval()
+    correct = 0
+    for i in range(0, len(x), batch_size):
+        logits = model(to_input(x[i:i + batch_size]))
+        correct += int((logits.argmax(-1) == y[i:i + batch_size]).sum())
+    return correct / max(len(x), 1)
+
+
+def _lr_at(step: int, total: int, warmup: int) -> float:
+    """Linear warm-up then cosine decay to zero: a multiplier of the base learning rate."""
+    if step < warmup:
+        return (step + 1) / warmup
+    progress = (step - warmup) / max(total - warmup, 1)
+    return 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def train_epochs(model: nn.Module, data, cfg: TrainConfig) -> Iterator[EpochResult]:
+    """Train ``model`` on ``data`` (a ``ProxyData``), yielding held-out accuracy after every epoch.
+
+    Raises ``FloatingPointError`` when the loss stops being finite, so a search records the trial as failed.
+    """
+    if hasattr(model, "arch"):  # a VideoBackbone carries its spec: catch a spec/task mismatch up front
+        check_input(model.arch, data.train_x, data.num_classes)
+    torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    n = len(data.train_x)
+    steps_per_epoch = max(n // cfg.batch_size, 1)  # drop the ragged last batch (BatchNorm on tiny batches)
+    total = steps_per_epoch * cfg.epochs
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: _lr_at(s, total, max(int(total * cfg.warmup_frac), 1)))
+    elapsed = 0.0
+    for epoch in range(1, cfg.epochs + 1):
+        start = time.perf_counter()
+        model.train()
+        order = torch.randperm(n, generator=gen)
+        loss_sum = 0.0
+        for step in range(steps_per_epoch):
+            idx = order[step * cfg.batch_size:(step + 1) * cfg.batch_size]
+            logits = model(to_input(data.train_x[idx]))
+            loss = F.cross_entropy(logits, data.train_y[idx], label_smoothing=cfg.label_smoothing)
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"loss became {loss.item()} at epoch {epoch}, step {step}")
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            loss_sum += loss.item()
+        acc = evaluate(model, data.test_x, data.test_y)
+        elapsed += time.perf_counter() - start
+        yield EpochResult(epoch, acc, loss_sum / steps_per_epoch, elapsed)
+
+
+def train_arch(arch: Arch, data, cfg: TrainConfig,
+               on_epoch: Callable[[EpochResult], None] | None = None) -> list[EpochResult]:
+    """Build ``arch`` (seeded) and train it; ``on_epoch`` sees every epoch's result (a search reports it)."""
+    from explorer.models import build
+
+    torch.manual_seed(cfg.seed)
+    model = build(arch)
+    results = []
+    for result in train_epochs(model, data, cfg):
+        results.append(result)
+        if on_epoch is not None:
+            on_epoch(result)
+    return results

@@ -1,0 +1,205 @@
+"""explorer.report: the page of a synthetic run folder, offline, with the front drawn from analysis tables."""
+
+from __future__ import annotations
+
+import json
+import html
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from explorer.analysis import load_trials, pareto_mask
+from explorer.report import write_report
+
+OBJECTIVES = [
+    {"metric": "accuracy", "mode": "max"},
+    {"metric": "gflops", "mode": "min"},
+    {"metric": "latency_ms", "mode": "min"},
+]
+ERRORS = {
+    5: "RuntimeError: CUDA out of memory <tried 2.0 GiB> & more",
+    11: "ValueError: merge needs a set mixer (stage 1: 'conv3d')",
+    17: "FloatingPointError: loss is NaN at step 12",
+}
+INFEASIBLE = {8: "gflops 4.2 > max_gflops 3.0"}
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+def make_run(run_dir: Path, n: int = 20, seed: int = 0) -> pd.DataFrame:
+    """A run folder in the search's format: run.json, trials.parquet/.csv, with failed and infeasible rows."""
+    rng = np.random.default_rng(seed)
+    mixers = ["conv3d", "posmlp_parallel", "focal_serial", "attention_joint"]
+    rows = []
+    for i in range(n):
+        mixer = mixers[i % len(mixers)]
+        depth, width = int(rng.integers(1, 4)), int(rng.choice([16, 32, 64]))
+        gflops = round(0.05 * depth * width / 16 * (1 + rng.random()), 4)
+        row = {
+            "number": i,
+            "trial_id": f"trial_{i:05d}",
+            "status": "COMPLETE",
+            "error": "",
+            "accuracy": round(float(np.clip(0.3 + 0.15 * np.log1p(gflops * 10) + 0.05 * rng.normal(), 0, 1)), 4),
+            "gflops": gflops,
+            "params_m": round(0.02 * depth * width / 16, 4),
+            "latency_ms": round(3 * gflops + rng.random(), 4),
+            "train_time_s": round(10 + 20 * rng.random(), 2),
+            "epochs": 2,
+            "arch_hash": f"{rng.integers(0, 16**12):012x}",
+            "arch_summary": f"conv3d d1 w16 | {mixer} d{depth} w{width}",
+            "arch_json": json.dumps({"stages": [{"mixer": mixer, "depth": depth, "width": width}]}),
+            "param.mixer": mixer,
+            "param.depth": depth,
+            "param.width": width,
+            # a conditional parameter: only the posmlp mixer has a window
+            "param.window": int(rng.choice([4, 8])) if mixer == "posmlp_parallel" else None,
+        }
+        if i in ERRORS:
+            row.update(status="FAILED", error=ERRORS[i], accuracy=np.nan, latency_ms=np.nan, train_time_s=0.5)
+            if i == 11:
+                row.update(gflops=np.nan, params_m=np.nan)
+        if i in INFEASIBLE:
+            row.update(status="INFEASIBLE", error=INFEASIBLE[i], accuracy=np.nan, latency_ms=np.nan)
+        rows.append(row)
+    # a duplicate of the best trial (same arch sampled twice): both copies belong on the front
+    rows.append({**rows[int(np.nanargmax([r["accuracy"] for r in rows]))], "number": n, "trial_id": f"trial_{n:05d}"})
+    df = pd.DataFrame(rows)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    meta = {
+        "name": "demo-run <test>",
+        "space_file": "search_spaces/tiny.yaml",
+        "created": "2026-11-20T10:00:00",
+        "objectives": OBJECTIVES,
+        "task": "trev/demo",
+        "budget": {"trials": n + 1, "epochs": 2},
+        "wall_time_s": 754.2,
+    }
+    (run_dir / "run.json").write_text(json.dumps(meta))
+    df.to_parquet(run_dir / "trials.parquet", index=False)
+    df.to_csv(run_dir / "trials.csv", index=False)
+    return df
+
+
+def figure_data(page: str) -> dict[str, list[dict]]:
+    """The traces of every plotly figure in the page, by div id."""
+    figures = {}
+    for match in re.finditer(r'Plotly\.newPlot\(\s*"([^"]+)",\s*', page):
+        data, _ = json.JSONDecoder().raw_decode(page, match.end())
+        figures[match.group(1)] = data
+    return figures
+
+
+@pytest.fixture
+def report(tmp_path) -> tuple[Path, pd.DataFrame]:
+    df = make_run(tmp_path / "run")
+    return write_report(tmp_path / "run"), df
+
+
+def test_page_is_offline(report) -> None:
+    page_path, _ = report
+    assert page_path == page_path.parent / "index.html" and page_path.exists()
+    page = page_path.read_text(encoding="utf-8")
+    assert "cdn.plot.ly" not in page
+    assert not re.search(r"<script[^>]+src=[\"']?(https?:)?//", page)
+    assert '<script src="plotly.min.js"' in page
+    js = page_path.parent / "plotly.min.js"
+    assert js.exists() and js.stat().st_size > 1_000_000
+    assert len(page.encode()) < 100_000  # the page itself stays light
+
+
+def test_pareto_points_match_the_mask(report) -> None:
+    page_path, df = report
+    figures = figure_data(page_path.read_text(encoding="utf-8"))
+    assert set(figures) == {"fig-gflops", "fig-latency_ms"}
+    complete = df[df["status"] == "COMPLETE"]
+    for cost in ("gflops", "latency_ms"):
+        traces = {t["name"]: t for t in figures[f"fig-{cost}"]}
+        front, other = traces["Pareto front"], traces["other trials"]
+        expected = pareto_mask(complete[["accuracy", cost]].to_numpy(), [True, False])
+        assert len(front["x"]) == int(expected.sum()) >= 2
+        assert len(front["x"]) + len(other["x"]) == len(complete)
+        # the front points are exactly the masked trials, drawn in % and in cost order as a step line
+        want = complete[expected].sort_values([cost, "accuracy"], ascending=[True, False])
+        np.testing.assert_allclose(front["x"], want[cost])
+        np.testing.assert_allclose(front["y"], 100 * want["accuracy"])
+        assert front["line"]["shape"] == "hv" and "lines" in front["mode"]
+        assert all(re.match(r"<b>trial \d+</b>", t) and "mixer=" in t for t in front["text"])
+
+
+def test_header_and_trials_table(report) -> None:
+    page_path, df = report
+    page = page_path.read_text(encoding="utf-8")
+    assert "demo-run &lt;test&gt;" in page and "<test>" not in page
+    assert "trev/demo" in page and "max accuracy, min gflops, min latency_ms" in page
+    assert "17 complete / 3 failed / 21 total (1 infeasible)" in page
+    assert "12 min 34 s" in page
+    rows = re.findall(r'<tr id="trial-(\d+)" class="([a-z]+)">(.*?)</tr>', page, flags=re.S)
+    assert [int(r[0]) for r in rows] == list(range(len(df)))
+    by_number = {int(number): (css, body) for number, css, body in rows}
+    for number, error in {**ERRORS, **INFEASIBLE}.items():
+        css, body = by_number[number]
+        assert css in ("failed", "infeasible")
+        assert f'<td class="err">{html.escape(error)}</td>' in body
+    n_front = sum(css == "front" for css, _ in by_number.values())
+    complete = df[df["status"] == "COMPLETE"]
+    assert n_front == pareto_mask(complete[["accuracy", "gflops", "latency_ms"]].to_numpy(), [True, False, False]).sum()
+
+
+def test_csv_fallback_and_rewrite(tmp_path) -> None:
+    run = tmp_path / "run"
+    make_run(run)
+    (run / "trials.parquet").unlink()
+    first = write_report(run).read_text(encoding="utf-8")
+    assert len(load_trials(run)) == 21
+    assert write_report(run).read_text(encoding="utf-8") == first  # deterministic, plotly.min.js reused
+
+
+def test_report_without_complete_trials(tmp_path) -> None:
+    run = tmp_path / "run"
+    df = make_run(run)
+    df.assign(status="FAILED").to_parquet(run / "trials.parquet", index=False)
+    page = write_report(run).read_text(encoding="utf-8")
+    assert "No complete trials yet." in page and "0 complete / 21 failed / 21 total" in page
+
+
+def test_report_needs_no_torch_or_ray(tmp_path) -> None:
+    make_run(tmp_path / "run")
+    code = (
+        "import sys; from explorer.report import write_report; write_report(sys.argv[1]); "
+        "bad = [m for m in ('torch', 'ray', 'fvcore') if m in sys.modules]; assert not bad, bad"
+    )
+    subprocess.run([sys.executable, "-c", code, str(tmp_path / "run")], check=True, timeout=120)
+
+
+def chromium(*args: str, user_data: Path, timeout: int = 90) -> subprocess.CompletedProcess:
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+             "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={user_data}"]
+    return subprocess.run([str(CHROMIUM), *flags, *args], capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="needs /usr/bin/chromium (apt-get install -y chromium)")
+def test_page_renders_in_chromium(report, tmp_path) -> None:
+    page_path, df = report
+    url = page_path.resolve().as_uri()
+    dom = chromium("--virtual-time-budget=5000", "--dump-dom", url, user_data=tmp_path / "profile1").stdout
+    assert dom.count('class="main-svg"') >= 2, "plotly did not draw (is plotly.min.js loading?)"
+    plotted = 2 * int((df["status"] == "COMPLETE").sum())  # every complete trial in each of the two charts
+    assert dom.count('class="point"') >= plotted
+    assert 'id="trial-5" class="failed"' in dom
+
+    png = tmp_path / "shot.png"
+    chromium("--virtual-time-budget=5000", f"--screenshot={png}", "--window-size=1300,1000", url,
+             user_data=tmp_path / "profile2")
+    assert png.exists() and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    image = pytest.importorskip("PIL.Image").open(png).convert("RGB")
+    assert image.size == (1300, 1000)
+    colours = image.getcolors(maxcolors=1 << 20)
+    assert len(colours) > 50  # not a blank page
+    # the Pareto points' red is on screen
+    assert any(r > 180 and g < 90 and b < 90 for _, (r, g, b) in colours)
