@@ -245,7 +245,7 @@ def run_search(space_path: str | Path, out_root: str | Path = "reports", address
         callbacks = [progress_callback(_num_trials(space))] if progress else []
         tuner = tune.Tuner(
             trainable,
-            tune_config=tune.TuneConfig(search_alg=searcher, num_samples=_num_trials(space), reuse_actors=True,
+            tune_config=tune.TuneConfig(search_alg=searcher, num_samples=_num_trials(space), reuse_actors=True),
             run_config=tune.RunConfig(name="tune", storage_path=str(run_dir), verbose=0, callbacks=callbacks,
                                       failure_config=tune.FailureConfig(max_failures=0, fail_fast=False)),
         )
