@@ -1,0 +1,98 @@
+"""End-to-end searches on a real local Ray instance (slow: ~1 minute)."""
+
+import math
+import os
+from pathlib import Path
+
+import optuna
+import pandas as pd
+import pytest
+
+SPACES = Path(__file__).parent / "spaces"
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def local_ray(tmp_path_factory):
+    import ray
+
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    os.environ.setdefault("RAY_enable_worker_prestart", "0")
+    os.environ["EXPLORER_CACHE"] = str(tmp_path_factory.mktemp("cache"))
+    ray.init(num_cpus=2, include_dashboard=False, object_store_memory=200 * 2**20, log_to_driver=False)
+    yield
+    ray.shutdown()
+
+
+def completed_study_trials(run_dir: Path) -> list[optuna.trial.FrozenTrial]:
+    storage = optuna.storages.RDBStorage(f"sqlite:///{run_dir / 'study.db'}")
+    study = optuna.load_study(study_name=run_dir.name, storage=storage)
+    return study.get_trials()
+
+
+@pytest.fixture(scope="module")
+def smoke_run(local_ray, tmp_path_factory) -> Path:
+    from explorer.search import run_search
+
+    report = run_search(SPACES / "smoke.yaml", out_root=tmp_path_factory.mktemp("runs"), progress=False)
+    assert report.name == "index.html" and report.exists()
+    return report.parent
+
+
+def test_four_trial_search_records_both_objectives(smoke_run):
+    run_dir = smoke_run
+    df = pd.read_parquet(run_dir / "trials.parquet")
+    assert len(df) == 4
+    assert (df["status"] == "COMPLETE").all(), df[["status", "error"]]
+    for metric in ("accuracy", "gflops", "params_m", "latency_ms"):
+        assert df[metric].map(math.isfinite).all()
+    assert df["gflops"].gt(0).all() and df["accuracy"].between(0, 1).all()
+    assert set(df["param.s0.mixer"]) <= {"conv3d", "posmlp"}
+    pd.testing.assert_frame_equal(pd.read_csv(run_dir / "trials.csv")[["number", "status"]], df[["number", "status"]])
+    for h in df["arch_hash"]:
+        assert (run_dir / "archs" / f"{h}.json").exists()
+    trials = completed_study_trials(run_dir)
+    assert sorted(t.state.name for t in trials) == ["COMPLETE"] * 4
+    assert all(len(t.values) == 2 for t in trials)
+
+
+def test_failing_trials_are_recorded_and_the_others_finish(local_ray, tmp_path):
+    from explorer.search import run_search
+
+    run_dir = run_search(SPACES / "failing.yaml", out_root=tmp_path, progress=False).parent
+    df = pd.read_parquet(run_dir / "trials.parquet").sort_values(["param.s0.mixer", "param.s0.width"])
+    assert df["param.s0.mixer"].tolist() == ["conv3d", "conv3d", "posmlp", "posmlp"]
+    assert df["status"].tolist() == ["COMPLETE", "COMPLETE", "FAILED", "FAILED"]
+    failed = df[df["status"] == "FAILED"]
+    assert (failed["error"] == "InvalidCombination: posmlp window 3 does not tile the 8x8 grid").all()
+    assert df.loc[df["status"] == "COMPLETE", "accuracy"].notna().all()
+    states = sorted(t.state.name for t in completed_study_trials(run_dir))
+    assert states == ["COMPLETE", "COMPLETE", "FAIL", "FAIL"]
+    page = (run_dir / "index.html").read_text()
+    assert "does not tile the 8x8 grid" in page
+
+
+@pytest.mark.browser
+def test_real_run_report_renders_in_chromium(smoke_run, tmp_path):
+    from test_report import CHROMIUM, chromium
+
+    if not CHROMIUM.exists():
+        pytest.skip("needs /usr/bin/chromium (apt-get install -y chromium)")
+    url = (smoke_run / "index.html").resolve().as_uri()
+    dom = chromium("--virtual-time-budget=5000", "--dump-dom", url, user_data=tmp_path / "profile").stdout
+    assert dom.count('class="main-svg"') >= 1, "plotly did not draw (is plotly.min.js loading?)"
+    assert dom.count('class="point"') >= 4  # every trial is a point of the accuracy-vs-GFLOPs scatter
+    assert "Pareto front" in dom
+
+
+def test_report_rebuilds_without_ray(smoke_run):
+    import subprocess
+    import sys
+
+    (smoke_run / "index.html").unlink()
+    code = ("import sys; from explorer.cli import main; rc = main(['report', sys.argv[1]]); "
+            "assert 'ray' not in sys.modules and 'torch' not in sys.modules; sys.exit(rc)")
+    proc = subprocess.run([sys.executable, "-c", code, str(smoke_run)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == f"report: {smoke_run / 'index.html'}"
+    assert (smoke_run / "index.html").exists()

@@ -1,0 +1,56 @@
+import pytest
+import torch
+import torch.nn as nn
+
+from explorer.data import load_task
+from explorer.models import preset
+from explorer.train import TrainConfig, train_arch, train_epochs
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory):
+    return load_task("trev", "smoke", seed=0, cache_dir=tmp_path_factory.mktemp("cache"))
+
+
+def test_reports_every_epoch_and_is_deterministic(smoke):
+    cfg = TrainConfig(epochs=2, batch_size=32, seed=1)
+    first = train_arch(preset("conv3d_tiny"), smoke, cfg)
+    assert [r.epoch for r in first] == [1, 2]
+    assert all(0.0 <= r.accuracy <= 1.0 for r in first)
+    assert first[1].train_time_s > first[0].train_time_s > 0
+    second = train_arch(preset("conv3d_tiny"), smoke, cfg)
+    assert [r.accuracy for r in first] == [r.accuracy for r in second]
+    assert [r.train_loss for r in first] == [r.train_loss for r in second]
+
+
+def test_thread_count_follows_the_cpu_share(smoke):
+    before = torch.get_num_threads()
+    try:
+        next(iter(train_epochs(_Tiny(), smoke, TrainConfig(epochs=1, threads=1))))
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+
+
+class _Tiny(nn.Module):
+    def __init__(self, poison: bool = False):
+        super().__init__()
+        self.fc = nn.Linear(3, 12)
+        self.poison = poison
+
+    def forward(self, x):
+        out = self.fc(x.mean(dim=(2, 3, 4)))
+        return out * float("nan") if self.poison else out
+
+
+def test_nan_loss_raises_with_epoch_and_step(smoke):
+    with pytest.raises(FloatingPointError, match="loss became nan at epoch 1, step 0"):
+        list(train_epochs(_Tiny(poison=True), smoke, TrainConfig(epochs=1)))
+
+
+def test_spec_task_mismatch_is_caught(smoke):
+    from explorer.models import build
+
+    model = build(preset("posmlp_video_72d"))
+    with pytest.raises(ValueError, match="does not match the task's clips 3x8x32x32, 12 classes"):
+        list(train_epochs(model, smoke, TrainConfig(epochs=1)))
