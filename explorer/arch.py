@@ -40,22 +40,36 @@ class InputSpec:
     num_classes: int = 12
 
 
+STEM_KINDS = ("conv", "frame_patch", "tubelet")
+DOWN_KINDS = ("conv", "patch_merge")
+
+
 @dataclass(frozen=True)
 class StemSpec:
-    """3-D patch embedding: ``patch`` is the total spatial stride (2 or 4, one or two stride-2 convs);
-    ``temporal_kernel``/``temporal_stride`` apply to the first conv (PosMLP-Video: 1/1, MorphMLP: 3/2)."""
+    """How clips become tokens; ``patch`` is the total spatial stride.
+
+    - ``conv`` (PySlowFast, PosMLP-Video/MorphMLP): two stride-2 convs (patch 4) or one (patch 2);
+      ``temporal_kernel``/``temporal_stride`` apply to the first conv (PosMLP-Video: 1/1, MorphMLP: 3/2).
+    - ``frame_patch`` (Video-FocalNet): per-frame Conv2d patch×patch, stride patch, + LayerNorm.
+    - ``tubelet`` (ViT): Conv3d temporal_kernel×patch×patch with stride temporal_stride×patch×patch, plus a
+      learned position embedding when ``pos_embed``.
+    """
 
     patch: int = 4
     temporal_kernel: int = 1
     temporal_stride: int = 1
+    kind: str = "conv"
+    pos_embed: bool = False
 
 
 @dataclass(frozen=True)
 class DownSpec:
-    """Downsampling into a stage: a strided (1,3,3) conv (temporal kernel = temporal stride) + LayerNorm."""
+    """Downsampling into a stage. ``conv``: a (ts,3,3) conv, stride (ts,ss,ss), padding (0,1,1), + LayerNorm
+    (PySlowFast); ``patch_merge``: per-frame Conv2d ss×ss, stride ss, + LayerNorm (FocalNet)."""
 
     spatial_stride: int = 2
     temporal_stride: int = 1
+    kind: str = "conv"
 
 
 @dataclass(frozen=True)
@@ -252,8 +266,13 @@ def check_arch(arch: Arch) -> None:
     inp = arch.input
     for name in ("frames", "resolution", "in_chans", "num_classes"):
         _positive(getattr(inp, name), f"input.{name}")
-    if arch.stem.patch not in (2, 4):
-        raise ArchError("stem.patch", f"expected 2 or 4, got {arch.stem.patch}")
+    if arch.stem.kind not in STEM_KINDS:
+        raise ArchError("stem.kind", f"expected one of {', '.join(STEM_KINDS)}, got {arch.stem.kind!r}")
+    if arch.stem.kind == "conv" and arch.stem.patch not in (2, 4):
+        raise ArchError("stem.patch", f"expected 2 or 4 for a conv stem, got {arch.stem.patch}")
+    _positive(arch.stem.patch, "stem.patch")
+    if arch.stem.kind == "frame_patch" and (arch.stem.temporal_kernel, arch.stem.temporal_stride) != (1, 1):
+        raise ArchError("stem", "a frame_patch stem works per frame: temporal_kernel and temporal_stride must be 1")
     _positive(arch.stem.temporal_kernel, "stem.temporal_kernel")
     _positive(arch.stem.temporal_stride, "stem.temporal_stride")
     if not arch.stages:
@@ -274,6 +293,10 @@ def check_arch(arch: Arch) -> None:
         _positive(stage.width, f"{p}.width")
         _positive(stage.mlp_ratio, f"{p}.mlp_ratio")
         if i > 0:
+            if stage.down.kind not in DOWN_KINDS:
+                raise ArchError(f"{p}.down.kind", f"expected one of {', '.join(DOWN_KINDS)}, got {stage.down.kind!r}")
+            if stage.down.kind == "patch_merge" and stage.down.temporal_stride != 1:
+                raise ArchError(f"{p}.down.temporal_stride", "patch_merge works per frame: must be 1")
             _positive(stage.down.spatial_stride, f"{p}.down.spatial_stride")
             _positive(stage.down.temporal_stride, f"{p}.down.temporal_stride")
             if h % stage.down.spatial_stride or t % stage.down.temporal_stride:
@@ -293,7 +316,10 @@ def check_arch(arch: Arch) -> None:
 
 def _after_stem(arch: Arch) -> tuple[int, int]:
     s = arch.stem
-    t = (arch.input.frames + 2 * (s.temporal_kernel // 2) - s.temporal_kernel) // s.temporal_stride + 1
+    if s.kind == "frame_patch":
+        return arch.input.frames, arch.input.resolution // s.patch
+    pad = s.temporal_kernel // 2 if s.kind == "conv" else 0  # the tubelet conv is unpadded
+    t = (arch.input.frames + 2 * pad - s.temporal_kernel) // s.temporal_stride + 1
     return t, arch.input.resolution // s.patch
 
 

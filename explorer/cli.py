@@ -86,13 +86,13 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def _load_arch(name: str):
     from explorer.arch import Arch
-    from explorer.models import PRESETS, preset
+    from explorer.models import preset, preset_names
 
-    if name in PRESETS:
+    if name in preset_names():
         return preset(name)
     path = Path(name)
     if not path.exists():
-        raise FileNotFoundError(f"{name}: neither a preset ({', '.join(sorted(PRESETS))}) nor a file")
+        raise FileNotFoundError(f"{name}: neither a preset ({', '.join(preset_names())}) nor a file")
     return Arch.from_file(path)
 
 
@@ -121,10 +121,13 @@ def cmd_cost(args: argparse.Namespace) -> int:
 
 
 def cmd_presets(_: argparse.Namespace) -> int:
-    from explorer.models import PRESETS, preset
+    from explorer.blocks import preset_doc
+    from explorer.models import preset, preset_names
 
-    for name in sorted(PRESETS):
+    for name in preset_names():
         print(f"{name:20s} {preset(name).summary()}")
+        if preset_doc(name):
+            print(f"{'':20s} {preset_doc(name)}")
     return 0
 
 

@@ -17,14 +17,12 @@ from explorer.arch import (
     Arch,
     ArchError,
     DownSpec,
-    HeadSpec,
-    InputSpec,
     MixerSpec,
-    StageSpec,
     StemSpec,
     stage_grids,
 )
-from explorer.blocks import BlockContext, get_mixer, mixer_names, parse_options
+from explorer.blocks import BlockContext, get_mixer, mixer_names, parse_options, preset_spec
+from explorer.blocks import preset_names as registered_presets
 
 
 def validate_arch(arch: Arch) -> Arch:
@@ -49,7 +47,8 @@ def validate_arch(arch: Arch) -> Arch:
 
 
 class Stem(nn.Module):
-    """Conv3d (kt,3,3)/(st,2,2) → BN → GELU → Conv3d (1,3,3)/(1,2,2) → BN for patch 4; one conv for patch 2."""
+    """``conv`` stem: Conv3d (kt,3,3)/(st,2,2) → BN → GELU → Conv3d (1,3,3)/(1,2,2) → BN for patch 4;
+    one conv + BN for patch 2."""
 
     def __init__(self, in_chans: int, dim: int, spec: StemSpec):
         super().__init__()
@@ -66,6 +65,64 @@ class Stem(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C, T, H, W) -> (B, T, H, W, C)
         return self.proj(x).permute(0, 2, 3, 4, 1)
+
+
+class FramePatchStem(nn.Module):
+    """``frame_patch`` stem (Video-FocalNet): per-frame Conv2d patch×patch stride patch, then LayerNorm."""
+
+    def __init__(self, in_chans: int, dim: int, spec: StemSpec):
+        super().__init__()
+        self.proj = nn.Conv2d(in_chans, dim, spec.patch, stride=spec.patch)
+        self.norm = nn.LayerNorm(dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, _, t = x.shape[:3]
+        x = self.proj(x.transpose(1, 2).flatten(0, 1))  # frames folded into the batch
+        return self.norm(x.unflatten(0, (b, t)).permute(0, 1, 3, 4, 2))
+
+
+class TubeletStem(nn.Module):
+    """``tubelet`` stem (ViT): Conv3d kt×p×p with stride st×p×p, plus an optional learned position embedding
+    over the whole (T', H', W') grid."""
+
+    def __init__(self, in_chans: int, dim: int, spec: StemSpec, grid: tuple[int, int, int]):
+        super().__init__()
+        p, kt, st = spec.patch, spec.temporal_kernel, spec.temporal_stride
+        self.proj = nn.Conv3d(in_chans, dim, (kt, p, p), stride=(st, p, p))
+        self.pos_embed = nn.Parameter(torch.zeros(1, *grid, dim)) if spec.pos_embed else None
+        if self.pos_embed is not None:
+            trunc_normal_(self.pos_embed, std=0.02)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.proj(x).permute(0, 2, 3, 4, 1)
+        return x + self.pos_embed if self.pos_embed is not None else x
+
+
+def make_stem(arch: Arch, dim: int) -> nn.Module:
+    spec = arch.stem
+    if spec.kind == "frame_patch":
+        return FramePatchStem(arch.input.in_chans, dim, spec)
+    if spec.kind == "tubelet":
+        return TubeletStem(arch.input.in_chans, dim, spec, stage_grids(arch)[0])
+    return Stem(arch.input.in_chans, dim, spec)
+
+
+class PatchMerge(nn.Module):
+    """``patch_merge`` downsampling (Video-FocalNet): per-frame Conv2d s×s stride s, then LayerNorm."""
+
+    def __init__(self, in_dim: int, out_dim: int, spec: DownSpec):
+        super().__init__()
+        self.proj = nn.Conv2d(in_dim, out_dim, spec.spatial_stride, stride=spec.spatial_stride)
+        self.norm = nn.LayerNorm(out_dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, T, H, W, C)
+        b, t = x.shape[:2]
+        x = self.proj(x.flatten(0, 1).permute(0, 3, 1, 2))
+        return self.norm(x.permute(0, 2, 3, 1).unflatten(0, (b, t)))
+
+
+def make_down(in_dim: int, out_dim: int, spec: DownSpec) -> nn.Module:
+    return PatchMerge(in_dim, out_dim, spec) if spec.kind == "patch_merge" else Downsample(in_dim, out_dim, spec)
 
 
 class Downsample(nn.Module):
@@ -87,14 +144,14 @@ class VideoBackbone(nn.Module):
         arch = validate_arch(arch)
         self.arch = arch
         widths = [s.width for s in arch.stages]
-        self.stem = Stem(arch.input.in_chans, widths[0], arch.stem)
+        self.stem = make_stem(arch, widths[0])
         total = sum(s.depth for s in arch.stages)
         rates = torch.linspace(0, arch.drop_path_rate, total).tolist() if total > 1 else [0.0]
         self.downs = nn.ModuleList()
         self.stages = nn.ModuleList()
         k = 0
         for i, (stage, grid) in enumerate(zip(arch.stages, stage_grids(arch))):
-            self.downs.append(Downsample(widths[i - 1], stage.width, stage.down) if i else nn.Identity())
+            self.downs.append(make_down(widths[i - 1], stage.width, stage.down) if i else nn.Identity())
             entry = get_mixer(stage.mixer.kind)
             opts = entry.options(**stage.mixer.options)
             blocks = []
@@ -126,31 +183,10 @@ def build(arch: Arch) -> VideoBackbone:
     return VideoBackbone(arch)
 
 
-def _posmlp_video(frames: int, resolution: int, num_classes: int, dims, depths, windows, groups) -> Arch:
-    stages = tuple(
-        StageSpec(depth=d, width=c, mixer=MixerSpec("posmlp", {"arrangement": "parallel", "groups": g, "window": w}))
-        for d, c, w, g in zip(depths, dims, windows, groups)
-    )
-    return Arch(InputSpec(frames, resolution, 3, num_classes), StemSpec(4, 1, 1), stages, HeadSpec())
-
-
-def _small(kind: str, options: dict, widths=(32, 64), depths=(1, 1)) -> Arch:
-    stages = tuple(StageSpec(depth=d, width=w, mixer=MixerSpec(kind, dict(options))) for d, w in zip(depths, widths))
-    return Arch(InputSpec(8, 32, 3, 12), StemSpec(), stages)
-
-
-# name -> factory; the released models reproduce params exactly (see reference_numbers.json)
-PRESETS = {
-    "posmlp_video_72d": lambda: _posmlp_video(16, 224, 174, (72, 144, 288, 576), (3, 4, 9, 3),
-                                              (14, 14, 14, 7), (8, 16, 32, 64)),
-    "posmlp_tiny": lambda: _small("posmlp", {"groups": 4, "window": 8}),
-    "conv3d_tiny": lambda: _small("conv3d", {"kernel_t": 3}),
-    "frame2d_tiny": lambda: _small("conv3d", {"kernel_t": 1}),
-}
-
-
 def preset(name: str) -> Arch:
-    try:
-        return validate_arch(PRESETS[name]())
-    except KeyError:
-        raise KeyError(f"unknown preset {name!r}; known presets: {', '.join(sorted(PRESETS))}") from None
+    """A named preset (registered by its family file) as a validated ``Arch``."""
+    return validate_arch(Arch.from_dict(preset_spec(name), source=f"preset {name}"))
+
+
+def preset_names() -> list[str]:
+    return registered_presets()

@@ -9,7 +9,11 @@ from explorer.blocks.registry import (
     get_mixer,
     mixer_names,
     parse_options,
+    preset_doc,
+    preset_names,
+    preset_spec,
     register_mixer,
+    register_preset,
 )
 
 __all__ = [
@@ -20,5 +24,9 @@ __all__ = [
     "get_mixer",
     "mixer_names",
     "parse_options",
+    "preset_doc",
+    "preset_names",
+    "preset_spec",
     "register_mixer",
+    "register_preset",
 ]

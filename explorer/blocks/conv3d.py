@@ -11,7 +11,7 @@ import torch.nn as nn
 from pydantic import Field, field_validator
 from timm.layers import DropPath, Mlp
 
-from explorer.blocks.registry import BlockContext, MixerOptions, register_mixer
+from explorer.blocks.registry import BlockContext, MixerOptions, register_mixer, register_preset
 
 
 class Conv3dOptions(MixerOptions):
@@ -58,3 +58,21 @@ class Conv3dBlock(nn.Module):
 def build_conv3d_block(ctx: BlockContext, opts: Conv3dOptions) -> nn.Module:
     """Depthwise 3-D convolution + MLP (kernel_t=1: frame-wise 2-D baseline)."""
     return Conv3dBlock(ctx.dim, ctx.mlp_ratio, ctx.drop_path, opts)
+
+
+def _tiny(kernel_t: int) -> dict:
+    stages = [{"depth": 1, "width": w, "mixer": {"kind": "conv3d", "options": {"kernel_t": kernel_t}}} for w in (32, 64)]
+    return {"input": {"frames": 8, "resolution": 32, "in_chans": 3, "num_classes": 12}, "stages": stages,
+            "stem": {"kind": "conv", "patch": 4}}
+
+
+@register_preset("conv3d_tiny")
+def conv3d_tiny() -> dict:
+    """3-D convolution baseline for 8×32² synthetic clips."""
+    return _tiny(3)
+
+
+@register_preset("frame2d_tiny")
+def frame2d_tiny() -> dict:
+    """Frame-wise 2-D baseline (temporal kernel 1 everywhere, mean over frames): blind to frame order."""
+    return _tiny(1)

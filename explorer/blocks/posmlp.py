@@ -17,7 +17,7 @@ from einops import rearrange
 from pydantic import Field
 from timm.layers import DropPath, trunc_normal_
 
-from explorer.blocks.registry import BlockContext, InvalidCombination, MixerOptions, register_mixer
+from explorer.blocks.registry import BlockContext, InvalidCombination, MixerOptions, register_mixer, register_preset
 
 
 class PosMLPOptions(MixerOptions):
@@ -152,3 +152,25 @@ def build_posmlp_block(ctx: BlockContext, opts: PosMLPOptions) -> nn.Module:
         raise InvalidCombination(f"posmlp groups {opts.groups} do not divide width {ctx.dim}")
     win = stage_window(opts.window, ctx.grid)
     return PosMLPParallelBlock(ctx.dim, ctx.grid, win, opts.groups, ctx.drop_path)
+
+
+# ---------------------------------------------------------------------------------------------------- presets
+
+
+def posmlp_video_spec(frames: int, resolution: int, num_classes: int, dims, depths, windows, groups) -> dict:
+    stages = [{"depth": d, "width": c, "mixer": {"kind": "posmlp", "options": {"groups": g, "window": w}}}
+              for d, c, w, g in zip(depths, dims, windows, groups)]
+    return {"input": {"frames": frames, "resolution": resolution, "in_chans": 3, "num_classes": num_classes},
+            "stem": {"kind": "conv", "patch": 4, "temporal_kernel": 1, "temporal_stride": 1}, "stages": stages}
+
+
+@register_preset("posmlp_video_72d")
+def posmlp_video_72d() -> dict:
+    """The released 72-dim PosMLP-Video (SSV1 config, 16×224², 174 classes): 13,509,537 params."""
+    return posmlp_video_spec(16, 224, 174, (72, 144, 288, 576), (3, 4, 9, 3), (14, 14, 14, 7), (8, 16, 32, 64))
+
+
+@register_preset("posmlp_tiny")
+def posmlp_tiny() -> dict:
+    """Two small stages for 8×32² synthetic clips."""
+    return posmlp_video_spec(8, 32, 12, (32, 64), (1, 1), (8, 4), (4, 8))

@@ -60,6 +60,39 @@ def register_mixer(name: str, options: type[MixerOptions], layout: Literal["grid
     return wrap
 
 
+_PRESETS: dict[str, Callable[[], dict]] = {}
+
+
+def register_preset(name: str):
+    """Decorator registering a named preset: a function returning the ``Arch`` in its plain dict form (blocks
+    sit below ``explorer.arch`` and do not import it). Family files list their presets at the bottom."""
+
+    def wrap(factory: Callable[[], dict]) -> Callable[[], dict]:
+        if name in _PRESETS:
+            raise KeyError(f"preset {name!r} registered twice")
+        _PRESETS[name] = factory
+        return factory
+
+    return wrap
+
+
+def preset_names() -> list[str]:
+    return sorted(_PRESETS)
+
+
+def preset_spec(name: str) -> dict:
+    try:
+        return _PRESETS[name]()
+    except KeyError:
+        raise KeyError(f"unknown preset {name!r}; known presets: {', '.join(preset_names())}") from None
+
+
+def preset_doc(name: str) -> str:
+    """First line of a preset's docstring (for `explorer presets`)."""
+    doc = (_PRESETS[name].__doc__ or "").strip()
+    return doc.splitlines()[0] if doc else ""
+
+
 def mixer_names() -> list[str]:
     return sorted(_REGISTRY)
 
