@@ -50,9 +50,25 @@ def check_constraints(space: SearchSpace, metrics: dict[str, float]) -> None:
             raise Infeasible(f"{metric} {metrics[metric]:.4g} exceeds {key} {limit:g}")
 
 
-def run_trial(config: dict[str, Any], space_data: dict[str, Any]) -> None:
+def _cached_reports(cache_dir: Path, arch_hash: str) -> list[dict[str, float]] | None:
+    path = cache_dir / f"{arch_hash}.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def _store_reports(cache_dir: Path, arch_hash: str, reports: list[dict[str, float]]) -> None:
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    tmp = cache_dir / f".{arch_hash}.{os.getpid()}.tmp"
+    tmp.write_text(json.dumps(reports))
+    os.replace(tmp, cache_dir / f"{arch_hash}.json")  # atomic: a concurrent reader sees all or nothing
+
+
+def run_trial(config: dict[str, Any], space_data: dict[str, Any], cache_dir: str) -> None:
     """One Ray Tune trial: build the sampled Arch, measure its cost (before training, so infeasible samples cost
-    nothing and every report carries every objective), then train and report after every epoch."""
+    nothing and every report carries every objective), then train and report after every epoch.
+
+    Samplers propose the same architecture twice in small spaces; training is deterministic per seed, so a trial
+    whose Arch hash already finished in this run replays that trial's reports instead of training again (the
+    cache lives in the run folder: on a cluster without a shared file system, workers simply train)."""
     import torch
     from ray import tune
 
@@ -65,6 +81,13 @@ def run_trial(config: dict[str, Any], space_data: dict[str, Any]) -> None:
     threads = space.budget.cpus_per_trial
     torch.set_num_threads(threads)
     arch = arch_from_params(space, config)
+    cache = Path(cache_dir)
+    cached = _cached_reports(cache, arch.content_hash)
+    if cached is not None:
+        for report in cached:
+            tune.report({**report, "cached": 1.0, "train_time_s": 0.0,
+                         "trial_time_s": time.perf_counter() - started})
+        return
     torch.manual_seed(space.task.seed)
     model = build(arch)
     cost = measure(arch, model, latency=True, threads=threads, repeats=5).metrics()
@@ -72,9 +95,13 @@ def run_trial(config: dict[str, Any], space_data: dict[str, Any]) -> None:
     data = _task_data(space)
     train_cfg = TrainConfig(epochs=space.budget.epochs, batch_size=space.budget.batch_size, lr=space.budget.lr,
                             seed=space.task.seed, threads=threads)
+    reports = []
     for result in train_epochs(model, data, train_cfg):
-        tune.report({"accuracy": result.accuracy, **cost, "train_loss": result.train_loss, "epoch": result.epoch,
-                     "train_time_s": result.train_time_s, "trial_time_s": time.perf_counter() - started})
+        reports.append({"accuracy": result.accuracy, **cost, "train_loss": result.train_loss, "epoch": result.epoch,
+                        "train_time_s": result.train_time_s, "trial_time_s": time.perf_counter() - started,
+                        "cached": 0.0})
+        tune.report(reports[-1])
+    _store_reports(cache, arch.content_hash, reports)
 
 
 # ---------------------------------------------------------------------------------------------------- the driver
@@ -167,6 +194,7 @@ def trials_table(space: SearchSpace, results, run_dir: Path):
         for key in ("accuracy", "gflops", "params_m", "latency_ms", "train_time_s", "trial_time_s", "train_loss"):
             row[key] = float(metrics[key]) if key in metrics else float("nan")
         row["epochs"] = int(metrics.get("epoch", 0))
+        row["cached"] = bool(metrics.get("cached", 0.0))
         try:
             arch = arch_from_params(space, config)
             row["arch_hash"], row["arch_summary"], row["arch_json"] = arch.content_hash, arch.summary(), arch.to_json(None)
@@ -240,7 +268,8 @@ def run_search(space_path: str | Path, out_root: str | Path = "reports", address
                                 study_name=run_dir.name, storage=storage)
         searcher = ConcurrencyLimiter(searcher, max_concurrent=concurrency)
         trainable = tune.with_resources(
-            tune.with_parameters(run_trial, space_data=space.model_dump(mode="json")),
+            tune.with_parameters(run_trial, space_data=space.model_dump(mode="json"),
+                                 cache_dir=str(run_dir / "cache")),
             {"cpu": space.budget.cpus_per_trial})
         callbacks = [progress_callback(_num_trials(space))] if progress else []
         tuner = tune.Tuner(

@@ -96,3 +96,14 @@ def test_report_rebuilds_without_ray(smoke_run):
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == f"report: {smoke_run / 'index.html'}"
     assert (smoke_run / "index.html").exists()
+
+
+def test_duplicate_architecture_is_not_trained_twice(local_ray, tmp_path):
+    from explorer.search import run_search
+
+    run_dir = run_search(SPACES / "duplicate.yaml", out_root=tmp_path, progress=False).parent
+    df = pd.read_parquet(run_dir / "trials.parquet")
+    assert df["arch_hash"].nunique() == 1 and (df["status"] == "COMPLETE").all()
+    assert df["cached"].tolist() == [False, True]
+    assert df["accuracy"].iloc[0] == df["accuracy"].iloc[1]
+    assert df["train_time_s"].iloc[0] > 0 and df["train_time_s"].iloc[1] == 0
