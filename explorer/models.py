@@ -190,3 +190,41 @@ def preset(name: str) -> Arch:
 
 def preset_names() -> list[str]:
     return registered_presets()
+
+
+def _timm_entry(name: str):
+    """A timm model function for a preset: ``num_classes`` and ``drop_path_rate`` override the spec."""
+
+    def create(pretrained: bool = False, **kwargs) -> VideoBackbone:
+        if pretrained:
+            raise ValueError(f"{name}: the explorer ships no pretrained weights")
+        for key in ("pretrained_cfg", "pretrained_cfg_overlay", "cache_dir"):
+            kwargs.pop(key, None)
+        arch = preset(name)
+        if "num_classes" in kwargs:
+            arch = arch.replace(input=dataclasses.replace(arch.input, num_classes=int(kwargs.pop("num_classes"))))
+        if "drop_path_rate" in kwargs:
+            arch = arch.replace(drop_path_rate=float(kwargs.pop("drop_path_rate")))
+        if kwargs:
+            raise TypeError(f"{name}: unsupported arguments {sorted(kwargs)}")
+        return build(arch)
+
+    create.__name__ = create.__qualname__ = name
+    create.__module__ = __name__
+    create.__doc__ = f"explorer preset {name!r} (see `explorer presets`)."
+    return create
+
+
+def register_timm_models() -> list[str]:
+    """Register every preset with timm's model registry (idempotent); returns the names added."""
+    from timm.models import is_model, register_model
+
+    added = []
+    for name in preset_names():
+        if not is_model(name):
+            register_model(_timm_entry(name))
+            added.append(name)
+    return added
+
+
+register_timm_models()
