@@ -64,3 +64,12 @@ def test_temporal_unit_sees_frame_order():
     x = torch.randn(1, 4, 4, 4, 8)
     flipped = block(x.flip(1)).flip(1)
     assert not torch.allclose(block(x), flipped, atol=1e-4)
+
+
+@pytest.mark.slow
+def test_released_model_flops_within_one_percent():
+    from explorer.cost import example_input
+    from explorer.models import build, preset
+
+    arch = preset("posmlp_video_72d")
+    assert count_flops(build(arch), example_input(arch)) / 1e9 == pytest.approx(40.486, rel=0.01)
