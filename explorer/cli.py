@@ -85,15 +85,18 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def _load_arch(name: str):
-    from explorer.arch import Arch
-    from explorer.models import preset, preset_names
+    from explorer.arch import Arch, ArchError
+    from explorer.models import preset, preset_names, validate_arch
 
     if name in preset_names():
         return preset(name)
     path = Path(name)
     if not path.exists():
         raise FileNotFoundError(f"{name}: neither a preset ({', '.join(preset_names())}) nor a file")
-    return Arch.from_file(path)
+    try:
+        return validate_arch(Arch.from_file(path))  # mixer names and options too, before any building
+    except ArchError as err:
+        raise ArchError(err.path, err.message, err.source or str(path)) from None
 
 
 def cmd_cost(args: argparse.Namespace) -> int:

@@ -1,0 +1,42 @@
+import json
+import subprocess
+import sys
+
+
+def explorer(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-W", "ignore", "-m", "explorer.cli", *args], capture_output=True,
+                          text=True)
+
+
+def test_cost_of_a_preset_and_of_a_file(tmp_path):
+    proc = explorer("cost", "conv3d_tiny", "--json", "--no-latency")
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert out["params"] == 48556 and out["gflops"] > 0 and out["latency_ms"] is None
+    from explorer.models import preset
+
+    path = tmp_path / "arch.json"
+    path.write_text(preset("conv3d_tiny").to_json())
+    proc = explorer("cost", str(path), "--threads", "1", "--repeats", "2")
+    assert proc.returncode == 0, proc.stderr
+    assert "params    48,556" in proc.stdout and "1 thread(s)" in proc.stdout
+
+
+def test_bad_inputs_exit_2_without_traceback(tmp_path):
+    proc = explorer("cost", "no_such_thing")
+    assert proc.returncode == 2 and "neither a preset" in proc.stderr and "Traceback" not in proc.stderr
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"input": {}, "stem": {}, "stages": [{"depth": 1, "width": 8, "mixer": {"kind": "nope"}}]}')
+    proc = explorer("cost", str(bad))
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip() == (f"error: {bad}: stages[0].mixer.kind: unknown mixer 'nope'; "
+                                   "known mixers: conv3d, posmlp")
+    proc = explorer("report", str(tmp_path))
+    assert proc.returncode == 2 and "not a run folder" in proc.stderr
+
+
+def test_help_lists_the_subcommands():
+    proc = explorer("--help")
+    assert proc.returncode == 0
+    for word in ("search", "report", "cost", "presets", "--address"):
+        assert word in proc.stdout
