@@ -15,8 +15,18 @@ import sys
 __version__ = "0.1.0"
 
 
+def _importing_ourselves() -> bool:
+    """True while a module of this package is mid-import (it may be the one importing timm right now)."""
+    for name, module in list(sys.modules.items()):
+        if name.startswith("explorer.") and getattr(getattr(module, "__spec__", None), "_initializing", False):
+            return True
+    return False
+
+
 def _register_presets_with_timm() -> None:
-    if "explorer.models" in sys.modules:  # loaded (or loading): it registers at its own end
+    # explorer.models registers every preset at the end of its own import; importing it from inside another
+    # explorer import would be circular, so leave it to that import in that case
+    if "explorer.models" in sys.modules or _importing_ourselves():
         return
     import explorer.models  # noqa: F401
 

@@ -10,6 +10,7 @@ from explorer.models import build, preset, preset_names
 @pytest.mark.parametrize("code", [
     "import explorer, timm",  # explorer first: the import hook registers once timm loads
     "import timm, explorer",  # timm first: explorer registers at import
+    "import explorer.blocks, timm, explorer.models",  # timm loaded mid-import of explorer: models registers
 ])
 def test_presets_are_timm_models_after_import_explorer(code):
     check = code + "; m = timm.create_model('posmlp_tiny', num_classes=5); print(m.head.out_features)"
