@@ -91,12 +91,30 @@ class GlobalTokensSpec:
     width: int = 192
 
 
+MERGE_METHODS = ("tome", "sttm")
+
+
 @dataclass(frozen=True)
 class MergeSpec:
-    """Token merging inside a set-based stage: ``method`` is ``tome`` or ``sttm``; ``ratio`` of tokens merged."""
+    """Token merging inside a set-layout stage (``blocks_focal_mobileformer_merge.md`` §3).
+
+    - ``tome``: bipartite soft matching in every block listed in ``layers`` (all blocks when None), removing
+      ``r`` tokens per merging block, or ``ratio`` (≤ 0.5) of the tokens entering it; give exactly one.
+    - ``sttm``: one spatial-then-temporal merge in the single block ``layers = [i]``; ``ratio`` of each frame's
+      tokens is merged into meta tokens, then ``temporal_ratio`` (default 0.5) of the odd frames' groups into
+      their match in the previous frame.
+    - ``prop_attn``: proportional attention (log token size added to the logits) after merging.
+    - ``size_weighted_pool``: the head averages tokens weighted by their size (ToMe's MAE/video models);
+      False gives the plain token mean of timm's ViT.
+    """
 
     method: str = "tome"
-    ratio: float = 0.25
+    r: Optional[int] = None
+    ratio: Optional[float] = None
+    layers: Optional[tuple[int, ...]] = None
+    temporal_ratio: Optional[float] = None
+    prop_attn: bool = True
+    size_weighted_pool: bool = True
 
 
 @dataclass(frozen=True)
@@ -153,7 +171,7 @@ class Arch:
 
     def summary(self) -> str:
         """One line for tables and hover text, e.g. ``conv3d d2 w32 | posmlp_parallel d1 w64``."""
-        return " | ".join(f"{s.mixer.kind} d{s.depth} w{s.width}" for s in self.stages)
+        return " | ".join(f"{s.mixer.kind} d{s.depth} w{s.width}{_merge_summary(s.merge)}" for s in self.stages)
 
     def replace(self, **changes: Any) -> "Arch":
         return dataclasses.replace(self, **changes)
@@ -180,6 +198,13 @@ class Arch:
         if isinstance(data, dict) and "arch" in data and "stages" not in data:
             data = data["arch"]  # accept files that wrap the spec with metadata
         return cls.from_dict(data, source=str(path))
+
+
+def _merge_summary(merge: Optional["MergeSpec"]) -> str:
+    if merge is None:
+        return ""
+    amount = f"r{merge.r}" if merge.r is not None else f"ratio {merge.ratio:g}"
+    return f" +{merge.method} {amount}"
 
 
 def _canonical_json(data: Any) -> str:
@@ -308,10 +333,40 @@ def check_arch(arch: Arch) -> None:
             if stage.global_tokens.num < 0:
                 raise ArchError(f"{p}.global_tokens.num", "must be >= 0")
         if stage.merge is not None:
-            if stage.merge.method not in ("tome", "sttm"):
-                raise ArchError(f"{p}.merge.method", f"expected 'tome' or 'sttm', got {stage.merge.method!r}")
-            if not 0.0 <= stage.merge.ratio < 1.0:
-                raise ArchError(f"{p}.merge.ratio", f"expected a value in [0, 1), got {stage.merge.ratio}")
+            _check_merge(stage.merge, stage.depth, f"{p}.merge")
+
+
+def _check_merge(m: MergeSpec, depth: int, p: str) -> None:
+    if m.method not in MERGE_METHODS:
+        raise ArchError(f"{p}.method", f"expected one of {', '.join(MERGE_METHODS)}, got {m.method!r}")
+    if (m.r is None) == (m.ratio is None):
+        raise ArchError(p, "give exactly one of r (tokens removed per merging block) or ratio")
+    if m.r is not None:
+        if m.method == "sttm":
+            raise ArchError(f"{p}.r", "sttm merges a fraction of each frame's tokens: give ratio instead of r")
+        if m.r < 0:
+            raise ArchError(f"{p}.r", f"must be >= 0, got {m.r}")
+    if m.ratio is not None:
+        # ToMe's bipartite split can remove at most half the tokens per block; STTM keeps >= 1 token per frame
+        ok, allowed = (m.ratio <= 0.5, "[0, 0.5]") if m.method == "tome" else (m.ratio < 1.0, "[0, 1)")
+        if m.ratio < 0 or not ok:
+            raise ArchError(f"{p}.ratio", f"expected a value in {allowed} for {m.method}, got {m.ratio}")
+    if m.temporal_ratio is not None:
+        if m.method != "sttm":
+            raise ArchError(f"{p}.temporal_ratio", "only sttm has a temporal merge; leave it unset for tome")
+        if not 0.0 <= m.temporal_ratio <= 1.0:
+            raise ArchError(f"{p}.temporal_ratio", f"expected a value in [0, 1], got {m.temporal_ratio}")
+    if m.layers is not None:
+        if not m.layers:
+            raise ArchError(f"{p}.layers", "give at least one block index (or leave it unset for all blocks)")
+        for j, layer in enumerate(m.layers):
+            if not 0 <= layer < depth:
+                raise ArchError(f"{p}.layers[{j}]", f"block index {layer} outside the stage's {depth} blocks")
+        if len(set(m.layers)) != len(m.layers):
+            raise ArchError(f"{p}.layers", f"repeated block index in {list(m.layers)}")
+    if m.method == "sttm" and (m.layers is None or len(m.layers) != 1):
+        raise ArchError(f"{p}.layers", "sttm merges once per stage (its meta tokens need the frame grid): "
+                                       "give one block index, e.g. layers: [3]")
 
 
 def _after_stem(arch: Arch) -> tuple[int, int]:

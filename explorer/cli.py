@@ -128,9 +128,9 @@ def cmd_presets(_: argparse.Namespace) -> int:
     from explorer.models import preset, preset_names
 
     for name in preset_names():
-        print(f"{name:20s} {preset(name).summary()}")
+        print(f"{name:22s} {preset(name).summary()}")
         if preset_doc(name):
-            print(f"{'':20s} {preset_doc(name)}")
+            print(f"{'':22s} {preset_doc(name)}")
     return 0
 
 

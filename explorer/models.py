@@ -3,6 +3,10 @@
 Skeleton (shared by PosMLP-Video and MorphMLP, ``blocks_posmlp_morphmlp.md`` §1): a two-conv 3-D stem to a
 channels-last grid ``(B, T, H, W, C)``, stages of registry blocks separated by strided (1,3,3) convs + LayerNorm,
 and a LayerNorm → mean-pool → Linear head.
+
+Set-layout stages (attention, ``blocks.registry.MixerEntry.layout == "set"``) flatten the grid to a token set and
+may merge tokens (``StageSpec.merge``: ToMe/STTM, ``blocks/merge.py``); the head then pools the remaining tokens
+(size-weighted when ``merge.size_weighted_pool``). A set stage must be the last stage.
 """
 
 from __future__ import annotations
@@ -17,12 +21,14 @@ from explorer.arch import (
     Arch,
     ArchError,
     DownSpec,
+    MergeSpec,
     MixerSpec,
     StemSpec,
     stage_grids,
 )
 from explorer.blocks import BlockContext, get_mixer, mixer_names, parse_options, preset_spec
 from explorer.blocks import preset_names as registered_presets
+from explorer.blocks.merge import TokenState, build_merger
 
 
 def validate_arch(arch: Arch) -> Arch:
@@ -40,9 +46,25 @@ def validate_arch(arch: Arch) -> Arch:
             raise ArchError(f"{path}.options", str(err)) from None
         if stage.global_tokens is not None and stage.global_tokens.num > 0:
             raise ArchError(f"stages[{i}].global_tokens", "global-token bridges are not implemented yet")
-        if stage.merge is not None:
-            raise ArchError(f"stages[{i}].merge", "token merging is not implemented yet")
-        stages.append(dataclasses.replace(stage, mixer=MixerSpec(stage.mixer.kind, opts.model_dump())))
+        layout = get_mixer(stage.mixer.kind).layout
+        if i > 0 and get_mixer(arch.stages[i - 1].mixer.kind).layout == "set":
+            raise ArchError(f"stages[{i}]", f"a stage after the set-layout stage {i - 1} "
+                                            f"({arch.stages[i - 1].mixer.kind!r}) is not supported: its tokens are "
+                                            f"a set (merged or not), with no grid to downsample; make the set "
+                                            f"stage the last one")
+        merge = stage.merge
+        if merge is not None:
+            if layout != "set":
+                set_mixers = ", ".join(n for n in mixer_names() if get_mixer(n).layout == "set")
+                raise ArchError(f"stages[{i}].merge", f"token merging needs a set-layout mixer; "
+                                                      f"{stage.mixer.kind!r} works on the grid "
+                                                      f"(set mixers: {set_mixers})")
+            conflict = getattr(opts, "merge_conflict", lambda: None)()
+            if conflict:
+                raise ArchError(f"stages[{i}].merge", f"mixer {stage.mixer.kind!r}: {conflict}")
+            if merge.method == "sttm" and merge.temporal_ratio is None:  # defaults filled, as for mixer options
+                merge = dataclasses.replace(merge, temporal_ratio=0.5)
+        stages.append(dataclasses.replace(stage, mixer=MixerSpec(stage.mixer.kind, opts.model_dump()), merge=merge))
     return arch.replace(stages=tuple(stages))
 
 
@@ -138,6 +160,31 @@ class Downsample(nn.Module):
         return self.norm(self.conv(x.permute(0, 4, 1, 2, 3)).permute(0, 2, 3, 4, 1))
 
 
+class SetStage(nn.Module):
+    """A stage of set-layout blocks: flattens the grid ``(B, T, H, W, C)`` to raster-ordered tokens ``(B, N, C)``
+    with sizes 1 (and positions when STTM needs them), then runs ``x, state = block(x, state, merger)`` with the
+    stage's merger for the blocks listed in ``merge.layers`` (all blocks when unset). Returns ``(x, state)``."""
+
+    def __init__(self, blocks: list[nn.Module], width: int, grid: tuple[int, int, int], merge: MergeSpec | None):
+        super().__init__()
+        self.blocks = nn.ModuleList(blocks)
+        self.grid = grid
+        self.merge = merge
+        self.mergers = nn.ModuleDict()
+        if merge is not None:
+            for j in range(len(blocks)) if merge.layers is None else merge.layers:
+                self.mergers[str(j)] = build_merger(merge.method, width, merge.r, merge.ratio, merge.temporal_ratio)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, TokenState]:
+        x = x.flatten(1, 3)
+        merge = self.merge
+        state = TokenState.start(x, self.grid, with_pos=merge is not None and merge.method == "sttm",
+                                 prop_attn=merge is None or merge.prop_attn)
+        for j, block in enumerate(self.blocks):
+            x, state = block(x, state, self.mergers[str(j)] if str(j) in self.mergers else None)
+        return x, state
+
+
 class VideoBackbone(nn.Module):
     def __init__(self, arch: Arch):
         super().__init__()
@@ -159,22 +206,47 @@ class VideoBackbone(nn.Module):
                 ctx = BlockContext(stage.width, grid, stage.mlp_ratio, rates[k])
                 blocks.append(entry.build(ctx, opts))
                 k += 1
-            self.stages.append(nn.Sequential(*blocks))
+            if entry.layout == "set":
+                self.stages.append(SetStage(blocks, stage.width, grid, stage.merge))
+            else:
+                self.stages.append(nn.Sequential(*blocks))
         self.norm = nn.LayerNorm(widths[-1])
         self.head_drop = nn.Dropout(arch.head.dropout)
         self.head = nn.Linear(widths[-1], arch.input.num_classes)
         trunc_normal_(self.head.weight, std=0.02)
         nn.init.zeros_(self.head.bias)
 
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+    def forward_tokens(self, x: torch.Tensor) -> tuple[torch.Tensor, TokenState | None]:
+        """Features of the last stage — a grid ``(B, T, H, W, C)``, or a set ``(B, N, C)`` with its token state
+        when the last stage is set-layout."""
         x = self.stem(x)
+        state = None
         for down, stage in zip(self.downs, self.stages):
-            x = stage(down(x))
-        return x
+            x = down(x)
+            if isinstance(stage, SetStage):
+                x, state = stage(x)
+            else:
+                x = stage(x)
+        return x, state
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_tokens(x)[0]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.norm(self.forward_features(x)).mean(dim=(1, 2, 3))
+        x, state = self.forward_tokens(x)
+        x = self.norm(x)
+        if x.dim() == 5:
+            x = x.mean(dim=(1, 2, 3))
+        elif state is not None and state.merged and self.size_weighted_pool:
+            x = (x * state.size).sum(dim=1) / state.size.sum(dim=1)  # ToMe (MAE/video): Σ s·x / Σ s
+        else:
+            x = x.mean(dim=1)
         return self.head(self.head_drop(x))
+
+    @property
+    def size_weighted_pool(self) -> bool:
+        merge = self.arch.stages[-1].merge
+        return merge is not None and merge.size_weighted_pool
 
 
 def build(arch: Arch) -> VideoBackbone:

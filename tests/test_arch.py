@@ -67,7 +67,7 @@ def test_registry_checks_mixer_and_fills_defaults():
     assert validate_arch(Arch.from_dict(explicit)).content_hash == arch.content_hash
     bad = json.loads(json.dumps(SPEC))
     bad["stages"][1]["mixer"]["kind"] = "posmlpp"
-    with pytest.raises(ArchError, match=r"stages\[1\]\.mixer\.kind: unknown mixer 'posmlpp'; known mixers: conv3d, posmlp"):
+    with pytest.raises(ArchError, match=r"stages\[1\]\.mixer\.kind: unknown mixer 'posmlpp'; known mixers: .*conv3d, .*posmlp"):
         validate_arch(Arch.from_dict(bad))
     bad["stages"][1]["mixer"] = {"kind": "posmlp", "options": {"group": 4}}
     with pytest.raises(ArchError, match=r"stages\[1\]\.mixer\.options: group: unknown option"):

@@ -2,6 +2,8 @@ import json
 import subprocess
 import sys
 
+KNOWN = "attention, conv3d, focal, morphmlp, posmlp"  # every registered family, sorted
+
 
 def explorer(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-W", "ignore", "-m", "explorer.cli", *args], capture_output=True,
@@ -30,7 +32,7 @@ def test_bad_inputs_exit_2_without_traceback(tmp_path):
     proc = explorer("cost", str(bad))
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert proc.stderr.strip() == (f"error: {bad}: stages[0].mixer.kind: unknown mixer 'nope'; "
-                                   "known mixers: conv3d, posmlp")
+                                   f"known mixers: {KNOWN}")
     proc = explorer("report", str(tmp_path))
     assert proc.returncode == 2 and "not a run folder" in proc.stderr
 

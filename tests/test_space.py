@@ -11,6 +11,7 @@ import pytest
 from explorer.space import SpaceError, arch_from_params, load_space, sample_arch
 
 ROOT = Path(__file__).resolve().parents[1]
+KNOWN = "attention, conv3d, focal, morphmlp, posmlp"  # every registered family, sorted
 
 GOOD = """\
 name: t
@@ -34,7 +35,7 @@ def write(tmp_path: Path, text: str) -> Path:
 @pytest.mark.parametrize("text, line, field, fragment", [
     # unknown mixer name: lists the known ones
     (GOOD.replace("posmlp: {groups", "posmlpp: {groups"), 9, "stages[0].mixer.choice.posmlpp",
-     "unknown mixer 'posmlpp' (did you mean 'posmlp'?); known mixers: conv3d, posmlp"),
+     f"unknown mixer 'posmlpp' (did you mean 'posmlp'?); known mixers: {KNOWN}"),
     # misspelt key: suggests the right one and lists the allowed keys
     (GOOD.replace("task:", "taks:"), 2, "taks", "unknown key (did you mean 'task'?); expected one of: name,"),
     # wrong type
@@ -76,7 +77,7 @@ def test_cli_exits_2_with_one_clear_line(tmp_path):
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
     assert proc.stderr.strip() == (f"error: {path}:9: stages[0].mixer.choice.posmlpp: unknown mixer 'posmlpp' "
-                                   "(did you mean 'posmlp'?); known mixers: conv3d, posmlp")
+                                   f"(did you mean 'posmlp'?); known mixers: {KNOWN}")
 
 
 def test_sampling_is_define_by_run_and_replays(tmp_path):
