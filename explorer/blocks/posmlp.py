@@ -1,15 +1,23 @@
 """PosMLP-Video (Zhou et al., IJCV 2024): positional gating units with learnable relative-position token mixing.
 
 Spec: ``shared/reference/blocks_posmlp_morphmlp.md`` §2. Read top-down: options → LRPE operator → gating units
-(PoSGU spatial-window, PoTGU temporal) → positional gated layer → block.
+(PoSGU spatial-window, PoTGU temporal, PoSTGU joint window) → positional gated layer → blocks.
 
-The released block is ``x + DropPath(Layer_S(x) + Layer_T(x))`` with ``Layer(x) = W2 · GU(GELU(W1 · LN(x)))``,
-W1: C→2C, W2: C→C, and no FFN; ``mlp_ratio`` of the stage is therefore not used by this mixer.
+``Layer(x) = W2 · GU(GELU(W1 · LN(x)))`` with W1: C→2C, W2: C→C, and no FFN (``mlp_ratio`` of the stage is not
+used by this mixer). Arrangements of the gated layers in a block:
+
+- ``parallel`` (released): ``x + DropPath(Layer_S(x) + Layer_T(x))``;
+- ``spatial_temporal`` / ``temporal_spatial`` (serial): ``x ← x + DropPath(Layer_A(x))`` then the same with
+  Layer_B, each with its own residual;
+- ``joint``: ``x + DropPath(Layer_ST(x))`` with PoSTGU over T_w×w×w windows.
+
+Only ``parallel`` is in the released code; the other three are our reading of the paper's abstract (three
+factorised block types and a joint unit) — the spec marks them INFERRED.
 """
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, Optional
 
 import torch
 import torch.nn as nn
@@ -21,9 +29,13 @@ from explorer.blocks.registry import BlockContext, InvalidCombination, MixerOpti
 
 
 class PosMLPOptions(MixerOptions):
-    arrangement: Literal["parallel"] = Field("parallel", description="released form: PoSGU ‖ PoTGU, one residual")
+    arrangement: Literal["parallel", "spatial_temporal", "temporal_spatial", "joint"] = Field(
+        "parallel", description="parallel = released PoSGU ‖ PoTGU with one residual; spatial_temporal / "
+                                "temporal_spatial = serial gated layers, each with its own residual; joint = PoSTGU")
     groups: int = Field(8, ge=1, description="channel groups g (interleaved: channel c uses table column c mod g)")
-    window: int = Field(14, ge=1, description="PoSGU window w (clamped to the stage's spatial size)")
+    window: int = Field(14, ge=1, description="spatial window w of PoSGU/PoSTGU (clamped to the stage's size)")
+    temporal_window: Optional[int] = Field(
+        None, ge=1, description="PoSTGU temporal window T_w (joint only; must divide T'); None = all T' frames")
 
 
 def relative_index(coords: torch.Tensor, extents: tuple[int, ...]) -> torch.Tensor:
@@ -100,6 +112,25 @@ class PoTGU(nn.Module):
         return u * v
 
 
+class PoSTGU(nn.Module):
+    """Joint spatio-temporal gating unit: LRPE inside non-overlapping T_w×w×w windows, table
+    (2T_w−1)(2w−1)²×g, cost (T_w·w²)²·C per window."""
+
+    def __init__(self, dim: int, temporal_window: int, window: int, groups: int):
+        super().__init__()
+        self.temporal_window, self.window = temporal_window, window
+        self.mix = LearnedRelativePositionMixing((temporal_window, window, window), groups)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        u, v = z.chunk(2, dim=-1)
+        b, t, h, w, _ = u.shape
+        tw, win = self.temporal_window, self.window
+        u = rearrange(u, "b (nt tw) (nh wh) (nw ww) c -> (b nt nh nw) (tw wh ww) c", tw=tw, wh=win, ww=win)
+        u = rearrange(self.mix(u), "(b nt nh nw) (tw wh ww) c -> b (nt tw) (nh wh) (nw ww) c",
+                      b=b, nt=t // tw, nh=h // win, tw=tw, wh=win)
+        return u * v
+
+
 class PositionalGatedLayer(nn.Module):
     """``W2 · GU(GELU(W1 · LN(x)))`` with W1: C→2C and W2: C→C (the video code's fixed ratio 2)."""
 
@@ -130,6 +161,36 @@ class PosMLPParallelBlock(nn.Module):
         return x + self.drop_path(self.spatial(x) + self.temporal(x))
 
 
+class PosMLPSerialBlock(nn.Module):
+    """Serial arrangement: ``x ← x + DropPath(Layer_A(x))``, ``x ← x + DropPath(Layer_B(x))``."""
+
+    def __init__(self, dim: int, grid: tuple[int, int, int], window: int, groups: int, spatial_first: bool,
+                 drop_path: float = 0.0):
+        super().__init__()
+        spatial = PositionalGatedLayer(dim, PoSGU(dim, window, groups))
+        temporal = PositionalGatedLayer(dim, PoTGU(dim, grid[0], groups))
+        self.first, self.second = (spatial, temporal) if spatial_first else (temporal, spatial)
+        self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
+        self.apply(_init_linear)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.drop_path(self.first(x))
+        return x + self.drop_path(self.second(x))
+
+
+class PosMLPJointBlock(nn.Module):
+    """Joint arrangement: ``x + DropPath(Layer_ST(x))`` with a PoSTGU gated layer."""
+
+    def __init__(self, dim: int, temporal_window: int, window: int, groups: int, drop_path: float = 0.0):
+        super().__init__()
+        self.joint = PositionalGatedLayer(dim, PoSTGU(dim, temporal_window, window, groups))
+        self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
+        self.apply(_init_linear)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.drop_path(self.joint(x))
+
+
 def _init_linear(m: nn.Module) -> None:
     if isinstance(m, nn.Linear):
         trunc_normal_(m.weight, std=0.02)
@@ -145,13 +206,26 @@ def stage_window(window: int, grid: tuple[int, int, int]) -> int:
     return win
 
 
+def stage_temporal_window(temporal_window: int | None, frames: int) -> int:
+    tw = frames if temporal_window is None else temporal_window
+    if frames % tw:
+        raise InvalidCombination(f"posmlp temporal_window {tw} does not divide the {frames} frames of the stage")
+    return tw
+
+
 @register_mixer("posmlp", PosMLPOptions)
 def build_posmlp_block(ctx: BlockContext, opts: PosMLPOptions) -> nn.Module:
-    """PosMLP-Video positional gating units (PoSGU ‖ PoTGU)."""
+    """PosMLP-Video positional gating units (PoSGU, PoTGU, PoSTGU) in parallel, serial or joint blocks."""
     if ctx.dim % opts.groups:
         raise InvalidCombination(f"posmlp groups {opts.groups} do not divide width {ctx.dim}")
     win = stage_window(opts.window, ctx.grid)
-    return PosMLPParallelBlock(ctx.dim, ctx.grid, win, opts.groups, ctx.drop_path)
+    if opts.arrangement == "parallel":
+        return PosMLPParallelBlock(ctx.dim, ctx.grid, win, opts.groups, ctx.drop_path)
+    if opts.arrangement == "joint":
+        tw = stage_temporal_window(opts.temporal_window, ctx.grid[0])
+        return PosMLPJointBlock(ctx.dim, tw, win, opts.groups, ctx.drop_path)
+    spatial_first = opts.arrangement == "spatial_temporal"
+    return PosMLPSerialBlock(ctx.dim, ctx.grid, win, opts.groups, spatial_first, ctx.drop_path)
 
 
 # ---------------------------------------------------------------------------------------------------- presets
