@@ -72,11 +72,12 @@ class LearnedRelativePositionMixing(nn.Module):
     def forward(self, u: torch.Tensor) -> torch.Tensor:  # (B', N, C)
         b, n, c = u.shape
         g = self.groups
-        # P^T[s, n, m]: laid out so the batched matmul's left operand is the big one (fvcore then counts N²·C)
-        p_t = self.table[self.index.t()].permute(2, 0, 1)
-        u = u.reshape(b, n, c // g, g).permute(0, 3, 2, 1)  # (B', g, C/g, N)
-        y = torch.matmul(u, p_t)  # (B', g, C/g, N)
-        return y.permute(0, 3, 2, 1).reshape(b, n, c) + self.token_bias[:, None]
+        p_t = self.table[self.index.t()].permute(2, 0, 1)  # P^T[s, n, m]
+        # One GEMM per group, (B'·C/g × N) @ (N × N): g large matmuls instead of B'·g tiny ones. The big operand
+        # is on the left, so fvcore counts exactly B'·C·N² multiply-accumulates.
+        u = u.reshape(b, n, c // g, g).permute(3, 0, 2, 1).reshape(g, b * (c // g), n)
+        y = torch.matmul(u, p_t).reshape(g, b, c // g, n)
+        return y.permute(1, 3, 2, 0).reshape(b, n, c) + self.token_bias[:, None]
 
 
 class PoSGU(nn.Module):
