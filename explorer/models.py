@@ -7,6 +7,11 @@ and a LayerNorm → mean-pool → Linear head.
 Set-layout stages (attention, ``blocks.registry.MixerEntry.layout == "set"``) flatten the grid to a token set and
 may merge tokens (``StageSpec.merge``: ToMe/STTM, ``blocks/merge.py``); the head then pools the remaining tokens
 (size-weighted when ``merge.size_weighted_pool``). A set stage must be the last stage.
+
+Global tokens (Mobile-Former, ``StageSpec.global_tokens``): the backbone owns one learned ``M×d`` token set,
+identical for every sample, and carries it through the grid stages that declare it (``TokenStage``); blocks of
+other mixers get the generic bridges around them (``blocks/mobile_former.py``). M and d must agree in every such
+stage; the head pools the local features only.
 """
 
 from __future__ import annotations
@@ -29,12 +34,14 @@ from explorer.arch import (
 from explorer.blocks import BlockContext, get_mixer, mixer_names, parse_options, preset_spec
 from explorer.blocks import preset_names as registered_presets
 from explorer.blocks.merge import TokenState, build_merger
+from explorer.blocks.mobile_former import GlobalTokenBridge, GlobalTokens
 
 
 def validate_arch(arch: Arch) -> Arch:
     """Check every stage's mixer against the registry and return the spec with options completed by defaults,
     so two specs that build the same model also hash the same."""
     stages = []
+    first_tokens = None  # (stage index, GlobalTokensSpec) of the first stage carrying global tokens
     for i, stage in enumerate(arch.stages):
         path = f"stages[{i}].mixer"
         if stage.mixer.kind not in mixer_names():
@@ -44,9 +51,19 @@ def validate_arch(arch: Arch) -> Arch:
             opts = parse_options(stage.mixer.kind, stage.mixer.options)
         except ValueError as err:
             raise ArchError(f"{path}.options", str(err)) from None
-        if stage.global_tokens is not None and stage.global_tokens.num > 0:
-            raise ArchError(f"stages[{i}].global_tokens", "global-token bridges are not implemented yet")
         layout = get_mixer(stage.mixer.kind).layout
+        tokens = stage.global_tokens
+        if tokens is not None and tokens.num > 0:
+            if layout == "set":
+                raise ArchError(f"stages[{i}].global_tokens", f"global tokens attach to grid-layout stages; "
+                                                              f"{stage.mixer.kind!r} works on a token set")
+            if first_tokens is None:
+                first_tokens = (i, tokens)
+            elif (tokens.num, tokens.width) != (first_tokens[1].num, first_tokens[1].width):
+                j, other = first_tokens
+                raise ArchError(f"stages[{i}].global_tokens",
+                                f"one token set runs through the network: {tokens.num} tokens of width "
+                                f"{tokens.width} here, but {other.num} of width {other.width} in stage {j}")
         if i > 0 and get_mixer(arch.stages[i - 1].mixer.kind).layout == "set":
             raise ArchError(f"stages[{i}]", f"a stage after the set-layout stage {i - 1} "
                                             f"({arch.stages[i - 1].mixer.kind!r}) is not supported: its tokens are "
@@ -185,6 +202,27 @@ class SetStage(nn.Module):
         return x, state
 
 
+class TokenStage(nn.Module):
+    """A grid stage carrying Mobile-Former global tokens: ``(x, z) -> (x, z)``. Blocks that handle the tokens
+    themselves (``carries_tokens``, e.g. ``mobile_former``) get them directly; any other block is wrapped in a
+    ``GlobalTokenBridge`` (Mobile→Former and Former before it, Former→Mobile after)."""
+
+    def __init__(self, blocks: list[nn.Module], width: int, token_dim: int):
+        super().__init__()
+        self.blocks = nn.ModuleList(
+            b if getattr(b, "carries_tokens", False) else GlobalTokenBridge(b, width, token_dim) for b in blocks)
+
+    def forward(self, x: torch.Tensor, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        for block in self.blocks:
+            x, z = block(x, z)
+        return x, z
+
+
+def _tokens(stage) -> tuple[int, int]:
+    t = stage.global_tokens
+    return (t.num, t.width) if t is not None and t.num > 0 else (0, 0)
+
+
 class VideoBackbone(nn.Module):
     def __init__(self, arch: Arch):
         super().__init__()
@@ -203,13 +241,17 @@ class VideoBackbone(nn.Module):
             opts = entry.options(**stage.mixer.options)
             blocks = []
             for _ in range(stage.depth):
-                ctx = BlockContext(stage.width, grid, stage.mlp_ratio, rates[k])
+                ctx = BlockContext(stage.width, grid, stage.mlp_ratio, rates[k], _tokens(stage))
                 blocks.append(entry.build(ctx, opts))
                 k += 1
-            if entry.layout == "set":
+            if _tokens(stage)[0]:
+                self.stages.append(TokenStage(blocks, stage.width, _tokens(stage)[1]))
+            elif entry.layout == "set":
                 self.stages.append(SetStage(blocks, stage.width, grid, stage.merge))
             else:
                 self.stages.append(nn.Sequential(*blocks))
+        carried = [_tokens(s) for s in arch.stages if _tokens(s)[0]]
+        self.global_tokens = GlobalTokens(*carried[0]) if carried else None  # one set, carried through
         self.norm = nn.LayerNorm(widths[-1])
         self.head_drop = nn.Dropout(arch.head.dropout)
         self.head = nn.Linear(widths[-1], arch.input.num_classes)
@@ -219,11 +261,14 @@ class VideoBackbone(nn.Module):
     def forward_tokens(self, x: torch.Tensor) -> tuple[torch.Tensor, TokenState | None]:
         """Features of the last stage — a grid ``(B, T, H, W, C)``, or a set ``(B, N, C)`` with its token state
         when the last stage is set-layout."""
+        z = self.global_tokens(x.shape[0]) if self.global_tokens is not None else None
         x = self.stem(x)
         state = None
         for down, stage in zip(self.downs, self.stages):
             x = down(x)
-            if isinstance(stage, SetStage):
+            if isinstance(stage, TokenStage):
+                x, z = stage(x, z)
+            elif isinstance(stage, SetStage):
                 x, state = stage(x)
             else:
                 x = stage(x)

@@ -2,7 +2,7 @@ import json
 import subprocess
 import sys
 
-KNOWN = "attention, conv3d, focal, morphmlp, posmlp"  # every registered family, sorted
+KNOWN = "attention, conv3d, focal, mobile_former, morphmlp, posmlp"  # every registered family, sorted
 
 
 def explorer(*args: str) -> subprocess.CompletedProcess:

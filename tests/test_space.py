@@ -11,7 +11,7 @@ import pytest
 from explorer.space import SpaceError, arch_from_params, load_space, sample_arch
 
 ROOT = Path(__file__).resolve().parents[1]
-KNOWN = "attention, conv3d, focal, morphmlp, posmlp"  # every registered family, sorted
+KNOWN = "attention, conv3d, focal, mobile_former, morphmlp, posmlp"  # every registered family, sorted
 
 GOOD = """\
 name: t

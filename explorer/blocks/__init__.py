@@ -1,6 +1,6 @@
 """Block families, one file each; importing this package registers every mixer."""
 
-from explorer.blocks import attention, conv3d, focal, morphmlp, posmlp  # noqa: F401  (imported for their registrations)
+from explorer.blocks import attention, conv3d, focal, mobile_former, morphmlp, posmlp  # noqa: F401  (imported for their registrations)
 from explorer.blocks.registry import (
     BlockContext,
     InvalidCombination,

@@ -27,6 +27,7 @@ class BlockContext:
     grid: tuple[int, int, int]  # (T, H, W) of the stage
     mlp_ratio: float
     drop_path: float
+    tokens: tuple[int, int] = (0, 0)  # (M, d) global tokens the stage carries (Mobile-Former); M = 0: none
 
 
 class InvalidCombination(ValueError):
