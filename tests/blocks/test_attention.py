@@ -209,36 +209,23 @@ def test_set_stage_after_a_grid_stage_builds():
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["vit_tiny_tome", "vit_tiny_sttm"])
-def test_tiny_presets_train(name):
+def test_tiny_presets_train(name, train_losses):
     torch.manual_seed(0)
     arch = preset(name)
     model = build(arch)
     x, y = example_input(arch, 8), torch.randint(0, arch.input.num_classes, (8,))
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
-    losses = []
-    for _ in range(8):
-        loss = torch.nn.functional.cross_entropy(model(x), y)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
+    losses = train_losses(model, model.parameters(), x, y, steps=8, lr=1e-3)
     assert losses[-1] < losses[0]
 
 
 @pytest.mark.parametrize("space_time", ["joint", "divided"])
-def test_blocks_train(space_time):
+def test_blocks_train(space_time, train_losses):
     torch.manual_seed(0)
     block = _block(16, (2, 2, 2), heads=2, space_time=space_time)
     head = torch.nn.Linear(16, 3)
     x, y = torch.randn(6, 8, 16), torch.randint(0, 3, (6,))
-    opt = torch.optim.AdamW([*block.parameters(), *head.parameters()], lr=1e-2)
-    losses = []
-    for _ in range(10):
-        loss = torch.nn.functional.cross_entropy(head(block(x)[0].mean(1)), y)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
+    losses = train_losses(lambda v: head(block(v)[0].mean(1)), [*block.parameters(), *head.parameters()], x, y,
+                          steps=10, lr=1e-2)
     assert losses[-1] < losses[0]
 
 

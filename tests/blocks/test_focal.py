@@ -277,20 +277,13 @@ def test_spatial_only_is_blind_to_frame_order_and_parallel_is_not():
 
 
 @pytest.mark.parametrize("combination", COMBINATIONS)
-def test_tiny_model_trains(combination):
+def test_tiny_model_trains(combination, train_losses):
     torch.manual_seed(0)
     spec = video_focalnet_spec(8, 32, 12, (32, 64), (1, 1), 0.1, combination=combination)
     arch = Arch.from_dict(spec)
     model = build(arch)
     x, y = example_input(arch, 4), torch.randint(0, 12, (4,))
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
-    losses = []
-    for _ in range(6):
-        loss = F.cross_entropy(model(x), y)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
+    losses = train_losses(model, model.parameters(), x, y, steps=6, lr=1e-3)
     assert losses[-1] < losses[0]
 
 

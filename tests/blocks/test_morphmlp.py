@@ -294,17 +294,10 @@ def test_tiny_preset_shapes_and_forms():
     assert model.forward_features(x).shape == (2, 8, 4, 4, 64)
 
 
-def test_tiny_model_trains():
+def test_tiny_model_trains(train_losses):
     torch.manual_seed(0)
     model = build(preset("morphmlp_tiny"))
     x, y = torch.randn(4, 3, 8, 32, 32), torch.arange(4)
-    opt = torch.optim.AdamW(model.parameters(), lr=2e-3)
-    losses = []
-    for _ in range(6):
-        loss = torch.nn.functional.cross_entropy(model(x), y)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
+    losses = train_losses(model, model.parameters(), x, y, steps=6, lr=2e-3)
     assert losses[-1] < losses[0]
     assert model.stages[0][0].fc_t.mix_t.weight.abs().sum() > 0  # the zero-initialised temporal FC moved

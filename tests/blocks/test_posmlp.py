@@ -144,18 +144,12 @@ def test_invalid_combinations_name_both_numbers(kwargs, message):
 
 
 @pytest.mark.parametrize("arrangement", ARRANGEMENTS)
-def test_every_arrangement_trains(arrangement):
+def test_every_arrangement_trains(arrangement, train_losses):
     torch.manual_seed(0)
     block = _block(arrangement)
     head = torch.nn.Linear(16, 3)
     x, y = torch.randn(8, 5, 8, 4, 16), torch.randint(0, 3, (8,))
-    opt = torch.optim.Adam([*block.parameters(), *head.parameters()], lr=1e-2)
-    losses = []
-    for _ in range(8):
-        loss = torch.nn.functional.cross_entropy(head(block(x).mean(dim=(1, 2, 3))), y)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
+    losses = train_losses(lambda v: head(block(v).mean(dim=(1, 2, 3))), [*block.parameters(), *head.parameters()],
+                          x, y, steps=8, lr=1e-2, optimizer=torch.optim.Adam)
     assert losses[-1] < losses[0]
     assert block.state_dict() and any(p.abs().sum() > 0 for n, p in block.named_parameters() if "table" in n)

@@ -1,0 +1,25 @@
+from typing import Callable, Iterable
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+
+def _train_losses(forward: Callable[[torch.Tensor], torch.Tensor], params: Iterable[torch.nn.Parameter],
+                  x: torch.Tensor, y: torch.Tensor, steps: int = 8, lr: float = 1e-2,
+                  optimizer: type[torch.optim.Optimizer] = torch.optim.AdamW) -> list[float]:
+    """Cross-entropy losses of ``steps`` optimiser steps on one batch (a block that trains lowers them)."""
+    opt = optimizer(list(params), lr=lr)
+    losses = []
+    for _ in range(steps):
+        loss = F.cross_entropy(forward(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    return losses
+
+
+@pytest.fixture
+def train_losses():
+    return _train_losses
