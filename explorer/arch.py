@@ -40,8 +40,9 @@ class InputSpec:
     num_classes: int = 12
 
 
-STEM_KINDS = ("conv", "frame_patch", "tubelet")
-DOWN_KINDS = ("conv", "patch_merge")
+STEM_KINDS = ("conv", "frame_patch", "tubelet", "single_conv")
+DOWN_KINDS = ("conv", "patch_merge", "none")
+HEAD_POOLS = ("mean", "mobile_former")
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,10 @@ class StemSpec:
     - ``frame_patch`` (Video-FocalNet): per-frame Conv2d patch×patch, stride patch, + LayerNorm.
     - ``tubelet`` (ViT): Conv3d temporal_kernel×patch×patch with stride temporal_stride×patch×patch, plus a
       learned position embedding when ``pos_embed``.
+    - ``single_conv`` (Mobile-Former): one Conv3d (kt,3,3), stride (st,2,2), no bias, + BN + ReLU6 (patch 2).
+
+    ``width``: the stem's output channels; 0 (default, left out of the serialised spec) = the first stage's
+    width. A different width needs a first stage with ``down.kind = "none"`` whose first block resamples.
     """
 
     patch: int = 4
@@ -60,12 +65,16 @@ class StemSpec:
     temporal_stride: int = 1
     kind: str = "conv"
     pos_embed: bool = False
+    width: int = field(default=0, metadata={"omit_default": True})
 
 
 @dataclass(frozen=True)
 class DownSpec:
     """Downsampling into a stage. ``conv``: a (ts,3,3) conv, stride (ts,ss,ss), padding (0,1,1), + LayerNorm
-    (PySlowFast); ``patch_merge``: per-frame Conv2d ss×ss, stride ss, + LayerNorm (FocalNet)."""
+    (PySlowFast); ``patch_merge``: per-frame Conv2d ss×ss, stride ss, + LayerNorm (FocalNet); ``none``: no
+    layer between the stages: the stage's first block takes the previous width and applies the strides itself
+    (Mobile-Former's DnaBlock3; only mixers registered with ``resamples``). A ``none`` down on the first stage
+    is honoured too (strides and width change from the stem), unlike the other kinds, which it ignores."""
 
     spatial_stride: int = 2
     temporal_stride: int = 1
@@ -133,10 +142,20 @@ class StageSpec:
 
 @dataclass(frozen=True)
 class HeadSpec:
-    """LayerNorm, pooling over all tokens, dropout, linear classifier."""
+    """``pool = "mean"``: LayerNorm, mean over all tokens, dropout, linear classifier.
+
+    ``pool = "mobile_former"`` (Mobile-Former's classifier; needs global tokens in the last stage): a last
+    Mobile→Former bridge, 1×1×1 conv C→``expansion``·C + BN + ReLU6, mean over (T, H, W), hswish, concatenated
+    with token z_0, Linear → ``hidden`` + BN1d + hswish, dropout, Linear → classes; ``groups`` > 1: channel
+    shuffle, then the 1×1×1 conv in that many groups (Mobile-Former-26M). ``hidden``, ``expansion`` and
+    ``groups`` are left out of the serialised spec at their defaults, so older specs keep their hashes.
+    """
 
     pool: str = "mean"
     dropout: float = 0.0
+    hidden: int = field(default=0, metadata={"omit_default": True})
+    expansion: float = field(default=6.0, metadata={"omit_default": True})
+    groups: int = field(default=1, metadata={"omit_default": True})
 
 
 @dataclass(frozen=True)
@@ -214,7 +233,8 @@ def _canonical_json(data: Any) -> str:
 def to_dict(obj: Any) -> Any:
     """Dataclasses to plain dicts/lists (tuples become lists) for JSON/YAML."""
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+        return {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)
+                if not (f.metadata.get("omit_default") and getattr(obj, f.name) == f.default)}
     if isinstance(obj, (list, tuple)):
         return [to_dict(v) for v in obj]
     if isinstance(obj, dict):
@@ -295,10 +315,15 @@ def check_arch(arch: Arch) -> None:
         raise ArchError("stem.kind", f"expected one of {', '.join(STEM_KINDS)}, got {arch.stem.kind!r}")
     if arch.stem.kind == "conv" and arch.stem.patch not in (2, 4):
         raise ArchError("stem.patch", f"expected 2 or 4 for a conv stem, got {arch.stem.patch}")
+    if arch.stem.kind == "single_conv" and arch.stem.patch != 2:
+        raise ArchError("stem.patch", f"a single_conv stem has one stride-2 conv: patch must be 2, "
+                                      f"got {arch.stem.patch}")
     _positive(arch.stem.patch, "stem.patch")
     if arch.stem.kind == "frame_patch" and (arch.stem.temporal_kernel, arch.stem.temporal_stride) != (1, 1):
         raise ArchError("stem", "a frame_patch stem works per frame: temporal_kernel and temporal_stride must be 1")
     _positive(arch.stem.temporal_kernel, "stem.temporal_kernel")
+    if arch.stem.width < 0:
+        raise ArchError("stem.width", f"must be >= 0 (0: the first stage's width), got {arch.stem.width}")
     _positive(arch.stem.temporal_stride, "stem.temporal_stride")
     if not arch.stages:
         raise ArchError("stages", "at least one stage is required")
@@ -306,8 +331,16 @@ def check_arch(arch: Arch) -> None:
         raise ArchError("drop_path_rate", f"expected a value in [0, 1), got {arch.drop_path_rate}")
     if not 0.0 <= arch.head.dropout < 1.0:
         raise ArchError("head.dropout", f"expected a value in [0, 1), got {arch.head.dropout}")
-    if arch.head.pool != "mean":
-        raise ArchError("head.pool", f"expected 'mean', got {arch.head.pool!r}")
+    if arch.head.pool not in HEAD_POOLS:
+        raise ArchError("head.pool", f"expected one of {', '.join(HEAD_POOLS)}, got {arch.head.pool!r}")
+    if arch.head.pool == "mobile_former":
+        _positive(arch.head.hidden, "head.hidden")
+        _positive(arch.head.expansion, "head.expansion")
+        _positive(arch.head.groups, "head.groups")
+        last = arch.stages[-1].global_tokens if arch.stages else None
+        if last is None or last.num < 1:
+            raise ArchError("head.pool", "the mobile_former head reads token z_0: the last stage needs "
+                                         "global_tokens")
     t, h = _after_stem(arch)
     if t < 1 or h < 1 or inp.resolution % arch.stem.patch:
         raise ArchError("stem", f"input {inp.frames}x{inp.resolution}² does not fit patch {arch.stem.patch}, "
@@ -317,7 +350,7 @@ def check_arch(arch: Arch) -> None:
         _positive(stage.depth, f"{p}.depth")
         _positive(stage.width, f"{p}.width")
         _positive(stage.mlp_ratio, f"{p}.mlp_ratio")
-        if i > 0:
+        if i > 0 or stage.down.kind == "none":
             if stage.down.kind not in DOWN_KINDS:
                 raise ArchError(f"{p}.down.kind", f"expected one of {', '.join(DOWN_KINDS)}, got {stage.down.kind!r}")
             if stage.down.kind == "patch_merge" and stage.down.temporal_stride != 1:
@@ -373,7 +406,7 @@ def _after_stem(arch: Arch) -> tuple[int, int]:
     s = arch.stem
     if s.kind == "frame_patch":
         return arch.input.frames, arch.input.resolution // s.patch
-    pad = s.temporal_kernel // 2 if s.kind == "conv" else 0  # the tubelet conv is unpadded
+    pad = s.temporal_kernel // 2 if s.kind in ("conv", "single_conv") else 0  # the tubelet conv is unpadded
     t = (arch.input.frames + 2 * pad - s.temporal_kernel) // s.temporal_stride + 1
     return t, arch.input.resolution // s.patch
 
@@ -383,7 +416,7 @@ def stage_grids(arch: Arch) -> list[tuple[int, int, int]]:
     t, h = _after_stem(arch)
     grids = []
     for i, stage in enumerate(arch.stages):
-        if i > 0:
+        if i > 0 or stage.down.kind == "none":
             h //= stage.down.spatial_stride
             t //= stage.down.temporal_stride
         grids.append((t, h, h))

@@ -12,6 +12,11 @@ Global tokens (Mobile-Former, ``StageSpec.global_tokens``): the backbone owns on
 identical for every sample, and carries it through the grid stages that declare it (``TokenStage``); blocks of
 other mixers get the generic bridges around them (``blocks/mobile_former.py``). M and d must agree in every such
 stage; the head pools the local features only.
+
+Released Mobile-Formers (``blocks_focal_mobileformer_merge.md`` §2.1) use three more pieces: a ``single_conv``
+stem, ``down.kind = "none"`` (the stage's first block — a DnaBlock3 — changes width and resolution itself:
+``BlockContext.in_dim``/``stride``, mixers registered with ``resamples``) and the ``mobile_former`` head
+(``MobileFormerHead``: a last Mobile→Former bridge, then local features and token z_0 to the classifier).
 """
 
 from __future__ import annotations
@@ -29,12 +34,13 @@ from explorer.arch import (
     MergeSpec,
     MixerSpec,
     StemSpec,
+    _after_stem,
     stage_grids,
 )
 from explorer.blocks import BlockContext, get_mixer, mixer_names, parse_options, preset_spec
 from explorer.blocks import preset_names as registered_presets
 from explorer.blocks.merge import TokenState, build_merger
-from explorer.blocks.mobile_former import GlobalTokenBridge, GlobalTokens
+from explorer.blocks.mobile_former import GlobalTokenBridge, GlobalTokens, MobileFormerHead
 
 
 def validate_arch(arch: Arch) -> Arch:
@@ -64,6 +70,15 @@ def validate_arch(arch: Arch) -> Arch:
                 raise ArchError(f"stages[{i}].global_tokens",
                                 f"one token set runs through the network: {tokens.num} tokens of width "
                                 f"{tokens.width} here, but {other.num} of width {other.width} in stage {j}")
+        prev = arch.stages[i - 1].width if i else (arch.stem.width or stage.width)
+        if stage.down.kind == "none" and not get_mixer(stage.mixer.kind).resamples:
+            if prev != stage.width or (stage.down.spatial_stride, stage.down.temporal_stride) != (1, 1):
+                raise ArchError(f"stages[{i}].down.kind", f"down 'none' leaves the width change {prev}→"
+                                                          f"{stage.width} and the strides to the first block, "
+                                                          f"but mixer {stage.mixer.kind!r} cannot resample")
+        if i == 0 and prev != stage.width and stage.down.kind != "none":
+            raise ArchError("stem.width", f"stem width {prev} differs from the first stage's {stage.width}: give "
+                                          f"stages[0] a down of kind 'none' and a mixer that resamples")
         if i > 0 and get_mixer(arch.stages[i - 1].mixer.kind).layout == "set":
             raise ArchError(f"stages[{i}]", f"a stage after the set-layout stage {i - 1} "
                                             f"({arch.stages[i - 1].mixer.kind!r}) is not supported: its tokens are "
@@ -81,8 +96,16 @@ def validate_arch(arch: Arch) -> Arch:
                 raise ArchError(f"stages[{i}].merge", f"mixer {stage.mixer.kind!r}: {conflict}")
             if merge.method == "sttm" and merge.temporal_ratio is None:  # defaults filled, as for mixer options
                 merge = dataclasses.replace(merge, temporal_ratio=0.5)
-        stages.append(dataclasses.replace(stage, mixer=MixerSpec(stage.mixer.kind, opts.model_dump()), merge=merge))
+        stages.append(dataclasses.replace(stage, mixer=MixerSpec(stage.mixer.kind, _dump(opts)), merge=merge))
     return arch.replace(stages=tuple(stages))
+
+
+def _dump(opts) -> dict:
+    """Options completed by defaults, less those marked ``omit_default`` (options added to a family later) while
+    at their default, so specs written before such an option existed keep their hashes."""
+    omit = {name for name, f in type(opts).model_fields.items()
+            if (f.json_schema_extra or {}).get("omit_default") and getattr(opts, name) == f.default}
+    return opts.model_dump(exclude=omit)
 
 
 class Stem(nn.Module):
@@ -137,12 +160,29 @@ class TubeletStem(nn.Module):
         return x + self.pos_embed if self.pos_embed is not None else x
 
 
+class SingleConvStem(nn.Module):
+    """``single_conv`` stem (Mobile-Former): Conv3d (kt,3,3) stride (st,2,2), no bias → BN → ReLU6."""
+
+    def __init__(self, in_chans: int, dim: int, spec: StemSpec):
+        super().__init__()
+        kt, st = spec.temporal_kernel, spec.temporal_stride
+        self.proj = nn.Sequential(
+            nn.Conv3d(in_chans, dim, (kt, 3, 3), stride=(st, 2, 2), padding=(kt // 2, 1, 1), bias=False),
+            nn.BatchNorm3d(dim), nn.ReLU6())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.proj(x).permute(0, 2, 3, 4, 1)
+
+
 def make_stem(arch: Arch, dim: int) -> nn.Module:
     spec = arch.stem
+    if spec.kind == "single_conv":
+        return SingleConvStem(arch.input.in_chans, dim, spec)
     if spec.kind == "frame_patch":
         return FramePatchStem(arch.input.in_chans, dim, spec)
     if spec.kind == "tubelet":
-        return TubeletStem(arch.input.in_chans, dim, spec, stage_grids(arch)[0])
+        t, h = _after_stem(arch)
+        return TubeletStem(arch.input.in_chans, dim, spec, (t, h, h))
     return Stem(arch.input.in_chans, dim, spec)
 
 
@@ -161,6 +201,8 @@ class PatchMerge(nn.Module):
 
 
 def make_down(in_dim: int, out_dim: int, spec: DownSpec) -> nn.Module:
+    if spec.kind == "none":
+        return nn.Identity()  # the stage's first block resamples
     return PatchMerge(in_dim, out_dim, spec) if spec.kind == "patch_merge" else Downsample(in_dim, out_dim, spec)
 
 
@@ -229,7 +271,8 @@ class VideoBackbone(nn.Module):
         arch = validate_arch(arch)
         self.arch = arch
         widths = [s.width for s in arch.stages]
-        self.stem = make_stem(arch, widths[0])
+        stem_width = arch.stem.width or widths[0]
+        self.stem = make_stem(arch, stem_width)
         total = sum(s.depth for s in arch.stages)
         rates = torch.linspace(0, arch.drop_path_rate, total).tolist() if total > 1 else [0.0]
         self.downs = nn.ModuleList()
@@ -240,8 +283,12 @@ class VideoBackbone(nn.Module):
             entry = get_mixer(stage.mixer.kind)
             opts = entry.options(**stage.mixer.options)
             blocks = []
-            for _ in range(stage.depth):
-                ctx = BlockContext(stage.width, grid, stage.mlp_ratio, rates[k], _tokens(stage))
+            for j in range(stage.depth):
+                resample = j == 0 and stage.down.kind == "none"
+                ctx = BlockContext(stage.width, grid, stage.mlp_ratio, rates[k], _tokens(stage),
+                                   in_dim=(widths[i - 1] if i else stem_width) if resample else None, index=j,
+                                   stride=(stage.down.temporal_stride, stage.down.spatial_stride,
+                                           stage.down.spatial_stride) if resample else (1, 1, 1))
                 blocks.append(entry.build(ctx, opts))
                 k += 1
             if _tokens(stage)[0]:
@@ -252,6 +299,12 @@ class VideoBackbone(nn.Module):
                 self.stages.append(nn.Sequential(*blocks))
         carried = [_tokens(s) for s in arch.stages if _tokens(s)[0]]
         self.global_tokens = GlobalTokens(*carried[0]) if carried else None  # one set, carried through
+        if arch.head.pool == "mobile_former":
+            self.norm = None
+            self.head = MobileFormerHead(widths[-1], _tokens(arch.stages[-1])[1], arch.head.hidden,
+                                         arch.head.expansion, arch.input.num_classes, arch.head.dropout,
+                                         groups=arch.head.groups)
+            return
         self.norm = nn.LayerNorm(widths[-1])
         self.head_drop = nn.Dropout(arch.head.dropout)
         self.head = nn.Linear(widths[-1], arch.input.num_classes)
@@ -261,6 +314,11 @@ class VideoBackbone(nn.Module):
     def forward_tokens(self, x: torch.Tensor) -> tuple[torch.Tensor, TokenState | None]:
         """Features of the last stage — a grid ``(B, T, H, W, C)``, or a set ``(B, N, C)`` with its token state
         when the last stage is set-layout."""
+        x, state, _ = self._run(x)
+        return x, state
+
+    def _run(self, x: torch.Tensor) -> tuple[torch.Tensor, TokenState | None, torch.Tensor | None]:
+        """Last-stage features, their token state, and the global tokens (None without them)."""
         z = self.global_tokens(x.shape[0]) if self.global_tokens is not None else None
         x = self.stem(x)
         state = None
@@ -272,13 +330,15 @@ class VideoBackbone(nn.Module):
                 x, state = stage(x)
             else:
                 x = stage(x)
-        return x, state
+        return x, state, z
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_tokens(x)[0]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x, state = self.forward_tokens(x)
+        x, state, z = self._run(x)
+        if self.norm is None:  # Mobile-Former head: features and global tokens
+            return self.head(x, z)
         x = self.norm(x)
         if x.dim() == 5:
             x = x.mean(dim=(1, 2, 3))

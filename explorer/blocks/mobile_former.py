@@ -2,8 +2,10 @@
 few global tokens run side by side and talk through two cheap cross-attention bridges.
 
 Spec: ``shared/reference/blocks_focal_mobileformer_merge.md`` §2. Read top-down: options → dynamic ReLU →
-bridges (Mobile→Former, Former, Former→Mobile) → Mobile block (3-D or (2+1)-D depthwise inverted bottleneck) →
-Mobile-Former block → ``GlobalTokenBridge`` (the bridges around any other grid block) → factory → presets.
+bridges (Mobile→Former, Former, Former→Mobile) → Mobile blocks (DnaBlock: 3-D or (2+1)-D depthwise inverted
+bottleneck; DnaBlock3 and its bridge-less e2 = 0 form, optionally with grouped, shuffled 1×1 convs) →
+Mobile-Former block → ``GlobalTokenBridge`` (the bridges around any other grid block) → the released classifier
+head → factory → presets (the released 508M/151M/96M/26M image models as 1-frame video models, exact params).
 
 Notation: local features ``X ∈ R^{N×C}`` with ``N = T·H·W`` (the whole clip: attention runs over every
 spatio-temporal position), global tokens ``Z ∈ R^{M×d}`` (one set per clip). One block, in the released code's
@@ -17,7 +19,7 @@ With M = 0 the bridges are off and the block is the Mobile block alone with a pl
 from __future__ import annotations
 
 import math
-from typing import Optional
+from typing import Literal, Optional
 
 import torch
 import torch.nn as nn
@@ -26,6 +28,9 @@ from pydantic import Field
 from timm.layers import DropPath, trunc_normal_
 
 from explorer.blocks.registry import BlockContext, InvalidCombination, MixerOptions, register_mixer, register_preset
+
+
+_LATER = {"omit_default": True}  # options added after the first presets: left out of specs at their default
 
 
 class MobileFormerOptions(MixerOptions):
@@ -40,6 +45,19 @@ class MobileFormerOptions(MixerOptions):
     former_heads: int = Field(4, ge=1, description="heads of the Former's token self-attention")
     former_ffn: float = Field(2.0, gt=0, description="expansion of the Former's FFN")
     token_gate: bool = Field(True, description="dynamic token scaling O ⊙ 2·hsigmoid(Z W_α) in Mobile→Former")
+    first_block: Literal["dna", "dna3"] = Field(
+        "dna", description="the stage's first block: 'dna' (1×1 → depthwise → 1×1, like the others) or 'dna3' "
+                           "(released DnaBlock3: depthwise ×e1 → 1×1 → depthwise ×e2 → 1×1, inner residual), "
+                           "the block that downsamples after a down 'none'", json_schema_extra=_LATER)
+    first_expansion: int = Field(6, ge=1, description="dna3: channel multiplier e1 of its first depthwise conv",
+                                 json_schema_extra=_LATER)
+    second_expansion: float = Field(4.0, ge=0, description="dna3: expansion e2 of its second depthwise conv; 0 = "
+                                                            "the bridge-less conv block (depthwise ×e1 + BN + "
+                                                            "ReLU6 → 1×1 + BN), tokens passed through",
+                                    json_schema_extra=_LATER)
+    groups: int = Field(1, ge=1, description="1×1×1 convs in g groups, each followed (or, in DnaBlock3, its "
+                                             "depthwise convs followed) by a channel shuffle (ShuffleNet; "
+                                             "Mobile-Former-26M: 4)", json_schema_extra=_LATER)
 
 
 def _split_heads(x: torch.Tensor, heads: int) -> torch.Tensor:  # (B, L, C) -> (B, h, L, C/h)
@@ -139,26 +157,58 @@ class FormerToMobile(nn.Module):
         return x + F.scaled_dot_product_attention(q, k, v).transpose(1, 2).flatten(2)
 
 
-class MobileBlock(nn.Module):
-    """The local (Mobile) branch, a stride-1 DnaBlock made 3-D: 1×1×1 conv C→eC + BN → DyReLU → depthwise
-    k_t×3×3 (or (2+1)-D: 1×3×3 + BN, k_t×1×1) + BN → DyReLU → 1×1×1 conv eC→C + BN; returns the residual branch
-    (the caller adds the identity). Channels-first ``(B, C, T, H, W)``."""
+class ChannelShuffle(nn.Module):
+    """ShuffleNet channel shuffle on ``(B, C, ...)``: view C as (g, C/g), transpose, flatten."""
 
-    def __init__(self, dim: int, hidden: int, temporal_kernel: int, factorized: bool, token_dim: int):
+    def __init__(self, groups: int):
         super().__init__()
-        kt = temporal_kernel
-        self.expand = nn.Sequential(nn.Conv3d(dim, hidden, 1, bias=False), nn.BatchNorm3d(hidden))
-        if factorized:
-            self.depthwise = nn.Sequential(
-                nn.Conv3d(hidden, hidden, (1, 3, 3), padding=(0, 1, 1), groups=hidden, bias=False),
-                nn.BatchNorm3d(hidden),
-                nn.Conv3d(hidden, hidden, (kt, 1, 1), padding=(kt // 2, 0, 0), groups=hidden, bias=False),
-                nn.BatchNorm3d(hidden))
-        else:
-            self.depthwise = nn.Sequential(
-                nn.Conv3d(hidden, hidden, (kt, 3, 3), padding=(kt // 2, 1, 1), groups=hidden, bias=False),
-                nn.BatchNorm3d(hidden))
-        self.project = nn.Sequential(nn.Conv3d(hidden, dim, 1, bias=False), nn.BatchNorm3d(dim))
+        self.groups = groups
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.unflatten(1, (self.groups, -1)).transpose(1, 2).flatten(1, 2)
+
+
+def _shuffle(groups: int) -> list[nn.Module]:
+    return [ChannelShuffle(groups)] if groups > 1 else []
+
+
+def _depthwise(cin: int, cout: int, kt: int, stride: tuple[int, int, int], factorized: bool,
+               shuffle: int = 1) -> nn.Sequential:
+    """Depthwise k_t×3×3 conv (channel multiplier cout/cin) + BN, or (2+1)-D: 1×3×3 + BN then k_t×1×1 + BN;
+    ``stride = (s_t, s, s)``; then a channel shuffle in ``shuffle`` groups when > 1."""
+    st, ss = stride[0], stride[1]
+    if factorized:
+        return nn.Sequential(
+            nn.Conv3d(cin, cout, (1, 3, 3), stride=(1, ss, ss), padding=(0, 1, 1), groups=cin, bias=False),
+            nn.BatchNorm3d(cout),
+            nn.Conv3d(cout, cout, (kt, 1, 1), stride=(st, 1, 1), padding=(kt // 2, 0, 0), groups=cout, bias=False),
+            nn.BatchNorm3d(cout), *_shuffle(shuffle))
+    return nn.Sequential(
+        nn.Conv3d(cin, cout, (kt, 3, 3), stride=(st, ss, ss), padding=(kt // 2, 1, 1), groups=cin, bias=False),
+        nn.BatchNorm3d(cout), *_shuffle(shuffle))
+
+
+def _pointwise(cin: int, cout: int, groups: int = 1, shuffle: bool = False) -> nn.Sequential:
+    """1×1×1 conv in ``groups`` groups (no bias) + BN, then a channel shuffle when ``shuffle`` and groups > 1."""
+    for c in (cin, cout):
+        if c % groups:
+            raise InvalidCombination(f"{groups} groups do not divide the {c} channels of a 1×1×1 conv")
+    return nn.Sequential(nn.Conv3d(cin, cout, 1, groups=groups, bias=False), nn.BatchNorm3d(cout),
+                         *_shuffle(groups if shuffle else 1))
+
+
+class MobileBlock(nn.Module):
+    """The local (Mobile) branch, a DnaBlock made 3-D: 1×1×1 conv C_in→eC_in + BN → DyReLU → depthwise
+    k_t×3×3 (or (2+1)-D: 1×3×3 + BN, k_t×1×1) with the block's stride + BN → DyReLU → 1×1×1 conv eC_in→C + BN;
+    returns the residual branch (the caller adds the identity). Channels-first ``(B, C, T, H, W)``."""
+
+    def __init__(self, dim: int, hidden: int, temporal_kernel: int, factorized: bool, token_dim: int,
+                 in_dim: Optional[int] = None, stride: tuple[int, int, int] = (1, 1, 1), groups: int = 1):
+        super().__init__()
+        in_dim = dim if in_dim is None else in_dim
+        self.expand = _pointwise(in_dim, hidden, groups, shuffle=True)
+        self.depthwise = _depthwise(hidden, hidden, temporal_kernel, stride, factorized)
+        self.project = _pointwise(hidden, dim, groups, shuffle=True)
         self.act1 = DynamicReLU(hidden, token_dim) if token_dim else StaticReLU()
         self.act2 = DynamicReLU(hidden, token_dim) if token_dim else StaticReLU()
 
@@ -168,38 +218,92 @@ class MobileBlock(nn.Module):
         return self.project(x)
 
 
+class MobileBlock3(nn.Module):
+    """The released DnaBlock3's local branch made 3-D: depthwise k_t×3×3 C_in→e1·C_in (channel multiplier e1,
+    the block's stride) + BN → DyReLU → 1×1×1 → C + BN (linear) = u; depthwise C→e2·C + BN → DyReLU → 1×1×1 → C
+    + BN, added to u (inner residual). Returns the block output (the caller adds any outer identity). With
+    g > 1 groups the 1×1×1 convs are grouped and each depthwise output is shuffled in C_in (resp. C) groups,
+    as released."""
+
+    def __init__(self, in_dim: int, dim: int, e1: int, hidden2: int, temporal_kernel: int, factorized: bool,
+                 token_dim: int, stride: tuple[int, int, int], drop_path: nn.Module, groups: int = 1):
+        super().__init__()
+        hidden1 = in_dim * e1
+        self.conv1 = _depthwise(in_dim, hidden1, temporal_kernel, stride, factorized, in_dim if groups > 1 else 1)
+        self.act1 = DynamicReLU(hidden1, token_dim) if token_dim else StaticReLU()
+        self.conv2 = _pointwise(hidden1, dim, groups)
+        self.conv3 = _depthwise(dim, hidden2, temporal_kernel, (1, 1, 1), factorized, dim if groups > 1 else 1)
+        self.act3 = DynamicReLU(hidden2, token_dim) if token_dim else StaticReLU()
+        self.conv4 = _pointwise(hidden2, dim, groups)
+        self.drop_path = drop_path
+
+    def forward(self, x: torch.Tensor, z0: Optional[torch.Tensor]) -> torch.Tensor:
+        u = self.conv2(self.act1(self.conv1(x), z0))
+        return u + self.drop_path(self.conv4(self.act3(self.conv3(u), z0)))
+
+
+class ConvBlock(nn.Module):
+    """DnaBlock3 with e2 = 0 (the released models' first block): depthwise k_t×3×3 C_in→e1·C_in (stride) + BN
+    + ReLU6 (→ shuffle in C_in groups when g > 1) → 1×1×1 → C in g groups + BN; no bridges, no dynamic ReLU."""
+
+    def __init__(self, in_dim: int, dim: int, e1: int, temporal_kernel: int, factorized: bool,
+                 stride: tuple[int, int, int], groups: int = 1):
+        super().__init__()
+        self.conv = nn.Sequential(*_depthwise(in_dim, in_dim * e1, temporal_kernel, stride, factorized),
+                                  nn.ReLU6(), *_shuffle(in_dim if groups > 1 else 1),
+                                  *_pointwise(in_dim * e1, dim, groups))
+
+    def forward(self, x: torch.Tensor, z0: Optional[torch.Tensor]) -> torch.Tensor:
+        return self.conv(x)
+
+
 class MobileFormerBlock(nn.Module):
     """One (Video) Mobile-Former block on a channels-last grid ``(B, T, H, W, C)``.
 
-    With tokens (``carries_tokens``): ``forward(x, z) -> (x, z)``; without: ``forward(x) -> x``.
+    With tokens (``carries_tokens``): ``forward(x, z) -> (x, z)``; without: ``forward(x) -> x``. The stage's
+    first block may be a DnaBlock3 (``first_block``) and, after a down ``none``, changes the width
+    (``ctx.in_dim``) and applies the strides (``ctx.stride``); the identity is added only when neither changes.
+    Mobile→Former reads the block's input (width C_in), Former→Mobile its output (width C).
     """
 
     def __init__(self, ctx: BlockContext, opts: MobileFormerOptions):
         super().__init__()
-        dim = ctx.dim
+        dim, in_dim = ctx.dim, ctx.in_channels
         num, token_dim = ctx.tokens
+        kt = opts.temporal_kernel
+        if kt % 2 == 0:
+            raise InvalidCombination(f"temporal_kernel {kt} is even: 'same' padding needs odd")
+        kind = opts.first_block if ctx.index == 0 else "dna"
+        conv_only = kind == "dna3" and opts.second_expansion == 0
         self.carries_tokens = num > 0
-        if opts.temporal_kernel % 2 == 0:
-            raise InvalidCombination(f"temporal_kernel {opts.temporal_kernel} is even: 'same' padding needs odd")
-        hidden = max(1, round(dim * (opts.expansion if opts.expansion is not None else ctx.mlp_ratio)))
-        dyn_dim = token_dim if self.carries_tokens and opts.dynamic_relu else 0
-        self.mobile = MobileBlock(dim, hidden, opts.temporal_kernel, opts.factorized, dyn_dim)
-        self.drop_path = DropPath(ctx.drop_path) if ctx.drop_path > 0 else nn.Identity()
-        if self.carries_tokens:
-            self.to_former = MobileToFormer(dim, token_dim, opts.bridge_heads, opts.token_gate)
+        self.bridged = self.carries_tokens and not conv_only
+        self.identity = tuple(ctx.stride) == (1, 1, 1) and in_dim == dim
+        dyn_dim = token_dim if self.bridged and opts.dynamic_relu else 0
+        drop_path = DropPath(ctx.drop_path) if ctx.drop_path > 0 else nn.Identity()
+        self.drop_path = nn.Identity()  # DnaBlock3 drops its inner branch; its outer identity is plain
+        if conv_only:
+            self.mobile = ConvBlock(in_dim, dim, opts.first_expansion, kt, opts.factorized, ctx.stride, opts.groups)
+        elif kind == "dna3":
+            hidden2 = max(1, round(dim * opts.second_expansion))
+            self.mobile = MobileBlock3(in_dim, dim, opts.first_expansion, hidden2, kt, opts.factorized, dyn_dim,
+                                       ctx.stride, drop_path, opts.groups)
+        else:
+            hidden = max(1, round(in_dim * (opts.expansion if opts.expansion is not None else ctx.mlp_ratio)))
+            self.mobile = MobileBlock(dim, hidden, kt, opts.factorized, dyn_dim, in_dim, ctx.stride, opts.groups)
+            self.drop_path = drop_path
+        if self.bridged:
+            self.to_former = MobileToFormer(in_dim, token_dim, opts.bridge_heads, opts.token_gate)
             self.former = Former(token_dim, opts.former_heads, opts.former_ffn)
             self.to_mobile = FormerToMobile(dim, token_dim, opts.bridge_heads)
 
     def forward(self, x: torch.Tensor, z: Optional[torch.Tensor] = None):
-        grid = x.shape[1:4]
-        if self.carries_tokens:
+        if self.bridged:
             z = self.former(self.to_former(x.flatten(1, 3), z))
-        y = self.mobile(x.permute(0, 4, 1, 2, 3), z[:, 0] if self.carries_tokens else None)
-        x = x + self.drop_path(y.permute(0, 2, 3, 4, 1))
-        if not self.carries_tokens:
-            return x
-        x = self.to_mobile(x.flatten(1, 3), z).unflatten(1, grid)
-        return x, z
+        y = self.mobile(x.permute(0, 4, 1, 2, 3), z[:, 0] if self.bridged else None).permute(0, 2, 3, 4, 1)
+        x = x + self.drop_path(y) if self.identity else y
+        if self.bridged:
+            x = self.to_mobile(x.flatten(1, 3), z).unflatten(1, x.shape[1:4])
+        return (x, z) if self.carries_tokens else x
 
 
 class GlobalTokenBridge(nn.Module):
@@ -234,7 +338,28 @@ class GlobalTokens(nn.Module):
         return self.embed.expand(batch, -1, -1)
 
 
-@register_mixer("mobile_former", MobileFormerOptions)
+class MobileFormerHead(nn.Module):
+    """The released classifier on ``(x, z)``: a last Mobile→Former (``z`` update), 1×1×1 conv C→eC + BN + ReLU6,
+    mean over (T, H, W), hswish, concatenated with token z_0, Linear → hidden + BN1d + hswish, dropout,
+    Linear → classes; with g > 1 groups the 1×1×1 conv is grouped and preceded by a channel shuffle."""
+
+    def __init__(self, dim: int, token_dim: int, hidden: int, expansion: float, num_classes: int,
+                 dropout: float = 0.0, bridge_heads: int = 2, groups: int = 1):
+        super().__init__()
+        wide = max(1, round(dim * expansion))
+        self.to_former = MobileToFormer(dim, token_dim, bridge_heads)
+        self.conv = nn.Sequential(*_shuffle(groups), *_pointwise(dim, wide, groups), nn.ReLU6())
+        self.fc = nn.Sequential(nn.Linear(wide + token_dim, hidden), nn.BatchNorm1d(hidden), nn.Hardswish())
+        self.drop = nn.Dropout(dropout)
+        self.classifier = nn.Linear(hidden, num_classes)
+
+    def forward(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:  # x (B, T, H, W, C), z (B, M, d)
+        z = self.to_former(x.flatten(1, 3), z)
+        y = F.hardswish(self.conv(x.permute(0, 4, 1, 2, 3)).mean(dim=(2, 3, 4)))
+        return self.classifier(self.drop(self.fc(torch.cat([y, z[:, 0]], dim=1))))
+
+
+@register_mixer("mobile_former", MobileFormerOptions, resamples=True)
 def build_mobile_former_block(ctx: BlockContext, opts: MobileFormerOptions) -> nn.Module:
     """(Video) Mobile-Former block: 3-D / (2+1)-D inverted bottleneck with dynamic ReLU + global-token bridges."""
     return MobileFormerBlock(ctx, opts)
@@ -248,3 +373,65 @@ def mobile_former_tiny() -> dict:
                "mixer": {"kind": "mobile_former", "options": {"temporal_kernel": 3}}} for d, w in ((1, 32), (2, 64))]
     return {"input": {"frames": 8, "resolution": 32, "in_chans": 3, "num_classes": 12}, "stages": stages,
             "stem": {"kind": "conv", "patch": 4}}
+
+
+def _released(stem: int, tokens: tuple[int, int], stages: list[tuple], hidden: int) -> dict:
+    """A released image Mobile-Former as a 1-frame Video Mobile-Former (temporal kernel 1): the stem, a first
+    bridge-less conv block (DnaBlock3 with e2 = 0) at the stem's width, then ``stages``: (depth, width, stride,
+    first block, e1, e2, expansion of the DnaBlocks), each after a down 'none' (its first block resamples)."""
+    token_spec = {"num": tokens[0], "width": tokens[1]}
+    first = {"depth": 1, "width": stem, "mixer": {"kind": "mobile_former", "options": {
+        "temporal_kernel": 1, "first_block": "dna3", "first_expansion": 2, "second_expansion": 0}}}
+    specs = [first]
+    for depth, width, stride, kind, e1, e2, e in stages:
+        specs.append({"depth": depth, "width": width, "mlp_ratio": e, "global_tokens": token_spec,
+                      "down": {"kind": "none", "spatial_stride": stride},
+                      "mixer": {"kind": "mobile_former", "options": {
+                          "temporal_kernel": 1, "first_block": kind, "first_expansion": e1, "second_expansion": e2}}})
+    return {"input": {"frames": 1, "resolution": 224, "in_chans": 3, "num_classes": 1000},
+            "stem": {"kind": "single_conv", "patch": 2}, "stages": specs,
+            "head": {"pool": "mobile_former", "hidden": hidden}}
+
+
+@register_preset("mobile_former_508m")
+def mobile_former_508m() -> dict:
+    """Mobile-Former-508M (ImageNet) as a 1-frame Video Mobile-Former: 6 tokens of width 192, 14.0M params."""
+    return _released(24, (6, 192), [(2, 40, 2, "dna3", 6, 4, 3), (2, 72, 2, "dna3", 6, 4, 3),
+                                    (2, 128, 2, "dna3", 6, 4, 4), (2, 176, 1, "dna", 6, 4, 6),
+                                    (3, 240, 2, "dna3", 6, 4, 6)], 1920)
+
+
+@register_preset("mobile_former_151m")
+def mobile_former_151m() -> dict:
+    """Mobile-Former-151M (ImageNet) as a 1-frame Video Mobile-Former: 6 tokens of width 192, 7.6M params."""
+    return _released(12, (6, 192), [(2, 16, 2, "dna3", 6, 4, 3), (2, 32, 2, "dna3", 6, 4, 3),
+                                    (2, 64, 2, "dna3", 6, 4, 4), (2, 88, 1, "dna", 6, 4, 6),
+                                    (3, 128, 2, "dna3", 6, 4, 6)], 1280)
+
+
+@register_preset("mobile_former_96m")
+def mobile_former_96m() -> dict:
+    """Mobile-Former-96M (ImageNet) as a 1-frame Video Mobile-Former: 4 tokens of width 128, 4.6M params."""
+    return _released(12, (4, 128), [(1, 16, 2, "dna3", 6, 4, 4), (2, 32, 2, "dna3", 6, 4, 3),
+                                    (2, 64, 2, "dna3", 6, 4, 4), (1, 88, 1, "dna", 6, 4, 6),
+                                    (2, 128, 2, "dna3", 6, 4, 6)], 1280)
+
+
+@register_preset("mobile_former_26m")
+def mobile_former_26m() -> dict:
+    """Mobile-Former-26M (ImageNet) as a 1-frame Video Mobile-Former: 3 tokens of width 128, grouped (g = 4)
+    shuffled 1×1 convs, 3.2M params."""
+    tokens = {"num": 3, "width": 128}
+
+    def stage(depth, width, stride, kind, e1, e2, e, **extra):
+        return {"depth": depth, "width": width, "mlp_ratio": e, "global_tokens": tokens,
+                "down": {"kind": "none", "spatial_stride": stride}, **extra,
+                "mixer": {"kind": "mobile_former", "options": {"temporal_kernel": 1, "first_block": kind,
+                                                               "first_expansion": e1, "second_expansion": e2,
+                                                               "groups": 4}}}
+
+    stages = [stage(2, 12, 2, "dna3", 3, 0, 3), stage(2, 24, 2, "dna3", 6, 4, 3), stage(2, 48, 2, "dna3", 6, 4, 4),
+              stage(1, 64, 1, "dna", 6, 4, 6), stage(2, 96, 2, "dna3", 6, 4, 6)]
+    return {"input": {"frames": 1, "resolution": 224, "in_chans": 3, "num_classes": 1000},
+            "stem": {"kind": "single_conv", "patch": 2, "width": 8}, "stages": stages,
+            "head": {"pool": "mobile_former", "hidden": 1024, "groups": 4}}

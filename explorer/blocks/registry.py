@@ -28,6 +28,14 @@ class BlockContext:
     mlp_ratio: float
     drop_path: float
     tokens: tuple[int, int] = (0, 0)  # (M, d) global tokens the stage carries (Mobile-Former); M = 0: none
+    # in_dim/stride are set only for a stage's first block after a ``down.kind = "none"`` (``resamples`` mixers)
+    in_dim: int | None = None  # channels entering the block (None: ``dim``)
+    stride: tuple[int, int, int] = (1, 1, 1)  # (temporal, spatial, spatial) stride the block applies
+    index: int = 0  # position of the block in its stage
+
+    @property
+    def in_channels(self) -> int:
+        return self.dim if self.in_dim is None else self.in_dim
 
 
 class InvalidCombination(ValueError):
@@ -44,18 +52,21 @@ class MixerEntry:
     build: BlockFactory
     layout: Literal["grid", "set"]  # grid blocks map (B,T,H,W,C)->same; set blocks work on (B,N,C)
     doc: str
+    resamples: bool = False  # the block honours BlockContext.in_dim/stride (so a stage may use down "none")
 
 
 _REGISTRY: dict[str, MixerEntry] = {}
 
 
-def register_mixer(name: str, options: type[MixerOptions], layout: Literal["grid", "set"] = "grid"):
-    """Decorator registering a block factory under ``name``."""
+def register_mixer(name: str, options: type[MixerOptions], layout: Literal["grid", "set"] = "grid",
+                   resamples: bool = False):
+    """Decorator registering a block factory under ``name``; ``resamples``: its blocks change width and
+    resolution themselves (``BlockContext.in_dim``/``stride``), so its stages may follow a ``down.kind`` none."""
 
     def wrap(build: BlockFactory) -> BlockFactory:
         if name in _REGISTRY:
             raise KeyError(f"mixer {name!r} registered twice")
-        _REGISTRY[name] = MixerEntry(name, options, build, layout, (build.__doc__ or "").strip())
+        _REGISTRY[name] = MixerEntry(name, options, build, layout, (build.__doc__ or "").strip(), resamples)
         return build
 
     return wrap

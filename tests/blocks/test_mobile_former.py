@@ -257,3 +257,179 @@ def test_block_params_are_bridges_plus_mobile_plus_dynamic_relu(kt, factorized):
     assert count_params(block) == bridges + mobile + dyrelu
     no_tokens = _block(tokens=(0, 0), dim=c, temporal_kernel=kt, factorized=factorized)
     assert count_params(no_tokens) == mobile
+
+
+# ---- released image Mobile-Formers as 1-frame Video Mobile-Formers (single_conv stem, down 'none', dna3 blocks,
+# ---- mobile_former head) ----------------------------------------------------------------------------------------
+
+import json  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+from explorer.blocks.mobile_former import ChannelShuffle, ConvBlock, MobileBlock3, MobileFormerHead  # noqa: E402
+
+REFERENCE = json.loads(Path("/work/shared/reference/reference_numbers.json").read_text())["models"]
+RELEASED = ["mobile_former_508m", "mobile_former_151m", "mobile_former_96m", "mobile_former_26m"]
+
+
+@pytest.mark.parametrize("name", RELEASED)
+def test_released_presets_match_the_image_models_params_and_flops(name):
+    ref = REFERENCE[f"{name}_image"]
+    arch = preset(name)
+    assert (arch.input.frames, arch.input.resolution, arch.input.num_classes) == (1, ref["input"][2], 1000)
+    model = build(arch).eval()
+    assert count_params(model) == ref["params"]
+    gflops = count_flops(model, torch.randn(1, 3, 1, 224, 224)) / 1e9
+    assert gflops == pytest.approx(ref["gflops"], rel=0.01)
+
+
+def test_released_508m_structure():
+    model = build(preset("mobile_former_508m"))
+    blocks = [b for b in model.modules() if isinstance(b, MobileFormerBlock)]
+    assert len(blocks) == 12  # the released 12 blocks: 1 conv block, 4 DnaBlock3, 7 DnaBlock
+    assert sum(isinstance(b.mobile, ConvBlock) for b in blocks) == 1
+    assert sum(isinstance(b.mobile, MobileBlock3) for b in blocks) == 4
+    assert [b.identity for b in blocks] == [True, False, True, False, True, False, True, False, True, False, True,
+                                            True]
+    assert isinstance(model.head, MobileFormerHead) and model.norm is None
+    assert model.global_tokens.embed.shape == (6, 192)
+
+
+def test_new_spec_fields_keep_existing_hashes_and_round_trip():
+    assert preset("posmlp_video_72d").content_hash == "34b082a8560c"
+    assert preset("mobile_former_tiny").content_hash == "7d624fa0cd0f"  # new mixer options omitted at default
+    old = preset("posmlp_video_72d").to_dict()
+    assert "width" not in old["stem"] and set(old["head"]) == {"pool", "dropout"}
+    for name in RELEASED:
+        arch = preset(name)
+        again = Arch.from_json(arch.to_json())
+        assert again == arch and again.content_hash == arch.content_hash
+    spec = preset("mobile_former_26m").to_dict()
+    assert spec["stem"]["width"] == 8 and spec["head"]["groups"] == 4 and spec["head"]["hidden"] == 1024
+
+
+def _one_frame_spec(name: str, kt: int, resolution: int = 64) -> dict:
+    spec = preset(name).to_dict()
+    spec["input"]["resolution"] = resolution
+    for s in spec["stages"]:
+        s["mixer"]["options"]["temporal_kernel"] = kt
+    return spec
+
+
+@pytest.mark.parametrize("name", ["mobile_former_151m", "mobile_former_26m"])
+def test_one_frame_video_model_reduces_to_the_image_model(name):
+    """With one frame, k_t×3×3 depthwise kernels only see their centre tap (the others read the zero padding):
+    the temporal-kernel-3 model with the kernel-1 weights at its centre computes the same function, at the
+    image model's cost when k_t = 1."""
+    torch.manual_seed(0)
+    image_like = _randomise(build(Arch.from_dict(_one_frame_spec(name, 1)))).eval()
+    video = build(Arch.from_dict(_one_frame_spec(name, 3))).eval()
+    state = {}
+    for key, w in image_like.state_dict().items():
+        target = video.state_dict()[key]
+        if w.shape != target.shape:  # (C, 1, 1, 3, 3) -> (C, 1, 3, 3, 3), centre tap
+            w = torch.zeros_like(target).index_copy_(2, torch.tensor([1]), w)
+        state[key] = w
+    video.load_state_dict(state)
+    x = torch.randn(2, 3, 1, 64, 64)
+    torch.testing.assert_close(video(x), image_like(x), atol=1e-4, rtol=1e-4)
+    assert count_params(video) > count_params(image_like)
+
+
+def _resampling_block(in_dim=8, dim=12, stride=(1, 2, 2), grid=(3, 6, 4), tokens=(4, 16), **options):
+    entry = get_mixer("mobile_former")
+    ctx = BlockContext(dim, grid, 2.0, 0.0, tokens, in_dim=in_dim, stride=stride)
+    return entry.build(ctx, entry.options(**options))
+
+
+@pytest.mark.parametrize("options", [{}, {"first_block": "dna3"}, {"first_block": "dna3", "second_expansion": 0},
+                                     {"first_block": "dna3", "groups": 2}, {"groups": 4},
+                                     {"first_block": "dna3", "factorized": True, "temporal_kernel": 3}])
+@pytest.mark.parametrize("stride,grid", [((1, 2, 2), (3, 6, 4)), ((2, 2, 2), (4, 6, 6)), ((1, 1, 1), (5, 3, 2)),
+                                         ((2, 1, 1), (3, 2, 3))])
+def test_resampling_blocks_change_width_and_resolution(options, stride, grid):
+    x, z = torch.randn(2, *grid, 8), torch.randn(2, 4, 16)
+    out_grid = tuple((g - 1) // s + 1 for g, s in zip(grid, stride))
+    for tokens in ((4, 16), (0, 0)):
+        block = _resampling_block(stride=stride, grid=grid, tokens=tokens, **options).eval()
+        y = block(x, z) if tokens[0] else block(x)
+        if tokens[0]:
+            y, z2 = y
+            assert z2.shape == z.shape
+        assert y.shape == (2, *out_grid, 12)
+    same = _resampling_block(in_dim=12, stride=(1, 1, 1), **options)
+    assert same.identity and not _resampling_block(**options).identity
+
+
+@pytest.mark.parametrize("option,value", [("first_block", "dna3"), ("first_expansion", 3),
+                                          ("second_expansion", 2.0), ("second_expansion", 0.0), ("groups", 2)])
+def test_every_resampling_option_changes_the_function(option, value):
+    base = {"first_block": "dna3"} if option in ("first_expansion", "second_expansion") else {}
+    x, z = torch.randn(2, 3, 6, 4, 8, generator=torch.Generator().manual_seed(1)), torch.randn(2, 4, 16)
+    outs = []
+    for opts in (base, {**base, option: value}):
+        torch.manual_seed(0)
+        block = _randomise(_resampling_block(**opts)).eval()
+        outs.append(block(x, z))
+    assert outs[0][0].shape != outs[1][0].shape or not torch.allclose(outs[0][0], outs[1][0], atol=1e-5) \
+        or not torch.allclose(outs[0][1], outs[1][1])
+
+
+def test_first_block_option_applies_to_the_first_block_only_and_conv_block_passes_tokens():
+    entry = get_mixer("mobile_former")
+    opts = entry.options(first_block="dna3", second_expansion=0)
+    first = entry.build(BlockContext(8, (1, 4, 4), 2.0, 0.0, (4, 16), index=0), opts)
+    later = entry.build(BlockContext(8, (1, 4, 4), 2.0, 0.0, (4, 16), index=1), opts)
+    assert isinstance(first.mobile, ConvBlock) and not first.bridged and later.bridged
+    x, z = torch.randn(2, 1, 4, 4, 8), torch.randn(2, 4, 16)
+    assert first(x, z)[1] is z
+
+
+def test_channel_shuffle_interleaves_groups():
+    x = torch.arange(6.0).view(1, 6, 1, 1, 1)
+    assert ChannelShuffle(2)(x).flatten().tolist() == [0, 3, 1, 4, 2, 5]
+
+
+def _tiny_released_spec(frames: int = 3) -> dict:
+    tokens = {"num": 3, "width": 16}
+
+    def stage(depth, width, stride, **options):
+        return {"depth": depth, "width": width, "mlp_ratio": 3, "global_tokens": tokens,
+                "down": {"kind": "none", "spatial_stride": stride},
+                "mixer": {"kind": "mobile_former", "options": {"temporal_kernel": 3, "first_block": "dna3",
+                                                               "first_expansion": 2, **options}}}
+
+    return {"input": {"frames": frames, "resolution": 32, "in_chans": 3, "num_classes": 12},
+            "stem": {"kind": "single_conv", "patch": 2, "width": 4},
+            "stages": [stage(2, 8, 2, second_expansion=0, groups=2), stage(2, 16, 2, groups=2),
+                       stage(1, 24, 1, first_block="dna")],
+            "head": {"pool": "mobile_former", "hidden": 32, "groups": 4}}
+
+
+def test_tiny_released_style_model_runs_on_odd_frames_and_trains():
+    torch.manual_seed(0)
+    model = build(Arch.from_dict(_tiny_released_spec(3)))
+    assert model(torch.randn(2, 3, 3, 32, 32)).shape == (2, 12)
+    _train_decreases_loss(model, torch.randn(4, 3, 3, 32, 32))
+
+
+def test_released_spec_validation_is_explained():
+    spec = _tiny_released_spec()
+    spec["stem"]["patch"] = 4
+    with pytest.raises(ArchError, match="patch must be 2"):
+        Arch.from_dict(spec)
+    spec = _tiny_released_spec()
+    spec["stages"][-1]["global_tokens"] = None
+    with pytest.raises(ArchError, match="needs global_tokens"):
+        Arch.from_dict(spec)
+    spec = _tiny_released_spec()
+    spec["stages"][0]["down"] = {"kind": "conv"}
+    with pytest.raises(ArchError, match="stem width 4 differs from the first stage's 8"):
+        build(Arch.from_dict(spec))
+    spec = preset("conv3d_tiny").to_dict()
+    spec["stages"][1]["down"] = {"kind": "none", "spatial_stride": 2}
+    with pytest.raises(ArchError, match="cannot resample"):
+        build(Arch.from_dict(spec))
+    spec = _tiny_released_spec()
+    spec["stages"][1]["mixer"]["options"]["groups"] = 3
+    with pytest.raises(InvalidCombination, match="3 groups do not divide"):
+        build(Arch.from_dict(spec))
