@@ -14,6 +14,7 @@ EPILOG = """examples:
   explorer report reports/tiny-20261123-101500     # rebuild a run's HTML report (no Ray needed)
   explorer cost posmlp_video_72d                   # params / GFLOPs / CPU latency of a preset
   explorer cost reports/RUN/archs/HASH.json --no-latency
+  explorer export reports/RUN --pareto             # the Pareto-optimal architectures as YAML specs
   explorer presets                                 # list the named presets
 """
 
@@ -46,6 +47,15 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--repeats", type=int, default=10, help="timed forward passes (default 10)")
     c.add_argument("--no-latency", action="store_true", help="skip the latency measurement")
     c.add_argument("--json", action="store_true", help="print JSON")
+
+    e = sub.add_parser("export", help="write a run's architectures (the Pareto-optimal ones with --pareto) as specs",
+                       description="Write architectures of a run folder as Arch specs that explorer.models.build "
+                                   "(and `explorer cost`) load, to train them at full scale.")
+    e.add_argument("run", help="run folder, e.g. reports/tiny-20261123-101500")
+    e.add_argument("--pareto", action="store_true",
+                   help="only the trials on the Pareto front over the run's objectives (default: every complete trial)")
+    e.add_argument("--format", choices=("yaml", "json"), default="yaml", help="file format (default yaml)")
+    e.add_argument("--out", default=None, help="output folder (default: <run>/export)")
 
     sub.add_parser("presets", help="list named architecture presets")
     return p
@@ -123,6 +133,31 @@ def cmd_cost(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    run = Path(args.run)
+    if not (run / "run.json").exists():
+        return _fail(f"{run}: not a run folder (no run.json)")
+    from explorer.analysis import front_mask, load_run_meta, load_trials
+    from explorer.arch import Arch
+
+    df = load_trials(run)
+    keep = (df["status"] == "COMPLETE").to_numpy(dtype=bool, copy=True)
+    if args.pareto:
+        keep = keep & front_mask(df, load_run_meta(run)["objectives"])
+    out = Path(args.out) if args.out else run / "export"
+    out.mkdir(parents=True, exist_ok=True)
+    metrics = [c for c in ("accuracy", "gflops", "params_m", "latency_ms") if c in df.columns]
+    chosen = df[keep].drop_duplicates("arch_hash")  # a replayed duplicate is the same architecture
+    for row in chosen.itertuples(index=False):
+        arch = Arch.from_json(row.arch_json)
+        path = out / f"{row.arch_hash}.{args.format}"
+        path.write_text(arch.to_yaml() if args.format == "yaml" else arch.to_json())
+        figures = ", ".join(f"{m} {getattr(row, m):.4g}" for m in metrics)
+        print(f"{path}  trial {row.number}: {arch.summary()} ({figures})")
+    print(f"exported {len(chosen)} architecture(s) to {out}")
+    return 0
+
+
 def cmd_presets(_: argparse.Namespace) -> int:
     from explorer.blocks import preset_doc
     from explorer.models import preset, preset_names
@@ -140,7 +175,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
-    handler = {"search": cmd_search, "report": cmd_report, "cost": cmd_cost, "presets": cmd_presets}[args.command]
+    handler = {"search": cmd_search, "report": cmd_report, "cost": cmd_cost, "export": cmd_export,
+               "presets": cmd_presets}[args.command]
     return handler(args)
 
 

@@ -358,7 +358,10 @@ def sample_arch(space: SearchSpace, trial: Any):
         })
     spec = {"input": task_input(space), "stem": space.stem, "stages": stages,
             "drop_path_rate": space.drop_path_rate}
-    return Arch.from_dict(spec, source=space.source)
+    from explorer.models import validate_arch
+
+    # mixer options completed by their defaults: the hash a run records is the one `explorer cost` shows
+    return validate_arch(Arch.from_dict(spec, source=space.source))
 
 
 def arch_from_params(space: SearchSpace, params: dict[str, Any]):

@@ -107,3 +107,20 @@ def test_duplicate_architecture_is_not_trained_twice(local_ray, tmp_path):
     assert df["cached"].tolist() == [False, True]
     assert df["accuracy"].iloc[0] == df["accuracy"].iloc[1]
     assert df["train_time_s"].iloc[0] > 0 and df["train_time_s"].iloc[1] == 0
+
+
+def test_export_pareto_specs_load_and_build(smoke_run, tmp_path):
+    from explorer.analysis import front_mask, load_run_meta, load_trials
+    from explorer.arch import Arch
+    from explorer.cli import main
+    from explorer.models import build, validate_arch
+
+    assert main(["export", str(smoke_run), "--pareto", "--out", str(tmp_path)]) == 0
+    df = load_trials(smoke_run)
+    front = set(df.loc[front_mask(df, load_run_meta(smoke_run)["objectives"]), "arch_hash"])
+    files = sorted(tmp_path.glob("*.yaml"))
+    assert {f.stem for f in files} == front and front
+    for path in files:
+        arch = Arch.from_file(path)
+        assert validate_arch(arch).content_hash == path.stem  # the run's hash is the canonical one
+        build(arch)
