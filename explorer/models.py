@@ -39,6 +39,7 @@ from explorer.arch import (
 )
 from explorer.blocks import BlockContext, get_mixer, mixer_names, parse_options, preset_spec
 from explorer.blocks import preset_names as registered_presets
+from explorer.blocks.layers import init_linear
 from explorer.blocks.merge import TokenState, build_merger
 from explorer.blocks.mobile_former import GlobalTokenBridge, GlobalTokens, MobileFormerHead
 
@@ -308,8 +309,7 @@ class VideoBackbone(nn.Module):
         self.norm = nn.LayerNorm(widths[-1])
         self.head_drop = nn.Dropout(arch.head.dropout)
         self.head = nn.Linear(widths[-1], arch.input.num_classes)
-        trunc_normal_(self.head.weight, std=0.02)
-        nn.init.zeros_(self.head.bias)
+        init_linear(self.head)
 
     def forward_tokens(self, x: torch.Tensor) -> tuple[torch.Tensor, TokenState | None]:
         """Features of the last stage — a grid ``(B, T, H, W, C)``, or a set ``(B, N, C)`` with its token state

@@ -19,8 +19,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from pydantic import Field
-from timm.layers import DropPath, Mlp, trunc_normal_
+from timm.layers import Mlp
 
+from explorer.blocks.layers import drop_path_or_identity, init_linear
 from explorer.blocks.merge import TokenState
 from explorer.blocks.registry import BlockContext, InvalidCombination, MixerOptions, register_mixer, register_preset
 
@@ -71,8 +72,8 @@ class AttentionBlock(nn.Module):
         self.attn = Attention(dim, heads, qkv_bias)
         self.norm2 = nn.LayerNorm(dim)
         self.mlp = Mlp(dim, hidden_features=int(dim * mlp_ratio))
-        self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
-        self.apply(_init_weights)
+        self.drop_path = drop_path_or_identity(drop_path)
+        self.apply(init_linear)
 
     def forward(self, x: torch.Tensor, state: Optional[TokenState] = None,
                 merger: Optional[nn.Module] = None) -> tuple[torch.Tensor, Optional[TokenState]]:
@@ -102,8 +103,8 @@ class DividedAttentionBlock(nn.Module):
         self.attn = Attention(dim, heads, qkv_bias)
         self.norm2 = nn.LayerNorm(dim)
         self.mlp = Mlp(dim, hidden_features=int(dim * mlp_ratio))
-        self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
-        self.apply(_init_weights)
+        self.drop_path = drop_path_or_identity(drop_path)
+        self.apply(init_linear)
 
     def forward(self, x: torch.Tensor, state: Optional[TokenState] = None,
                 merger: Optional[nn.Module] = None) -> tuple[torch.Tensor, Optional[TokenState]]:
@@ -119,12 +120,6 @@ class DividedAttentionBlock(nn.Module):
         return x + self.drop_path(self.mlp(self.norm2(x))), state
 
 
-def _init_weights(m: nn.Module) -> None:
-    """timm ViT init: truncated-normal (σ = 0.02) linear weights, zero biases; LayerNorm stays (1, 0)."""
-    if isinstance(m, nn.Linear):
-        trunc_normal_(m.weight, std=0.02)
-        if m.bias is not None:
-            nn.init.zeros_(m.bias)
 
 
 @register_mixer("attention", AttentionOptions, layout="set")

@@ -9,8 +9,9 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 from pydantic import Field, field_validator
-from timm.layers import DropPath, Mlp
+from timm.layers import Mlp
 
+from explorer.blocks.layers import drop_path_or_identity
 from explorer.blocks.registry import BlockContext, MixerOptions, register_mixer, register_preset
 
 
@@ -47,7 +48,7 @@ class Conv3dBlock(nn.Module):
         self.mixer = Conv3dMixer(dim, opts.kernel_t, opts.kernel_s, opts.depthwise)
         self.norm2 = nn.LayerNorm(dim)
         self.mlp = Mlp(dim, hidden_features=int(dim * mlp_ratio))
-        self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
+        self.drop_path = drop_path_or_identity(drop_path)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x + self.drop_path(self.mixer(self.norm1(x)))

@@ -29,8 +29,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from pydantic import Field, field_validator, model_validator
-from timm.layers import DropPath, Mlp, trunc_normal_
+from timm.layers import Mlp
 
+from explorer.blocks.layers import drop_path_or_identity, init_linear
 from explorer.blocks.registry import BlockContext, MixerOptions, register_mixer, register_preset
 
 Combination = Literal["parallel", "serial", "spatial_only", "joint3d"]
@@ -178,8 +179,8 @@ class FocalBlock(nn.Module):
             FocalModulation(dim, axes, opts.focal_levels, opts.focal_window, dense) for axes in sublayers)
         self.norm2 = nn.LayerNorm(dim)
         self.mlp = Mlp(dim, hidden_features=int(dim * mlp_ratio))
-        self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
-        self.apply(_init_linear)
+        self.drop_path = drop_path_or_identity(drop_path)
+        self.apply(init_linear)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, T, H, W, C)
         for norm, modulation in zip(self.norms, self.modulations):
@@ -187,10 +188,6 @@ class FocalBlock(nn.Module):
         return x + self.drop_path(self.mlp(self.norm2(x)))
 
 
-def _init_linear(m: nn.Module) -> None:
-    if isinstance(m, nn.Linear):
-        trunc_normal_(m.weight, std=0.02)
-        nn.init.zeros_(m.bias)
 
 
 @register_mixer("focal", FocalOptions)

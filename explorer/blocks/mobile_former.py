@@ -25,8 +25,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from pydantic import Field
-from timm.layers import DropPath, trunc_normal_
+from timm.layers import trunc_normal_
 
+from explorer.blocks.layers import drop_path_or_identity
 from explorer.blocks.registry import BlockContext, InvalidCombination, MixerOptions, register_mixer, register_preset
 
 
@@ -279,7 +280,7 @@ class MobileFormerBlock(nn.Module):
         self.bridged = self.carries_tokens and not conv_only
         self.identity = tuple(ctx.stride) == (1, 1, 1) and in_dim == dim
         dyn_dim = token_dim if self.bridged and opts.dynamic_relu else 0
-        drop_path = DropPath(ctx.drop_path) if ctx.drop_path > 0 else nn.Identity()
+        drop_path = drop_path_or_identity(ctx.drop_path)
         self.drop_path = nn.Identity()  # DnaBlock3 drops its inner branch; its outer identity is plain
         if conv_only:
             self.mobile = ConvBlock(in_dim, dim, opts.first_expansion, kt, opts.factorized, ctx.stride, opts.groups)

@@ -21,8 +21,9 @@ from typing import Literal, Optional
 import torch
 import torch.nn as nn
 from pydantic import Field
-from timm.layers import DropPath, Mlp, trunc_normal_
+from timm.layers import Mlp
 
+from explorer.blocks.layers import drop_path_or_identity, init_linear
 from explorer.blocks.registry import BlockContext, InvalidCombination, MixerOptions, register_mixer, register_preset
 
 
@@ -181,8 +182,8 @@ class MorphMLPBlock(nn.Module):
         self.fc_s = MorphFCSpatial(dim, h * w, chunk_len, reweight)
         self.norm2 = nn.LayerNorm(dim)
         self.mlp = Mlp(dim, int(dim * mlp_ratio))
-        self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
-        self.apply(_init_linear)
+        self.drop_path = drop_path_or_identity(drop_path)
+        self.apply(init_linear)
         self.fc_t.init_weights()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -192,10 +193,6 @@ class MorphMLPBlock(nn.Module):
         return x + self.drop_path(self.mlp(self.norm2(x)))
 
 
-def _init_linear(m: nn.Module) -> None:
-    if isinstance(m, nn.Linear):
-        trunc_normal_(m.weight, std=0.02)
-        nn.init.zeros_(m.bias)
 
 
 def check_morphmlp(dim: int, grid: tuple[int, int, int], opts: MorphMLPOptions) -> int:

@@ -23,8 +23,8 @@ import torch
 import torch.nn as nn
 from einops import rearrange
 from pydantic import Field
-from timm.layers import DropPath, trunc_normal_
 
+from explorer.blocks.layers import drop_path_or_identity, init_linear
 from explorer.blocks.registry import BlockContext, InvalidCombination, MixerOptions, register_mixer, register_preset
 
 
@@ -155,8 +155,8 @@ class PosMLPParallelBlock(nn.Module):
         frames = grid[0]
         self.spatial = PositionalGatedLayer(dim, PoSGU(dim, window, groups))
         self.temporal = PositionalGatedLayer(dim, PoTGU(dim, frames, groups))
-        self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
-        self.apply(_init_linear)
+        self.drop_path = drop_path_or_identity(drop_path)
+        self.apply(init_linear)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.drop_path(self.spatial(x) + self.temporal(x))
@@ -171,8 +171,8 @@ class PosMLPSerialBlock(nn.Module):
         spatial = PositionalGatedLayer(dim, PoSGU(dim, window, groups))
         temporal = PositionalGatedLayer(dim, PoTGU(dim, grid[0], groups))
         self.first, self.second = (spatial, temporal) if spatial_first else (temporal, spatial)
-        self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
-        self.apply(_init_linear)
+        self.drop_path = drop_path_or_identity(drop_path)
+        self.apply(init_linear)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x + self.drop_path(self.first(x))
@@ -185,17 +185,13 @@ class PosMLPJointBlock(nn.Module):
     def __init__(self, dim: int, temporal_window: int, window: int, groups: int, drop_path: float = 0.0):
         super().__init__()
         self.joint = PositionalGatedLayer(dim, PoSTGU(dim, temporal_window, window, groups))
-        self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
-        self.apply(_init_linear)
+        self.drop_path = drop_path_or_identity(drop_path)
+        self.apply(init_linear)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.drop_path(self.joint(x))
 
 
-def _init_linear(m: nn.Module) -> None:
-    if isinstance(m, nn.Linear):
-        trunc_normal_(m.weight, std=0.02)
-        nn.init.zeros_(m.bias)
 
 
 def stage_window(window: int, grid: tuple[int, int, int]) -> int:

@@ -3,7 +3,6 @@
 import pytest
 import torch
 
-import explorer.blocks.morphmlp as morphmlp
 from explorer.blocks import BlockContext, InvalidCombination, get_mixer
 from explorer.blocks.morphmlp import ChunkFC, MorphFCSpatial, MorphFCTemporal, MorphMLPBlock
 from explorer.cost import count_flops, count_params, example_input
@@ -101,7 +100,9 @@ def test_32_frame_stage3_block_flops():
 @pytest.fixture
 def fast_init(monkeypatch):
     """Param counts need no random init: skip the (slow) truncated normal of ~50M weights."""
-    monkeypatch.setattr(morphmlp, "trunc_normal_", lambda tensor, std: tensor)
+    from explorer.blocks import layers
+
+    monkeypatch.setattr(layers, "trunc_normal_", lambda tensor, std: tensor)
 
 
 @pytest.mark.parametrize("name, params", [
