@@ -19,14 +19,7 @@ EPILOG = """examples:
 """
 
 
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="explorer",
-        description="Design-space explorer for efficient video backbones: sample architectures from a YAML "
-                    "space, train small proxies with Ray Tune + Optuna, chart speed-accuracy Pareto fronts.",
-        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = p.add_subparsers(dest="command", metavar="COMMAND")
-
+def _add_search(sub) -> None:
     s = sub.add_parser("search", help="run a search over a YAML space and write reports/<run>/",
                        description="Run a search: Ray Tune trials proposed by Optuna, each building, costing and "
                                    "proxy-training one architecture. Ends by printing the report's path.")
@@ -38,9 +31,13 @@ def _parser() -> argparse.ArgumentParser:
                    help="CPUs for a local Ray (default: concurrency x cpus_per_trial, at most the machine's)")
     s.add_argument("--no-progress", action="store_true", help="no progress bar")
 
+
+def _add_report(sub) -> None:
     r = sub.add_parser("report", help="rebuild the HTML report of a run folder (no Ray needed)")
     r.add_argument("run", help="run folder, e.g. reports/tiny-20261123-101500")
 
+
+def _add_cost(sub) -> None:
     c = sub.add_parser("cost", help="params, fvcore GFLOPs and CPU latency of an Arch file or a preset")
     c.add_argument("arch", help="a preset name (see `explorer presets`) or an Arch .json/.yaml file")
     c.add_argument("--threads", type=int, default=1, help="torch threads for latency (default 1)")
@@ -48,6 +45,8 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--no-latency", action="store_true", help="skip the latency measurement")
     c.add_argument("--json", action="store_true", help="print JSON")
 
+
+def _add_export(sub) -> None:
     e = sub.add_parser("export", help="write a run's architectures (the Pareto-optimal ones with --pareto) as specs",
                        description="Write architectures of a run folder as Arch specs that explorer.models.build "
                                    "(and `explorer cost`) load, to train them at full scale.")
@@ -57,7 +56,23 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--format", choices=("yaml", "json"), default="yaml", help="file format (default yaml)")
     e.add_argument("--out", default=None, help="output folder (default: <run>/export)")
 
+
+def _add_presets(sub) -> None:
     sub.add_parser("presets", help="list named architecture presets")
+
+
+SUBCOMMANDS = [_add_search, _add_report, _add_cost, _add_export, _add_presets]
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="explorer",
+        description="Design-space explorer for efficient video backbones: sample architectures from a YAML "
+                    "space, train small proxies with Ray Tune + Optuna, chart speed-accuracy Pareto fronts.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    for add in SUBCOMMANDS:  # each subcommand declares its own arguments in its _add_<command>
+        add(sub)
     return p
 
 
@@ -169,15 +184,17 @@ def cmd_presets(_: argparse.Namespace) -> int:
     return 0
 
 
+HANDLERS = {"search": cmd_search, "report": cmd_report, "cost": cmd_cost, "export": cmd_export,
+            "presets": cmd_presets}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
         return 0
-    handler = {"search": cmd_search, "report": cmd_report, "cost": cmd_cost, "export": cmd_export,
-               "presets": cmd_presets}[args.command]
-    return handler(args)
+    return HANDLERS[args.command](args)
 
 
 if __name__ == "__main__":
