@@ -118,17 +118,34 @@ def _define_by_run(space: SearchSpace, trial) -> None:
         pass
 
 
-def _sampler(space: SearchSpace):
+def nsga2_population(trials: int) -> int:
+    """NSGA-II population sized from the budget: about five generations, never fewer than 4 or more than 50
+    individuals (a population as large as the budget would be one random generation)."""
+    return max(4, min(50, trials // 5))
+
+
+def tpe_startup(trials: int) -> int:
+    """Random start-up trials of TPE: a quarter of a small budget (TPE's default 10 would be the whole search)."""
+    return min(10, max(2, trials // 4))
+
+
+def make_sampler(name: str, seed: int, trials: int, population: int | None = None,
+                 grid: dict[str, list[Any]] | None = None):
+    """The Optuna sampler a space names, configured from its budget (shared with experiments/search_efficiency)."""
     import optuna
 
-    seed = space.sampler.seed
-    if space.sampler.name == "random":
+    if name == "random":
         return optuna.samplers.RandomSampler(seed=seed)
-    if space.sampler.name == "grid":
-        return optuna.samplers.GridSampler(grid_space(space), seed=seed)
-    # small budgets: TPE's default 10 random start-up trials would be the whole search
-    startup = min(10, max(2, space.budget.trials // 4))
-    return optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup, multivariate=True)
+    if name == "grid":
+        return optuna.samplers.GridSampler(grid or {}, seed=seed)
+    if name == "nsga2":
+        return optuna.samplers.NSGAIISampler(population_size=population or nsga2_population(trials), seed=seed)
+    return optuna.samplers.TPESampler(seed=seed, n_startup_trials=tpe_startup(trials), multivariate=True)
+
+
+def _sampler(space: SearchSpace):
+    grid = grid_space(space) if space.sampler.name == "grid" else None
+    return make_sampler(space.sampler.name, space.sampler.seed, space.budget.trials, grid=grid)
 
 
 def _num_trials(space: SearchSpace) -> int:
