@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import os
 import re
 import shutil
@@ -20,7 +21,9 @@ from typing import Any
 from explorer.space import SearchSpace, arch_from_params, grid_space, load_space, parse_space, sample_arch
 
 # a 2-core laptop or CI box: Ray must not pre-start workers or phone home (see reference/environment.md)
-_RAY_ENV = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_enable_worker_prestart": "0", "RAY_AIR_NEW_OUTPUT": "0"}
+_RAY_ENV = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_enable_worker_prestart": "0", "RAY_AIR_NEW_OUTPUT": "0",
+            # Tune's experiment state every second (default: adaptive, >= 10 s): a SIGKILLed driver resumes from it
+            "TUNE_GLOBAL_CHECKPOINT_S": "1"}
 _OBJECT_STORE_BYTES = 200 * 2**20
 
 
@@ -62,9 +65,46 @@ def _store_reports(cache_dir: Path, arch_hash: str, reports: list[dict[str, floa
     os.replace(tmp, cache_dir / f"{arch_hash}.json")  # atomic: a concurrent reader sees all or nothing
 
 
+def _node_ip() -> str:
+    import ray
+
+    return ray.util.get_node_ip_address() if ray.is_initialized() else "local"
+
+
+def _attempt(cache_dir: Path, trial_id: str) -> int:
+    """How many times this trial has started (1 = first try): a marker per start, kept in the run folder, so a trial
+    retried after its worker died says so in the table (best effort on clusters without a shared file system)."""
+    marks = cache_dir / "attempts"
+    marks.mkdir(parents=True, exist_ok=True)
+    n = 1
+    while (marks / f"{trial_id}.{n}").exists():
+        n += 1
+    (marks / f"{trial_id}.{n}").touch()
+    return n
+
+
 def run_trial(config: dict[str, Any], space_data: dict[str, Any], cache_dir: str) -> None:
-    """One Ray Tune trial: build the sampled Arch, measure its cost (before training, so infeasible samples cost
-    nothing and every report carries every objective), then train and report after every epoch.
+    """One Ray Tune trial. A trial that fails in our code (an invalid combination, a constraint, NaN, OOM) reports
+    its status and error as its last result instead of raising: the search records it and goes on, and Tune's
+    retries (``budget.retries``) are left for what only Ray sees fail: a worker process or node that died."""
+    from ray import tune
+
+    started = time.perf_counter()
+    space = parse_space(space_data)
+    cache = Path(cache_dir)
+    where = {"node_ip": _node_ip(), "attempt": _attempt(cache, tune.get_context().get_trial_id())}
+    try:
+        _train_or_replay(config, space, cache, started, where)
+    except Exception as err:  # noqa: BLE001 - every failure is recorded with its reason
+        # every objective NaN: Optuna records the trial as failed, Tune as finished
+        tune.report({**{m: float("nan") for m in space.metric_names}, **where, "trial_status": _status(err),
+                     "trial_error": _error_text(err), "trial_time_s": time.perf_counter() - started})
+
+
+def _train_or_replay(config: dict[str, Any], space: SearchSpace, cache: Path, started: float,
+                     where: dict[str, Any]) -> None:
+    """Build the sampled Arch, measure its cost (before training, so infeasible samples cost nothing and every
+    report carries every objective), then train and report after every epoch.
 
     Samplers propose the same architecture twice in small spaces; training is deterministic per seed, so a trial
     whose Arch hash already finished in this run replays that trial's reports instead of training again (the
@@ -76,16 +116,13 @@ def run_trial(config: dict[str, Any], space_data: dict[str, Any], cache_dir: str
     from explorer.models import build
     from explorer.train import TrainConfig, train_epochs
 
-    started = time.perf_counter()
-    space = parse_space(space_data)
     threads = space.budget.cpus_per_trial
     torch.set_num_threads(threads)
     arch = arch_from_params(space, config)
-    cache = Path(cache_dir)
     cached = _cached_reports(cache, arch.content_hash)
     if cached is not None:
         for report in cached:
-            tune.report({**report, "cached": 1.0, "train_time_s": 0.0,
+            tune.report({**report, **where, "cached": 1.0, "train_time_s": 0.0,
                          "trial_time_s": time.perf_counter() - started})
         return
     torch.manual_seed(space.task.seed)
@@ -98,9 +135,8 @@ def run_trial(config: dict[str, Any], space_data: dict[str, Any], cache_dir: str
     reports = []
     for result in train_epochs(model, data, train_cfg):
         reports.append({"accuracy": result.accuracy, **cost, "train_loss": result.train_loss, "epoch": result.epoch,
-                        "train_time_s": result.train_time_s, "trial_time_s": time.perf_counter() - started,
-                        "cached": 0.0})
-        tune.report(reports[-1])
+                        "train_time_s": result.train_time_s, "cached": 0.0})
+        tune.report({**reports[-1], **where, "trial_time_s": time.perf_counter() - started})
     _store_reports(cache, arch.content_hash, reports)
 
 
@@ -145,7 +181,8 @@ def make_sampler(name: str, seed: int, trials: int, population: int | None = Non
 
 def _sampler(space: SearchSpace):
     grid = grid_space(space) if space.sampler.name == "grid" else None
-    return make_sampler(space.sampler.name, space.sampler.seed, space.budget.trials, grid=grid)
+    return make_sampler(space.sampler.name, space.sampler.seed, space.budget.trials,
+                        population=getattr(space.sampler, "population", None), grid=grid)
 
 
 def _num_trials(space: SearchSpace) -> int:
@@ -197,31 +234,59 @@ def _status(error: BaseException | None) -> str:
     return "INFEASIBLE" if isinstance(getattr(error, "cause", None) or error, Infeasible) else "FAILED"
 
 
+_METRIC_COLUMNS = ("accuracy", "gflops", "params_m", "latency_ms", "predicted_latency_ms", "throughput",
+                   "peak_mem_mb", "train_time_s", "trial_time_s", "train_loss")
+_HISTORY_KEYS = ("epoch", *_METRIC_COLUMNS)
+
+
+def _history(rows: list[dict[str, Any]]) -> str:
+    """Per-epoch reports as JSON (the report draws training curves from it)."""
+    clean = [{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items() if k in _HISTORY_KEYS}
+             for row in rows if "epoch" in row]
+    return json.dumps(clean)
+
+
+def trial_row(space: SearchSpace, run_dir: Path, number: int, trial_id: str, config: dict[str, Any],
+              metrics: dict[str, Any], history: list[dict[str, Any]], error: BaseException | None) -> dict[str, Any]:
+    """One row of the trials table (also writes the trial's Arch JSON under ``archs/``)."""
+    status = metrics.get("trial_status") or _status(error)
+    epochs = int(metrics.get("epoch", 0) or 0)
+    if status == "COMPLETE" and epochs < space.budget.epochs:
+        status = "STOPPED"  # the scheduler (ASHA) ended it early: its accuracy is not comparable
+    row: dict[str, Any] = {"number": number, "trial_id": trial_id, "status": status,
+                           "error": metrics.get("trial_error") or _error_text(error)}
+    for key in _METRIC_COLUMNS:
+        row[key] = float(metrics[key]) if metrics.get(key) is not None else float("nan")
+    row["epochs"] = epochs
+    row["cached"] = bool(metrics.get("cached", 0.0))
+    row["node_ip"] = str(metrics.get("node_ip", ""))
+    row["attempts"] = int(metrics.get("attempt", 1) or 1)
+    row["history_json"] = _history(history)
+    try:
+        arch = arch_from_params(space, config)
+        row["arch_hash"], row["arch_summary"], row["arch_json"] = arch.content_hash, arch.summary(), arch.to_json(None)
+        (run_dir / "archs").mkdir(parents=True, exist_ok=True)
+        (run_dir / "archs" / f"{arch.content_hash}.json").write_text(arch.to_json())
+    except Exception as err:  # noqa: BLE001 - a sample whose spec itself is invalid: keep the row, say why
+        row["arch_hash"], row["arch_summary"], row["arch_json"] = "", "", ""
+        row["status"], row["error"] = "FAILED", row["error"] or f"{type(err).__name__}: {err}"
+    for name, value in config.items():
+        row[f"param.{name}"] = value
+    return row
+
+
 def trials_table(space: SearchSpace, results, run_dir: Path):
-    """One row per trial from a Tune ResultGrid; writes each trial's Arch JSON under ``archs/``."""
+    """One row per trial from a Tune ResultGrid (trial creation order)."""
     import pandas as pd
 
     rows = []
-    (run_dir / "archs").mkdir(parents=True, exist_ok=True)
     for number, result in enumerate(results):
-        config = dict(result.config or {})
         metrics = result.metrics or {}
-        row: dict[str, Any] = {"number": number, "trial_id": str(metrics.get("trial_id") or Path(result.path).name),
-                               "status": _status(result.error), "error": _error_text(result.error)}
-        for key in ("accuracy", "gflops", "params_m", "latency_ms", "train_time_s", "trial_time_s", "train_loss"):
-            row[key] = float(metrics[key]) if key in metrics else float("nan")
-        row["epochs"] = int(metrics.get("epoch", 0))
-        row["cached"] = bool(metrics.get("cached", 0.0))
-        try:
-            arch = arch_from_params(space, config)
-            row["arch_hash"], row["arch_summary"], row["arch_json"] = arch.content_hash, arch.summary(), arch.to_json(None)
-            (run_dir / "archs" / f"{arch.content_hash}.json").write_text(arch.to_json())
-        except Exception as err:  # a sample whose spec itself is invalid: keep the row, say why
-            row["arch_hash"], row["arch_summary"], row["arch_json"] = "", "", ""
-            row["status"], row["error"] = "FAILED", row["error"] or f"{type(err).__name__}: {err}"
-        for name, value in config.items():
-            row[f"param.{name}"] = value
-        rows.append(row)
+        frame = result.metrics_dataframe
+        history = frame.to_dict("records") if frame is not None else []
+        trial_id = str(metrics.get("trial_id") or Path(result.path).name)
+        rows.append(trial_row(space, run_dir, number, trial_id, dict(result.config or {}), metrics, history,
+                              result.error))
     return pd.DataFrame(rows)
 
 
@@ -231,8 +296,12 @@ def write_table(df, run_dir: Path) -> None:
     for col in [c for c in out.columns if c.startswith("param.")]:
         if out[col].map(type).nunique() > 1:
             out[col] = out[col].astype(str)
-    out.to_parquet(run_dir / "trials.parquet", index=False)
-    out.to_csv(run_dir / "trials.csv", index=False)
+    # written beside and renamed: the live report (or a user) never reads half a file
+    for name, write in (("trials.parquet", lambda f: out.to_parquet(f, index=False)),
+                        ("trials.csv", lambda f: out.to_csv(f, index=False))):
+        tmp = run_dir / f".{name}.tmp"
+        write(tmp)
+        os.replace(tmp, run_dir / name)
 
 
 def _write_meta(run_dir: Path, space: SearchSpace, space_path: str, **extra: Any) -> None:
@@ -246,30 +315,92 @@ def _write_meta(run_dir: Path, space: SearchSpace, space_path: str, **extra: Any
         "budget": space.budget.model_dump(),
         "sampler": space.sampler.model_dump(),
         "constraints": space.constraints.model_dump(),
+        "space": space.model_dump(mode="json"),  # resolved (includes merged): --resume needs no other file
         **extra,
     }
     path = run_dir / "run.json"
     if path.exists():  # keep what an earlier write recorded (creation time) and update the rest
-        meta = {**meta, **{k: v for k, v in json.loads(path.read_text()).items() if k == "created"}}
-    path.write_text(json.dumps(meta, indent=2))
+        old = json.loads(path.read_text())
+        meta = {**meta, **{k: old[k] for k in ("created",) if k in old}}
+    tmp = run_dir / ".run.json.tmp"
+    tmp.write_text(json.dumps(meta, indent=2))
+    os.replace(tmp, path)
 
 
-def run_search(space_path: str | Path, out_root: str | Path = "reports", address: str | None = None,
-               num_cpus: int | None = None, progress: bool = True, run_dir: str | Path | None = None) -> Path:
-    """Run a whole search and return the report's path (``<run_dir>/index.html``)."""
-    space = load_space(space_path)
-    run_dir = Path(run_dir) if run_dir else new_run_dir(space, out_root)
-    run_dir = run_dir.resolve()
-    run_dir.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(space_path, run_dir / "space.yaml")
-    _write_meta(run_dir, space, str(space_path), wall_time_s=None)
+def _scheduler(space: SearchSpace):
+    """ASHA early stopping on accuracy (every objective is still reported at every epoch), or None (FIFO)."""
+    spec = getattr(space, "scheduler", None)
+    if spec is None or spec.name != "asha" or space.budget.epochs < 2:
+        return None
+    from ray.tune.schedulers import ASHAScheduler
+
+    return ASHAScheduler(metric="accuracy", mode="max", time_attr="training_iteration", max_t=space.budget.epochs,
+                         grace_period=min(spec.grace_period, space.budget.epochs),
+                         reduction_factor=spec.reduction_factor)
+
+
+def _resources(space: SearchSpace) -> dict[str, float]:
+    gpus = float(getattr(space.budget, "gpus_per_trial", 0) or 0)
+    return {"cpu": space.budget.cpus_per_trial, **({"gpu": gpus} if gpus else {})}
+
+
+def _searcher(space: SearchSpace, run_dir: Path):
+    import optuna
+    from ray.tune.search import ConcurrencyLimiter
+
+    from explorer._searcher import RecordingOptunaSearch
+
+    storage = optuna.storages.RDBStorage(f"sqlite:///{run_dir / 'study.db'}")
+    points = [dict(p) for p in (getattr(space, "seed_points", None) or [])]
+    searcher = RecordingOptunaSearch(space=functools.partial(_define_by_run, space), metric=space.metric_names,
+                                     mode=space.modes, sampler=_sampler(space), study_name=run_dir.name,
+                                     storage=storage, points_to_evaluate=points or None)
+    return ConcurrencyLimiter(searcher, max_concurrent=space.budget.concurrency)
+
+
+def _trainable(space: SearchSpace, run_dir: Path):
+    from ray import tune
+
+    return tune.with_resources(
+        tune.with_parameters(run_trial, space_data=space.model_dump(mode="json"), cache_dir=str(run_dir / "cache")),
+        _resources(space))
+
+
+def _callbacks(space: SearchSpace, run_dir: Path, progress: bool, live: bool) -> list:
+    callbacks = [progress_callback(_num_trials(space))] if progress else []
+    if live:
+        callbacks.append(live_table_callback(space, run_dir))
+    return callbacks
+
+
+def run_search(space_path: str | Path | None = None, out_root: str | Path = "reports", address: str | None = None,
+               num_cpus: int | None = None, progress: bool = True, run_dir: str | Path | None = None,
+               resume: bool = False, live: bool = True) -> Path:
+    """Run a whole search and return the report's path (``<run_dir>/index.html``).
+
+    ``resume=True`` continues the run in ``run_dir`` (killed at any moment, SIGKILL included): Tune restores its
+    experiment state (finished trials stay finished, unfinished ones start again), the Optuna study continues in
+    ``study.db``, and a restarted trial whose architecture had already finished replays it from the run's cache."""
+    if resume:
+        if run_dir is None:
+            raise ValueError("resume needs the run folder")
+        run_dir = Path(run_dir).resolve()
+        if not (run_dir / "run.json").exists():
+            raise FileNotFoundError(f"{run_dir}: not a run folder (no run.json)")
+        meta = json.loads((run_dir / "run.json").read_text())
+        space = parse_space(meta["space"]) if "space" in meta else load_space(run_dir / "space.yaml")
+        space_path = meta.get("space_file", str(run_dir / "space.yaml"))
+    else:
+        space = load_space(space_path)
+        run_dir = (Path(run_dir) if run_dir else new_run_dir(space, out_root)).resolve()
+        run_dir.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(space_path, run_dir / "space.yaml")
+    _write_meta(run_dir, space, str(space_path), wall_time_s=None, state="running")
     for key, value in _RAY_ENV.items():
         os.environ.setdefault(key, value)
 
     import optuna
     from ray import tune
-    from ray.tune.search import ConcurrencyLimiter
-    from ray.tune.search.optuna import OptunaSearch
 
     from explorer.report import write_report
 
@@ -279,22 +410,23 @@ def run_search(space_path: str | Path, out_root: str | Path = "reports", address
     cpus = num_cpus or max(1, min(os.cpu_count() or 1, concurrency * space.budget.cpus_per_trial))
     we_started_ray = _init_ray(address, cpus)
     try:
-        storage = optuna.storages.RDBStorage(f"sqlite:///{run_dir / 'study.db'}")
-        searcher = OptunaSearch(space=functools.partial(_define_by_run, space),
-                                metric=space.metric_names, mode=space.modes, sampler=_sampler(space),
-                                study_name=run_dir.name, storage=storage)
-        searcher = ConcurrencyLimiter(searcher, max_concurrent=concurrency)
-        trainable = tune.with_resources(
-            tune.with_parameters(run_trial, space_data=space.model_dump(mode="json"),
-                                 cache_dir=str(run_dir / "cache")),
-            {"cpu": space.budget.cpus_per_trial})
-        callbacks = [progress_callback(_num_trials(space))] if progress else []
-        tuner = tune.Tuner(
-            trainable,
-            tune_config=tune.TuneConfig(search_alg=searcher, num_samples=_num_trials(space), reuse_actors=True),
-            run_config=tune.RunConfig(name="tune", storage_path=str(run_dir), verbose=0, callbacks=callbacks,
-                                      failure_config=tune.FailureConfig(max_failures=0, fail_fast=False)),
-        )
+        trainable = _trainable(space, run_dir)
+        if resume and tune.Tuner.can_restore(run_dir / "tune"):
+            # finished trials stay; unfinished and errored (a dead worker) ones run again
+            tuner = tune.Tuner.restore(str(run_dir / "tune"), trainable=trainable, resume_unfinished=True,
+                                       resume_errored=False, restart_errored=True)
+        else:  # a fresh run, or a resume of a run killed before Tune saved any state
+            tuner = tune.Tuner(
+                trainable,
+                tune_config=tune.TuneConfig(search_alg=_searcher(space, run_dir), scheduler=_scheduler(space),
+                                            num_samples=_num_trials(space), reuse_actors=True),
+                run_config=tune.RunConfig(
+                    name="tune", storage_path=str(run_dir), verbose=0,
+                    callbacks=_callbacks(space, run_dir, progress, live),
+                    # retries are for workers or nodes that died: our own failures are reported, not raised
+                    failure_config=tune.FailureConfig(max_failures=getattr(space.budget, "retries", 2),
+                                                      fail_fast=False)),
+            )
         results = tuner.fit()
         table = trials_table(space, results, run_dir)
     finally:
@@ -304,8 +436,57 @@ def run_search(space_path: str | Path, out_root: str | Path = "reports", address
             ray.shutdown()
     write_table(table, run_dir)
     _write_meta(run_dir, space, str(space_path), wall_time_s=round(time.perf_counter() - started, 2),
-                concurrency=concurrency, address=address or "local")
+                concurrency=concurrency, address=address or "local", state="finished")
     return write_report(run_dir)
+
+
+def live_table_callback(space: SearchSpace, run_dir: Path):
+    """A Tune callback that rewrites the trials table and the report (in live mode: the page reloads itself)
+    after every finished trial, so a user watches the front grow."""
+    from ray.tune import Callback
+
+    class _LiveTable(Callback):
+        def __init__(self):
+            self.history: dict[str, list[dict[str, Any]]] = {}
+
+        def on_trial_result(self, iteration, trials, trial, result, **info):
+            self.history.setdefault(trial.trial_id, []).append(
+                {k: v for k, v in result.items() if k in _HISTORY_KEYS})
+
+        def _refresh(self, trials) -> None:
+            import pandas as pd
+
+            rows = []
+            for number, trial in enumerate(trials):
+                if trial.status not in ("TERMINATED", "ERROR"):
+                    continue
+                error = RuntimeError("the trial's worker failed") if trial.status == "ERROR" else None
+                rows.append(trial_row(space, run_dir, number, trial.trial_id, dict(trial.config),
+                                      dict(trial.last_result or {}), self.history.get(trial.trial_id, []), error))
+            if not rows:
+                return
+            try:
+                write_table(pd.DataFrame(rows), run_dir)
+                _write_report_live(run_dir)
+            except Exception as err:  # noqa: BLE001 - a report glitch must never stop the search
+                print(f"warning: live report not refreshed: {type(err).__name__}: {err}")
+
+        def on_trial_complete(self, iteration, trials, trial, **info):
+            self._refresh(trials)
+
+        def on_trial_error(self, iteration, trials, trial, **info):
+            self._refresh(trials)
+
+    return _LiveTable()
+
+
+def _write_report_live(run_dir: Path) -> None:
+    from explorer.report import write_report
+
+    try:
+        write_report(run_dir, live=True)
+    except TypeError:  # a report writer without live mode
+        write_report(run_dir)
 
 
 def progress_callback(total: int):
