@@ -23,7 +23,10 @@ def _add_search(sub) -> None:
     s = sub.add_parser("search", help="run a search over a YAML space and write reports/<run>/",
                        description="Run a search: Ray Tune trials proposed by Optuna, each building, costing and "
                                    "proxy-training one architecture. Ends by printing the report's path.")
-    s.add_argument("space", help="search-space YAML file (see search_spaces/)")
+    s.add_argument("space", nargs="?", help="search-space YAML file (see search_spaces/); omit with --resume")
+    s.add_argument("--resume", metavar="RUN", default=None,
+                   help="continue the run folder RUN (e.g. after the driver was killed): finished trials are kept, "
+                        "unfinished ones run again, the search goes on to its budget")
     s.add_argument("--out", default="reports", help="folder for run folders (default: reports)")
     s.add_argument("--address", default=None,
                    help="Ray cluster address HOST:PORT (default: $RAY_ADDRESS, else a local in-process Ray)")
@@ -86,15 +89,23 @@ def cmd_search(args: argparse.Namespace) -> int:
 
     from explorer.space import SpaceError, load_space
 
-    try:
-        load_space(args.space)  # validate before any heavy start-up
-    except SpaceError as err:
-        return _fail(str(err))
+    if args.resume:
+        if args.space:
+            return _fail("give either a space file or --resume RUN (a run folder keeps its space)")
+        if not (Path(args.resume) / "run.json").exists():
+            return _fail(f"{args.resume}: not a run folder (no run.json)")
+    elif not args.space:
+        return _fail("a search-space YAML file is required (or --resume RUN)")
+    else:
+        try:
+            load_space(args.space)  # validate before any heavy start-up
+        except SpaceError as err:
+            return _fail(str(err))
     from explorer.search import run_search
 
     address = args.address or os.environ.get("RAY_ADDRESS")
     report = run_search(args.space, out_root=args.out, address=address, num_cpus=args.num_cpus,
-                        progress=not args.no_progress)
+                        progress=not args.no_progress, run_dir=args.resume, resume=bool(args.resume))
     print(f"report: {report}")
     return 0
 

@@ -1,0 +1,76 @@
+"""A search whose driver is SIGKILLed mid-run resumes with `explorer search --resume RUN`: the finished trials are
+kept (not trained again), the unfinished ones run again, and the final table has every trial exactly once."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pandas as pd
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SPACE = ROOT / "tests" / "spaces" / "resume.yaml"
+TRIALS = 6
+
+
+def _finished_rows(out: Path) -> tuple[Path | None, pd.DataFrame]:
+    runs = sorted(out.glob("resume-*"))
+    if not runs or not (runs[0] / "trials.csv").exists():
+        return (runs[0] if runs else None), pd.DataFrame()
+    try:
+        return runs[0], pd.read_csv(runs[0] / "trials.csv")
+    except (pd.errors.EmptyDataError, OSError):
+        return runs[0], pd.DataFrame()
+
+
+def _search(*args: str) -> list[str]:
+    return [sys.executable, "-m", "explorer.cli", "search", *args, "--no-progress"]
+
+
+@pytest.mark.slow
+def test_sigkilled_search_resumes_without_losses_or_repeats(tmp_path):
+    log = open(tmp_path / "first.log", "w")
+    driver = subprocess.Popen(_search(str(SPACE), "--out", str(tmp_path)), cwd=ROOT, stdout=log,
+                              stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 300
+        run_dir, before = None, pd.DataFrame()
+        while time.monotonic() < deadline and len(before) < 2:
+            assert driver.poll() is None, (tmp_path / "first.log").read_text()[-2000:]
+            time.sleep(0.5)
+            run_dir, before = _finished_rows(tmp_path)
+        assert len(before) >= 2, "no two trials finished in time"
+        time.sleep(2.5)  # Tune saves its experiment state every second: these trials are in it
+        driver.send_signal(signal.SIGKILL)  # the driver dies at once: no clean-up, no final table
+        driver.wait(timeout=30)
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+        try:  # the Ray daemons the driver started die with it (their reaper), or here by the group handle
+            os.killpg(driver.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        log.close()
+    assert run_dir is not None
+    assert not (run_dir / "trials.parquet").exists() or len(pd.read_parquet(run_dir / "trials.parquet")) < TRIALS
+
+    resumed = subprocess.run(_search("--resume", str(run_dir)), cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert resumed.stdout.strip().endswith(f"report: {run_dir / 'index.html'}")
+
+    after = pd.read_parquet(run_dir / "trials.parquet")
+    assert len(after) == TRIALS and after["trial_id"].is_unique, after[["trial_id", "status"]]
+    assert (after["status"] == "COMPLETE").all(), after[["status", "error"]]
+    kept = after.set_index("trial_id").loc[before["trial_id"]]
+    # no losses: every trial finished before the kill is there with its result; no repeats: none trained again
+    assert kept["accuracy"].tolist() == pytest.approx(before["accuracy"].tolist())
+    assert kept["trial_time_s"].tolist() == pytest.approx(before["trial_time_s"].tolist())
+    study = optuna.load_study(study_name=run_dir.name, storage=f"sqlite:///{run_dir / 'study.db'}")
+    complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert len(complete) == TRIALS
