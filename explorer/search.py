@@ -71,7 +71,7 @@ def _node_ip() -> str:
     return ray.util.get_node_ip_address() if ray.is_initialized() else "local"
 
 
-def _attempt(cache_dir: Path, trial_id: str) -> int:
+def _attempt(cache_dir: Path, trial_id: str, node_ip: str) -> int:
     """How many times this trial has started (1 = first try): a marker per start, kept in the run folder, so a trial
     retried after its worker died says so in the table (best effort on clusters without a shared file system)."""
     marks = cache_dir / "attempts"
@@ -79,7 +79,7 @@ def _attempt(cache_dir: Path, trial_id: str) -> int:
     n = 1
     while (marks / f"{trial_id}.{n}").exists():
         n += 1
-    (marks / f"{trial_id}.{n}").touch()
+    (marks / f"{trial_id}.{n}").write_text(node_ip)
     return n
 
 
@@ -92,7 +92,8 @@ def run_trial(config: dict[str, Any], space_data: dict[str, Any], cache_dir: str
     started = time.perf_counter()
     space = parse_space(space_data)
     cache = Path(cache_dir)
-    where = {"node_ip": _node_ip(), "attempt": _attempt(cache, tune.get_context().get_trial_id())}
+    node_ip = _node_ip()
+    where = {"node_ip": node_ip, "attempt": _attempt(cache, tune.get_context().get_trial_id(), node_ip)}
     try:
         _train_or_replay(config, space, cache, started, where)
     except Exception as err:  # noqa: BLE001 - every failure is recorded with its reason
