@@ -32,6 +32,10 @@ def _add_search(sub) -> None:
                    help="Ray cluster address HOST:PORT (default: $RAY_ADDRESS, else a local in-process Ray)")
     s.add_argument("--num-cpus", type=int, default=None,
                    help="CPUs for a local Ray (default: concurrency x cpus_per_trial, at most the machine's)")
+    s.add_argument("--concurrency", type=int, default=None, help="trials at once (default: the space's budget)")
+    s.add_argument("--cpus-per-trial", type=int, default=None, help="CPUs (and torch threads) per trial")
+    s.add_argument("--gpus-per-trial", type=float, default=None,
+                   help="GPUs per trial; fractions share a GPU, e.g. 0.25 runs four trials on one")
     s.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -105,7 +109,9 @@ def cmd_search(args: argparse.Namespace) -> int:
 
     address = args.address or os.environ.get("RAY_ADDRESS")
     report = run_search(args.space, out_root=args.out, address=address, num_cpus=args.num_cpus,
-                        progress=not args.no_progress, run_dir=args.resume, resume=bool(args.resume))
+                        progress=not args.no_progress, run_dir=args.resume, resume=bool(args.resume),
+                        budget={"concurrency": args.concurrency, "cpus_per_trial": args.cpus_per_trial,
+                                "gpus_per_trial": args.gpus_per_trial})
     print(f"report: {report}")
     return 0
 

@@ -102,6 +102,14 @@ def run_trial(config: dict[str, Any], space_data: dict[str, Any], cache_dir: str
                      "trial_error": _error_text(err), "trial_time_s": time.perf_counter() - started})
 
 
+def _trial_device(space: SearchSpace) -> str:
+    """CUDA when the trial was given a GPU share (Ray sets CUDA_VISIBLE_DEVICES to it), else the CPU."""
+    import torch
+
+    gpus = float(getattr(space.budget, "gpus_per_trial", 0) or 0)
+    return "cuda" if gpus > 0 and torch.cuda.is_available() else "cpu"
+
+
 def _train_or_replay(config: dict[str, Any], space: SearchSpace, cache: Path, started: float,
                      where: dict[str, Any]) -> None:
     """Build the sampled Arch, measure its cost (before training, so infeasible samples cost nothing and every
@@ -132,7 +140,7 @@ def _train_or_replay(config: dict[str, Any], space: SearchSpace, cache: Path, st
     check_constraints(space, cost)
     data = _task_data(space)
     train_cfg = TrainConfig(epochs=space.budget.epochs, batch_size=space.budget.batch_size, lr=space.budget.lr,
-                            seed=space.task.seed, threads=threads)
+                            seed=space.task.seed, threads=threads, device=_trial_device(space))
     reports = []
     for result in train_epochs(model, data, train_cfg):
         reports.append({"accuracy": result.accuracy, **cost, "train_loss": result.train_loss, "epoch": result.epoch,
@@ -374,9 +382,18 @@ def _callbacks(space: SearchSpace, run_dir: Path, progress: bool, live: bool) ->
     return callbacks
 
 
+def with_budget(space: SearchSpace, **overrides: Any) -> SearchSpace:
+    """The space with some budget fields replaced (command-line flags beat the YAML); None leaves a field alone."""
+    changes = {k: v for k, v in overrides.items() if v is not None}
+    if not changes:
+        return space
+    budget = type(space.budget).model_validate({**space.budget.model_dump(), **changes})  # checked like the YAML
+    return space.model_copy(update={"budget": budget})
+
+
 def run_search(space_path: str | Path | None = None, out_root: str | Path = "reports", address: str | None = None,
                num_cpus: int | None = None, progress: bool = True, run_dir: str | Path | None = None,
-               resume: bool = False, live: bool = True) -> Path:
+               resume: bool = False, live: bool = True, budget: dict[str, Any] | None = None) -> Path:
     """Run a whole search and return the report's path (``<run_dir>/index.html``).
 
     ``resume=True`` continues the run in ``run_dir`` (killed at any moment, SIGKILL included): Tune restores its
@@ -392,7 +409,7 @@ def run_search(space_path: str | Path | None = None, out_root: str | Path = "rep
         space = parse_space(meta["space"]) if "space" in meta else load_space(run_dir / "space.yaml")
         space_path = meta.get("space_file", str(run_dir / "space.yaml"))
     else:
-        space = load_space(space_path)
+        space = with_budget(load_space(space_path), **(budget or {}))
         run_dir = (Path(run_dir) if run_dir else new_run_dir(space, out_root)).resolve()
         run_dir.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(space_path, run_dir / "space.yaml")

@@ -54,3 +54,13 @@ def test_spec_task_mismatch_is_caught(smoke):
     model = build(preset("posmlp_video_72d"))
     with pytest.raises(ValueError, match="does not match the task's clips 3x8x32x32, 12 classes"):
         list(train_epochs(model, smoke, TrainConfig(epochs=1)))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_training_with_bf16_autocast_matches_the_cpu_closely(smoke):
+    cfg = TrainConfig(epochs=1, seed=0)
+    cpu = train_arch(preset("conv3d_tiny"), smoke, cfg)
+    gpu = train_arch(preset("conv3d_tiny"), smoke, TrainConfig(epochs=1, seed=0, device="cuda", amp=True))
+    assert 0.0 <= gpu[0].accuracy <= 1.0
+    # same seed, same batches: bf16 moves the loss a little, not a lot
+    assert gpu[0].train_loss == pytest.approx(cpu[0].train_loss, rel=0.05)
