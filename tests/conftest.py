@@ -1,3 +1,4 @@
+import os
 from typing import Callable, Iterable
 
 import pytest
@@ -23,3 +24,16 @@ def _train_losses(forward: Callable[[torch.Tensor], torch.Tensor], params: Itera
 @pytest.fixture
 def train_losses():
     return _train_losses
+
+
+@pytest.fixture(scope="module")
+def local_ray(tmp_path_factory):
+    """A real local Ray instance for one test module (2 CPUs, small object store), stopped after it."""
+    import ray
+
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    os.environ.setdefault("RAY_enable_worker_prestart", "0")
+    os.environ["EXPLORER_CACHE"] = str(tmp_path_factory.mktemp("cache"))
+    ray.init(num_cpus=2, include_dashboard=False, object_store_memory=200 * 2**20, log_to_driver=False)
+    yield
+    ray.shutdown()

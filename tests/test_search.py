@@ -1,7 +1,6 @@
 """End-to-end searches on a real local Ray instance (slow: ~1 minute)."""
 
 import math
-import os
 from pathlib import Path
 
 import optuna
@@ -10,18 +9,6 @@ import pytest
 
 SPACES = Path(__file__).parent / "spaces"
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def local_ray(tmp_path_factory):
-    import ray
-
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    os.environ.setdefault("RAY_enable_worker_prestart", "0")
-    os.environ["EXPLORER_CACHE"] = str(tmp_path_factory.mktemp("cache"))
-    ray.init(num_cpus=2, include_dashboard=False, object_store_memory=200 * 2**20, log_to_driver=False)
-    yield
-    ray.shutdown()
 
 
 def completed_study_trials(run_dir: Path) -> list[optuna.trial.FrozenTrial]:
