@@ -40,16 +40,44 @@ def _add_search(sub) -> None:
 
 
 def _add_report(sub) -> None:
-    r = sub.add_parser("report", help="rebuild the HTML report of a run folder (no Ray needed)")
-    r.add_argument("run", help="run folder, e.g. reports/tiny-20261123-101500")
+    r = sub.add_parser("report", help="rebuild the HTML report of a run folder, or compare several (no Ray needed)",
+                       description="One run: writes <run>/index.html. Several runs: one page overlaying their "
+                                   "fronts and EDFs, written to --out (default: compare-<a>-vs-<b>.html next to "
+                                   "the first run).")
+    r.add_argument("run", nargs="+", help="run folder(s), e.g. reports/tiny-20261123-101500")
+    r.add_argument("--out", default=None, help="comparison page path (several runs only)")
+    r.add_argument("--self-contained", action="store_true",
+                   help="inline plotly.js into the page (~4.8 MB) instead of sharing ../plotly.min.js")
 
 
 def _add_cost(sub) -> None:
-    c = sub.add_parser("cost", help="params, fvcore GFLOPs and CPU latency of an Arch file or a preset")
-    c.add_argument("arch", help="a preset name (see `explorer presets`) or an Arch .json/.yaml file")
+    c = sub.add_parser(
+        "cost", help="params, fvcore GFLOPs, latency, throughput, memory of an Arch (or: calibrate the predictor)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Cost of an Arch file or a preset: params and fvcore GFLOPs (1 multiply-accumulate = 1 FLOP) "
+                    "per stage and per operator, batch-1 latency (median, IQR, CV), and with flags throughput, "
+                    "peak memory and the lookup-table predicted latency.",
+        epilog="calibration:\n  explorer cost calibrate --device cpu|cuda [--space search_spaces/unified.yaml] "
+               "[--out FILE] [--archs N]\n  measures every block/stem/downsampling/head unit of N architectures "
+               "sampled from the space\n  into the per-device latency table used by --predict (default file: "
+               "$EXPLORER_CACHE/latency/<device>.json\n  or ~/.cache/video-explorer/latency/<device>.json); "
+               "units missing later are measured on demand.")
+    c.add_argument("arch", help="a preset name (see `explorer presets`), an Arch .json/.yaml file, or `calibrate`")
+    c.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="device to time on (default cpu)")
     c.add_argument("--threads", type=int, default=1, help="torch threads for latency (default 1)")
     c.add_argument("--repeats", type=int, default=10, help="timed forward passes (default 10)")
     c.add_argument("--no-latency", action="store_true", help="skip the latency measurement")
+    c.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32", help="autocast dtype (cuda)")
+    c.add_argument("--channels-last", action="store_true", help="channels-last weights and input (cuda)")
+    c.add_argument("--throughput", type=int, default=None, metavar="BATCH", help="also clips/s at this batch")
+    c.add_argument("--memory", action="store_true", help="also peak memory: inference and one training step")
+    c.add_argument("--predict", action="store_true", help="also the latency predicted by the lookup table")
+    c.add_argument("--elementwise", action="store_true", help="also the element-wise FLOPs (add, mul, GELU, ...)")
+    c.add_argument("--table", default=None, help="latency table file (default: the device's cached table)")
+    c.add_argument("--space", default="search_spaces/unified.yaml", help="calibrate: space to sample from")
+    c.add_argument("--archs", type=int, default=24, help="calibrate: architectures to sample (default 24)")
+    c.add_argument("--seed", type=int, default=0, help="calibrate: random-sampler seed (default 0)")
+    c.add_argument("--out", default=None, help="calibrate: table file to write (default: the device's cache)")
     c.add_argument("--json", action="store_true", help="print JSON")
 
 
@@ -68,7 +96,19 @@ def _add_presets(sub) -> None:
     sub.add_parser("presets", help="list named architecture presets")
 
 
-SUBCOMMANDS = [_add_search, _add_report, _add_cost, _add_export, _add_presets]
+def _add_inspect(sub) -> None:
+    i = sub.add_parser("inspect", help="size of a search space, a few sampled architectures, GFLOPs/params ranges",
+                       description="Validate a search-space YAML and describe it without training anything: the "
+                                   "number of distinct architectures (or 'continuous'), a few samples, and text "
+                                   "histograms of the fvcore GFLOPs and params of N random samples, with the "
+                                   "invalid ones and why.")
+    i.add_argument("space", help="search-space YAML file (see search_spaces/)")
+    i.add_argument("--samples", type=int, default=300, help="random architectures to cost (default 300)")
+    i.add_argument("--seed", type=int, default=0, help="seed of the random sampler (default 0)")
+    i.add_argument("--no-progress", action="store_true", help="no progress line on stderr")
+
+
+SUBCOMMANDS = [_add_search, _add_report, _add_cost, _add_export, _add_presets, _add_inspect]
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -117,12 +157,18 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    run = Path(args.run)
-    if not (run / "run.json").exists():
-        return _fail(f"{run}: not a run folder (no run.json)")
-    from explorer.report import write_report
+    runs = [Path(r) for r in args.run]
+    for run in runs:
+        if not (run / "run.json").exists():
+            return _fail(f"{run}: not a run folder (no run.json)")
+    from explorer.report import write_comparison, write_report
 
-    print(f"report: {write_report(run)}")
+    if len(runs) == 1:
+        if args.out:
+            return _fail("--out is for comparisons of several runs; one run's report is <run>/index.html")
+        print(f"report: {write_report(runs[0], self_contained=args.self_contained)}")
+    else:
+        print(f"comparison: {write_comparison(runs, args.out, self_contained=args.self_contained)}")
     return 0
 
 
@@ -141,27 +187,107 @@ def _load_arch(name: str):
         raise ArchError(err.path, err.message, err.source or str(path)) from None
 
 
+def _sample_archs(space_path: str, count: int, seed: int) -> list:
+    """``count`` buildable architectures sampled at random (Optuna RandomSampler) from a space file."""
+    import optuna
+
+    from explorer.arch import ArchError
+    from explorer.space import load_space, sample_arch
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    space = load_space(space_path)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
+    archs = []
+    for _ in range(count * 20):
+        if len(archs) == count:
+            break
+        try:
+            archs.append(sample_arch(space, study.ask()))
+        except ArchError:
+            continue  # an illegal combination: the search skips it too
+    return archs
+
+
+def cmd_cost_calibrate(args: argparse.Namespace) -> int:
+    from explorer.space import SpaceError
+
+    try:
+        archs = _sample_archs(args.space, args.archs, args.seed)
+    except (SpaceError, FileNotFoundError) as err:
+        return _fail(str(err))
+    from explorer.cost import _check_device
+    from explorer.latency import LatencyTable, calibrate, default_table_path
+
+    try:
+        _check_device(args.device)
+    except ValueError as err:
+        return _fail(str(err))
+    out = Path(args.out) if args.out else default_table_path(args.device)
+    try:
+        table = LatencyTable.load(out, args.device)
+    except ValueError as err:
+        return _fail(str(err))
+    table = calibrate(archs, args.device, table, threads=args.threads, repeats=max(args.repeats, 5),
+                      progress=lambda i, n, new: print(f"  arch {i}/{n}: {new} new unit(s)", file=sys.stderr))
+    print(f"latency table {table.path}: {len(table.entries)} units, scale {table.scale:.3f}, device "
+          f"{table.device}, {table.threads} thread(s)")
+    return 0
+
+
 def cmd_cost(args: argparse.Namespace) -> int:
+    if args.arch == "calibrate":
+        return cmd_cost_calibrate(args)
     from explorer.arch import ArchError
 
     try:
         arch = _load_arch(args.arch)
     except (ArchError, FileNotFoundError) as err:
         return _fail(str(err))
-    from explorer.cost import measure
+    from explorer.cost import _check_device, cost_report
 
-    cost = measure(arch, latency=not args.no_latency, threads=args.threads, repeats=args.repeats)
+    try:
+        _check_device(args.device)
+        table = None
+        if args.table:
+            from explorer.latency import LatencyTable
+
+            table = LatencyTable.load(args.table, args.device)
+    except ValueError as err:
+        return _fail(str(err))
+    rep = cost_report(arch, latency=not args.no_latency, device=args.device, threads=args.threads,
+                      repeats=args.repeats, precision=args.precision, channels_last=args.channels_last,
+                      elementwise=args.elementwise, throughput_batch=args.throughput, memory=args.memory,
+                      predict=args.predict, table=table)
+    lat = rep.latency
     if args.json:
-        print(json.dumps({"arch": arch.content_hash, **cost.to_dict()}, indent=2))
+        print(json.dumps({**rep.to_dict(), "gflops": rep.flops.gflops,
+                          "latency_ms": lat.median_ms if lat else None,
+                          "latency_iqr_ms": lat.iqr_ms if lat else None,
+                          "threads": lat.threads if lat else None, "device": args.device}, indent=2))
         return 0
     i = arch.input
     print(f"arch      {arch.content_hash}  {arch.summary()}")
     print(f"input     1x{i.in_chans}x{i.frames}x{i.resolution}x{i.resolution}, {i.num_classes} classes")
-    print(f"params    {cost.params:,} ({cost.params_m:.3f} M)")
-    print(f"GFLOPs    {cost.gflops:.4f}  (fvcore: 1 multiply-accumulate = 1 FLOP)")
-    if cost.latency_ms is not None:
-        print(f"latency   {cost.latency_ms:.2f} ms median (IQR {cost.latency_iqr_ms:.2f} ms), batch 1, cpu, "
-              f"{cost.threads} thread(s), {args.repeats} runs after warm-up")
+    print(f"params    {rep.params:,} ({rep.params / 1e6:.3f} M)")
+    print(f"GFLOPs    {rep.flops.gflops:.4f}  (fvcore: 1 multiply-accumulate = 1 FLOP)")
+    if rep.flops.elementwise is not None:
+        print(f"          + {rep.flops.elementwise / 1e9:.4f} element-wise GFLOPs (not in the figure above)")
+    print(f"{'part':<14}{'params':>12}{'GFLOPs':>10}")
+    for part in dict.fromkeys([*rep.params_by_part, *rep.flops.by_part]):
+        print(f"{part:<14}{rep.params_by_part.get(part, 0):>12,}{rep.flops.by_part.get(part, 0) / 1e9:>10.4f}")
+    top = ", ".join(f"{op} {flops / 1e9:.4f}" for op, flops in rep.flops.top_operators())
+    print(f"operators {top}")
+    if lat is not None:
+        noise = f"CV {lat.cv:.1%}" + (" — NOISY, repeated; treat with care" if lat.noisy else "")
+        print(f"latency   {lat.median_ms:.2f} ms median (IQR {lat.iqr_ms:.2f} ms, {noise}), batch 1, "
+              f"{lat.device}, {args.threads} thread(s), {lat.runs} runs after warm-up")
+    if rep.predicted_latency_ms is not None:
+        print(f"predicted {rep.predicted_latency_ms:.2f} ms (lookup table, {args.device})")
+    if rep.throughput is not None:
+        print(f"throughput {rep.throughput:.1f} clips/s at batch {rep.throughput_batch}")
+    if rep.memory is not None:
+        m = rep.memory
+        print(f"memory    {m.inference_mb:.1f} MB inference, {m.train_mb:.1f} MB training step (batch 1; {m.method})")
     return 0
 
 
@@ -201,8 +327,28 @@ def cmd_presets(_: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_inspect(args: argparse.Namespace) -> int:
+    from explorer.space import SpaceError, inspect_space, load_space
+
+    if args.samples < 1:
+        return _fail(f"--samples must be at least 1, got {args.samples}")
+    try:
+        space = load_space(args.space)
+    except SpaceError as err:
+        return _fail(str(err))
+
+    def progress(done: int, total: int) -> None:
+        if done == total or done % max(1, total // 20) == 0:
+            print(f"\rcosting samples {done}/{total}", end="\n" if done == total else "", file=sys.stderr,
+                  flush=True)
+
+    for line in inspect_space(space, args.samples, args.seed, progress=None if args.no_progress else progress):
+        print(line)
+    return 0
+
+
 HANDLERS = {"search": cmd_search, "report": cmd_report, "cost": cmd_cost, "export": cmd_export,
-            "presets": cmd_presets}
+            "presets": cmd_presets, "inspect": cmd_inspect}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -45,12 +45,49 @@ def _task_data(space: SearchSpace):
     return _DATA_CACHE[key]
 
 
-def check_constraints(space: SearchSpace, metrics: dict[str, float]) -> None:
+def _latency_device(space: SearchSpace) -> str:
+    """The device a latency constraint refers to: the one of a latency objective, else the CPU."""
+    return next((o.device for o in space.objectives if "latency" in o.metric), "cpu")
+
+
+def check_constraints(space: SearchSpace, metrics: dict[str, float], arch=None, model=None) -> None:
+    """Raise ``Infeasible`` before any training when a sample breaks a limit. ``max_latency_ms`` is checked with the
+    latency predictor (a per-block lookup table of the device, filled on demand), not a measurement."""
     limits = {"max_gflops": "gflops", "max_params_m": "params_m"}
     for key, metric in limits.items():
         limit = getattr(space.constraints, key)
         if limit is not None and metrics[metric] > limit:
             raise Infeasible(f"{metric} {metrics[metric]:.4g} exceeds {key} {limit:g}")
+    limit = getattr(space.constraints, "max_latency_ms", None)
+    if limit is not None and arch is not None:
+        from explorer.cost import predict_latency_ms
+
+        device = _latency_device(space)
+        predicted = metrics.get("predicted_latency_ms") or predict_latency_ms(
+            arch, device=device, model=model, threads=space.budget.cpus_per_trial)
+        if predicted > limit:
+            raise Infeasible(f"predicted {device} latency {predicted:.4g} ms exceeds max_latency_ms {limit:g}")
+
+
+def trial_cost(space: SearchSpace, arch, model, threads: int) -> tuple[dict[str, float], dict[str, Any]]:
+    """Every cost objective of the space on its device, plus the table's standard columns (params, GFLOPs, CPU
+    latency) and a per-part breakdown for the report's cards."""
+    from explorer.cost import example_input, flop_breakdown, objective_metrics, params_by_part
+
+    flops = flop_breakdown(model, example_input(arch))
+    parts = params_by_part(model)
+    metrics: dict[str, float] = {"params_m": sum(parts.values()) / 1e6, "gflops": flops.gflops}
+    by_device: dict[str, list[str]] = {}
+    for objective in space.objectives:
+        if objective.metric not in ("accuracy", *metrics):
+            by_device.setdefault(objective.device, []).append(objective.metric)
+    if "latency_ms" not in by_device.get("cuda", []):
+        by_device.setdefault("cpu", []).append("latency_ms")  # the table always has a CPU latency column
+    for device, names in by_device.items():
+        metrics.update(objective_metrics(arch, model, sorted(set(names)), device=device, threads=threads, repeats=5))
+    model.to("cpu")
+    breakdown = {"params_by_part": parts, "flops_by_part": flops.by_part, "flops_by_operator": flops.by_operator}
+    return metrics, breakdown
 
 
 def _cached_reports(cache_dir: Path, arch_hash: str) -> list[dict[str, float]] | None:
@@ -121,7 +158,6 @@ def _train_or_replay(config: dict[str, Any], space: SearchSpace, cache: Path, st
     import torch
     from ray import tune
 
-    from explorer.cost import measure
     from explorer.models import build
     from explorer.train import TrainConfig, train_epochs
 
@@ -136,14 +172,15 @@ def _train_or_replay(config: dict[str, Any], space: SearchSpace, cache: Path, st
         return
     torch.manual_seed(space.task.seed)
     model = build(arch)
-    cost = measure(arch, model, latency=True, threads=threads, repeats=5).metrics()
-    check_constraints(space, cost)
+    cost, breakdown = trial_cost(space, arch, model, threads)
+    check_constraints(space, cost, arch, model)
     data = _task_data(space)
     train_cfg = TrainConfig(epochs=space.budget.epochs, batch_size=space.budget.batch_size, lr=space.budget.lr,
                             seed=space.task.seed, threads=threads, device=_trial_device(space))
     reports = []
     for result in train_epochs(model, data, train_cfg):
-        reports.append({"accuracy": result.accuracy, **cost, "train_loss": result.train_loss, "epoch": result.epoch,
+        reports.append({"accuracy": result.accuracy, **cost, "cost_json": json.dumps(breakdown),
+                        "train_loss": result.train_loss, "epoch": result.epoch,
                         "train_time_s": result.train_time_s, "cached": 0.0})
         tune.report({**reports[-1], **where, "trial_time_s": time.perf_counter() - started})
     _store_reports(cache, arch.content_hash, reports)
@@ -195,12 +232,12 @@ def _sampler(space: SearchSpace):
 
 
 def _num_trials(space: SearchSpace) -> int:
+    """The budget, or fewer for a grid smaller than it (conditional parameters counted only where they exist)."""
     if space.sampler.name != "grid":
         return space.budget.trials
-    size = 1
-    for values in grid_space(space).values():
-        size *= len(values)
-    return min(space.budget.trials, size)
+    from explorer.space import space_size
+
+    return min(space.budget.trials, space_size(space) or space.budget.trials)
 
 
 def new_run_dir(space: SearchSpace, root: str | Path = "reports") -> Path:
@@ -269,6 +306,7 @@ def trial_row(space: SearchSpace, run_dir: Path, number: int, trial_id: str, con
     row["epochs"] = epochs
     row["cached"] = bool(metrics.get("cached", 0.0))
     row["node_ip"] = str(metrics.get("node_ip", ""))
+    row["cost_json"] = str(metrics.get("cost_json", ""))
     row["attempts"] = int(metrics.get("attempt", 1) or 1)
     row["history_json"] = _history(history)
     try:

@@ -44,7 +44,7 @@ def write(tmp_path: Path, text: str) -> Path:
     (GOOD.replace("preset: smoke", "preset: huge"), 2, "task.preset", "expected one of 'smoke' or 'demo'"),
     # unknown mixer option
     (GOOD.replace("window: 8", "windw: 8"), 9, "stages[0].mixer.choice.posmlp.windw",
-     "unknown option of mixer 'posmlp'; expected one of: arrangement, groups, window"),
+     "unknown option of mixer 'posmlp' (did you mean 'window'?); expected one of: arrangement, groups, window"),
     # invalid mixer option value
     (GOOD.replace("kernel_t: {choice: [1, 3]}", "kernel_t: {choice: [1, 2]}"), 8,
      "stages[0].mixer.choice.conv3d.kernel_t", "kernel must be odd"),

@@ -1,0 +1,50 @@
+"""``explorer inspect``: space size, a few samples, GFLOPs/params histograms and the invalid samples."""
+
+import textwrap
+from pathlib import Path
+
+from explorer.cli import main
+from explorer.space import text_histogram
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_inspect_reports_size_samples_histograms_and_invalid(capsys):
+    # failing.yaml: width 8|16 x (conv3d | posmlp with a window that does not tile the grid) = 4 archs
+    assert main(["inspect", str(ROOT / "tests" / "spaces" / "failing.yaml"), "--samples", "10", "--seed", "0"]) == 0
+    out, err = capsys.readouterr()
+    lines = out.splitlines()
+    assert lines[1] == "parameters   2 sampled: s0.width, s0.mixer"
+    assert lines[2] == "size         4 distinct architectures"
+    valid = int(lines[3].split()[1])
+    invalid_line = next(line for line in lines if line.startswith("invalid"))
+    invalid = int(invalid_line.split()[1])
+    assert valid + invalid == 10 and 0 < invalid < 10
+    assert f"samples      {valid} of 10 valid, 2 distinct" in out  # only the two conv3d archs build
+    assert "InvalidCombination" in out and "window" in out
+    gflops = next(line for line in lines if line.startswith("GFLOPs"))
+    assert "min 0.00" in gflops and "(fvcore, input 1x3x8x32x32)" in gflops
+    assert sum(int(line.split()[2]) for line in lines if line.startswith("  [0.0") and "#" in line) >= valid
+    assert "costing samples 10/10" in err
+
+
+def test_inspect_says_continuous_and_fails_cleanly_on_a_bad_space(tmp_path, capsys):
+    path = tmp_path / "c.yaml"
+    path.write_text(textwrap.dedent("""\
+        name: c
+        task: {name: trev, preset: smoke}
+        stages:
+          - {depth: 1, width: 8, mlp_ratio: {float: [1.0, 3.0]}, mixer: {conv3d: {kernel_t: 3}}}
+        """))
+    assert main(["inspect", str(path), "--samples", "2", "--no-progress"]) == 0
+    out, err = capsys.readouterr()
+    assert "size         continuous (a float range is sampled)" in out and err == ""
+    path.write_text(path.read_text().replace("kernel_t", "kernel_tt"))
+    assert main(["inspect", str(path)]) == 2
+    assert capsys.readouterr().err.startswith(f"error: {path}:4: stages[0].mixer.conv3d.kernel_tt: unknown option")
+
+
+def test_text_histogram_counts_every_value():
+    lines = text_histogram([0.1, 0.2, 0.2, 0.9], bins=4, width=10, fmt="{:.1f}")
+    assert lines == ["  [0.1, 0.3)      3  ##########", "  [0.3, 0.5)      0  ",
+                     "  [0.5, 0.7)      0  ", "  [0.7, 0.9]      1  ###"]
