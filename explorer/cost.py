@@ -1,21 +1,37 @@
-"""Cost of a model: exact params, fvcore FLOPs (1 multiply-accumulate = 1 FLOP) and CPU latency.
+"""Cost of a model: exact params, fvcore FLOPs (1 multiply-accumulate = 1 FLOP), latency, throughput, peak memory.
 
-FLOPs use fvcore's convention, the one of every video paper's GFLOPs column. Latency is the median of repeated
-batch-1 forward passes after warm-up with the thread count pinned (and reported, because it changes the answer).
+FLOPs use fvcore's convention, the one of every video paper's GFLOPs column, with handles for the work-carrying ops
+fvcore leaves at 0 (``F.scaled_dot_product_attention``). Element-wise ops (add, mul, GELU, softmax, ...) are uncounted
+by that convention; ``flop_breakdown(elementwise=True)`` reports them as a separate figure (one FLOP per output
+element). Latency is the median of repeated forward passes after warm-up, with the thread count pinned and the noise
+(IQR, coefficient of variation) reported; a noisy measurement is repeated a bounded number of rounds. On ``cuda`` the
+timing uses CUDA events around a synchronised stream, optionally under bf16/fp16 autocast and channels-last.
+
+Breakdowns name the backbone's parts: ``stem``, ``stages.N`` (stage N with the downsampling layer in front of it),
+``global_tokens`` (Mobile-Former's learned token set) and ``head`` (final norm, pooling, classifier).
 """
 
 from __future__ import annotations
 
+import math
 import statistics
 import time
-from contextlib import contextmanager
-from dataclasses import asdict, dataclass
-from typing import Any, Iterator
+import weakref
+from collections import defaultdict
+from contextlib import contextmanager, nullcontext
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable, Iterator
 
 import torch
 import torch.nn as nn
 
 from explorer.arch import Arch
+
+# figures `objective_metrics` can compute (the names a search space's objectives and constraints use)
+METRICS = ("params_m", "gflops", "latency_ms", "predicted_latency_ms", "throughput", "peak_mem_mb")
+DEVICES = ("cpu", "cuda")
+AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+NOISY_CV = 0.05  # a latency whose runs vary more than this (std / mean) is flagged and re-measured
 
 
 @dataclass(frozen=True)
@@ -42,12 +58,50 @@ class Cost:
         return {**asdict(self), "params_m": self.params_m}
 
 
+# ----------------------------------------------------------------------------------------------------- params
+
+
 def count_params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
+def part_of(name: str) -> str:
+    """The backbone part a parameter/module name belongs to: ``stem``, ``stages.N`` (``downs.N`` is the
+    downsampling in front of stage N, so it counts there), ``global_tokens`` or ``head``."""
+    if not name:
+        return "model"
+    parts = name.split(".")
+    if parts[0] in ("stages", "downs") and len(parts) > 1:
+        return f"stages.{parts[1]}"
+    if parts[0] in ("norm", "head", "head_drop"):
+        return "head"
+    return parts[0]
+
+
+def _ordered(counts: dict[str, int | float]) -> dict[str, int | float]:
+    """stem, stages.0, stages.1, ..., then the rest (global_tokens, head) — the order of the forward pass."""
+    def rank(key: str) -> tuple[int, int, str]:
+        if key == "stem":
+            return (0, 0, key)
+        if key.startswith("stages."):
+            return (1, int(key.split(".")[1]), key)
+        return (2 if key != "head" else 3, 0, key)
+    return {k: counts[k] for k in sorted(counts, key=rank)}
+
+
+def params_by_part(model: nn.Module) -> dict[str, int]:
+    """Exact parameter count per backbone part (``part_of``); the values sum to ``count_params(model)``."""
+    out: dict[str, int] = defaultdict(int)
+    for name, p in model.named_parameters():
+        out[part_of(name)] += p.numel()
+    return _ordered(dict(out))
+
+
+# ------------------------------------------------------------------------------------------------------ FLOPs
+
+
 def _sdpa_flops(inputs: list[Any], outputs: list[Any]) -> int:
-    """fvcore counts F.scaled_dot_product_attention as 0: Q·Kᵀ and A·V are 2·B·h·Nq·Nk·d MACs."""
+    """fvcore counts F.scaled_dot_product_attention as 0: Q·Kᵀ and A·V are B·h·Nq·Nk·(d_qk + d_v) MACs."""
     from fvcore.nn.jit_handles import get_shape
 
     q, k = get_shape(inputs[0]), get_shape(inputs[1])
@@ -58,21 +112,104 @@ def _sdpa_flops(inputs: list[Any], outputs: list[Any]) -> int:
     return batch * q[-2] * k[-2] * (q[-1] + v[-1])
 
 
-def count_flops(model: nn.Module, inputs: torch.Tensor) -> int:
-    """fvcore FLOPs of one forward pass (model put in eval mode for the count, then restored)."""
+def _output_numel(inputs: list[Any], outputs: list[Any]) -> int:
+    """One FLOP per output element: the 'elementwise' figure for add/mul/activations/softmax/reductions."""
+    from fvcore.nn.jit_handles import get_shape
+
+    shape = get_shape(outputs[0])
+    return math.prod(shape) if shape else 1
+
+
+def _input_numel(inputs: list[Any], outputs: list[Any]) -> int:
+    """One FLOP per input element, for reductions (mean, sum) whose output is smaller than the work."""
+    from fvcore.nn.jit_handles import get_shape
+
+    shape = get_shape(inputs[0])
+    return math.prod(shape) if shape else 1
+
+
+# element-wise ops our blocks emit (uncounted by the papers' convention, so kept out of `gflops`)
+ELEMENTWISE_OPS: dict[str, Callable[[list[Any], list[Any]], int]] = {
+    **{f"aten::{op}": _output_numel for op in (
+        "add", "add_", "sub", "sub_", "rsub", "mul", "mul_", "div", "div_", "neg", "exp", "log", "sqrt", "rsqrt",
+        "pow", "gelu", "gelu_", "relu", "relu_", "hardtanh", "hardtanh_", "sigmoid", "sigmoid_", "silu", "silu_",
+        "hardswish", "hardswish_", "hardsigmoid", "tanh", "softmax", "log_softmax", "clamp", "clamp_", "clamp_min",
+        "maximum", "minimum", "where", "abs", "addcmul", "lerp")},
+    **{f"aten::{op}": _input_numel for op in ("mean", "sum", "amax", "max", "norm", "linalg_vector_norm")},
+}
+
+
+def _analysis(model: nn.Module, inputs: Any, elementwise: bool = False):
     from fvcore.nn import FlopCountAnalysis
 
+    analysis = FlopCountAnalysis(model, inputs)
+    analysis.set_op_handle("aten::scaled_dot_product_attention", _sdpa_flops)
+    if elementwise:
+        analysis.set_op_handle(**ELEMENTWISE_OPS)
+    analysis.unsupported_ops_warnings(False)  # element-wise ops: uncounted by convention
+    analysis.uncalled_modules_warnings(False)
+    analysis.tracer_warnings("none")
+    return analysis
+
+
+@contextmanager
+def _eval_mode(model: nn.Module) -> Iterator[nn.Module]:
     was_training = model.training
     model.eval()
     try:
-        analysis = FlopCountAnalysis(model, inputs)
-        analysis.set_op_handle("aten::scaled_dot_product_attention", _sdpa_flops)
-        analysis.unsupported_ops_warnings(False)  # element-wise ops: uncounted by convention
-        analysis.uncalled_modules_warnings(False)
-        with torch.no_grad():
-            return int(analysis.total())
+        yield model
     finally:
         model.train(was_training)
+
+
+def count_flops(model: nn.Module, inputs: Any) -> int:
+    """fvcore FLOPs of one forward pass (model put in eval mode for the count, then restored)."""
+    with _eval_mode(model), torch.no_grad():
+        return int(_analysis(model, inputs).total())
+
+
+@dataclass(frozen=True)
+class FlopReport:
+    """fvcore FLOPs of one forward pass: ``total`` (MACs, the papers' convention), ``by_part`` (stem, stages.N,
+    head; sums to total), ``by_operator`` (fvcore op names, e.g. ``conv``, ``linear``, ``scaled_dot_product_attention``)
+    and, when asked, ``elementwise`` (one FLOP per element of add/mul/activation/softmax outputs, not in ``total``)."""
+
+    total: int
+    by_part: dict[str, int]
+    by_operator: dict[str, int]
+    elementwise: int | None = None
+
+    @property
+    def gflops(self) -> float:
+        return self.total / 1e9
+
+    def top_operators(self, n: int = 5) -> list[tuple[str, int]]:
+        return sorted(self.by_operator.items(), key=lambda kv: -kv[1])[:n]
+
+
+def flop_breakdown(model: nn.Module, inputs: Any, elementwise: bool = False) -> FlopReport:
+    """Total, per-part and per-operator fvcore FLOPs; with ``elementwise`` also the element-wise figure (a second
+    trace with the element-wise handles added, so the headline count stays the papers' convention)."""
+    with _eval_mode(model), torch.no_grad():
+        analysis = _analysis(model, inputs)
+        by_module = analysis.by_module()
+        total = int(analysis.total())
+        by_operator = {k: int(v) for k, v in analysis.by_operator().items() if v}
+        ew = None
+        if elementwise:
+            ew = int(_analysis(model, inputs, elementwise=True).total()) - total
+    by_part: dict[str, int] = defaultdict(int)
+    for name, flops in by_module.items():
+        # top-level children only: by_module also lists every ancestor, which would count flops twice
+        if name and "." not in name or (name.count(".") == 1 and name.split(".")[0] in ("stages", "downs")):
+            if name in ("stages", "downs"):
+                continue
+            by_part[part_of(name)] += int(flops)
+    parts = {k: v for k, v in _ordered(dict(by_part)).items() if v or k in ("stem", "head")}
+    return FlopReport(total, parts, by_operator, ew)
+
+
+# ---------------------------------------------------------------------------------------------------- latency
 
 
 @contextmanager
@@ -85,29 +222,253 @@ def pinned_threads(threads: int) -> Iterator[None]:
         torch.set_num_threads(previous)
 
 
+@dataclass(frozen=True)
+class LatencyStats:
+    """A latency measurement with its own noise: median and IQR of the runs (ms), their coefficient of variation
+    (std / mean), how many rounds it took, and whether it is still ``noisy`` (CV above the threshold) at the end."""
+
+    median_ms: float
+    iqr_ms: float
+    cv: float
+    runs: int
+    rounds: int
+    noisy: bool
+    device: str
+    threads: int | None
+    batch: int
+    precision: str = "fp32"
+    channels_last: bool = False
+    clock: str = "wall"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _summary(times: list[float]) -> tuple[float, float, float]:
+    """Median, inter-quartile range and coefficient of variation of run times."""
+    quartiles = statistics.quantiles(times, n=4) if len(times) > 1 else [times[0]] * 3
+    mean = statistics.fmean(times)
+    cv = statistics.stdev(times) / mean if len(times) > 1 and mean > 0 else 0.0
+    return statistics.median(times), quartiles[2] - quartiles[0], cv
+
+
+CLOCKS = {"wall": time.perf_counter, "thread": time.thread_time}
+
+
+def _time_cpu(fn: Callable[[], Any], repeats: int, clock: str = "wall") -> list[float]:
+    """Wall time per call, or with ``clock="thread"`` the CPU time of the calling thread: with one torch thread
+    every op runs on it, and that time does not grow when other processes preempt us on a shared machine."""
+    now = CLOCKS[clock]
+    times = []
+    for _ in range(repeats):
+        start = now()
+        fn()
+        times.append((now() - start) * 1e3)
+    return times
+
+
+def _time_cuda(fn: Callable[[], Any], repeats: int, clock: str = "wall") -> list[float]:
+    """CUDA events around each call; the stream is synchronised before the first and after every call, so a run's
+    time is the GPU time of that forward pass alone."""
+    torch.cuda.synchronize()
+    times = []
+    for _ in range(repeats):
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        fn()
+        end.record()
+        end.synchronize()
+        times.append(start.elapsed_time(end))
+    return times
+
+
+def time_callable(fn: Callable[[], Any], device: str = "cpu", warmup: int = 3, repeats: int = 10,
+                  max_cv: float = NOISY_CV, max_rounds: int = 3, clock: str = "wall") -> tuple[list[float], int]:
+    """Run times (ms) of ``fn`` after ``warmup`` calls. While their CV exceeds ``max_cv``, another round of
+    ``repeats`` runs is added, up to ``max_rounds`` rounds in all; returns (times, rounds). ``clock`` (cpu only):
+    ``wall`` or ``thread`` (see ``_time_cpu``)."""
+    if clock not in CLOCKS:
+        raise ValueError(f"clock: expected one of {', '.join(CLOCKS)}, got {clock!r}")
+    timer = _time_cuda if device == "cuda" else _time_cpu
+    for _ in range(warmup):
+        fn()
+    if device == "cuda":
+        torch.cuda.synchronize()
+    times = timer(fn, repeats, clock)
+    rounds = 1
+    while rounds < max_rounds and len(times) > 1 and _summary(times)[2] > max_cv:
+        times += timer(fn, repeats, clock)
+        rounds += 1
+    return times, rounds
+
+
+def _check_device(device: str) -> None:
+    if device not in DEVICES:
+        raise ValueError(f"device: expected one of {', '.join(DEVICES)}, got {device!r}")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device 'cuda': no CUDA device is available to this torch build/process")
+
+
+def to_channels_last(model: nn.Module) -> nn.Module:
+    """Conv weights to channels-last (5-D: channels_last_3d, 4-D: channels_last); ``Module.to(memory_format=)``
+    would fail on a model mixing Conv2d and Conv3d."""
+    for p in model.parameters():
+        if p.dim() == 5:
+            p.data = p.data.contiguous(memory_format=torch.channels_last_3d)
+        elif p.dim() == 4:
+            p.data = p.data.contiguous(memory_format=torch.channels_last)
+    return model
+
+
+def _prepare_input(x: torch.Tensor, device: str, channels_last: bool) -> torch.Tensor:
+    x = x.to(device)
+    return x.contiguous(memory_format=torch.channels_last_3d) if channels_last and x.dim() == 5 else x
+
+
+def latency_stats(model: nn.Module, inputs: torch.Tensor, device: str = "cpu", threads: int | None = 1,
+                  warmup: int = 3, repeats: int = 10, precision: str = "fp32", channels_last: bool = False,
+                  max_cv: float = NOISY_CV, max_rounds: int = 3, clock: str = "wall") -> LatencyStats:
+    """Forward latency of ``model`` on ``inputs`` (eval, inference mode). ``threads`` pins torch's intra-op
+    threads (CPU; None leaves them). ``precision`` 'bf16'/'fp16' runs under autocast on cuda (bf16 also on cpu).
+    ``clock="thread"`` (cpu, 1 thread) times the thread's CPU time instead of wall time, robust to a loaded
+    machine. The model is moved to ``device`` and stays there."""
+    _check_device(device)
+    if precision != "fp32" and precision not in AMP_DTYPES:
+        raise ValueError(f"precision: expected fp32, bf16 or fp16, got {precision!r}")
+    model.to(device)
+    if channels_last:
+        to_channels_last(model)
+    x = _prepare_input(inputs, device, channels_last)
+    amp = (torch.autocast(device_type=device, dtype=AMP_DTYPES[precision]) if precision != "fp32"
+           else nullcontext())
+    threads_ctx = pinned_threads(threads) if threads else nullcontext()
+    with _eval_mode(model), threads_ctx, torch.inference_mode(), amp:
+        times, rounds = time_callable(lambda: model(x), device, warmup, repeats, max_cv, max_rounds, clock)
+    median, iqr, cv = _summary(times)
+    return LatencyStats(median, iqr, cv, len(times), rounds, cv > max_cv, device,
+                        threads if device == "cpu" else None, x.shape[0], precision, channels_last,
+                        clock if device == "cpu" else "cuda events")
+
+
 def measure_latency(model: nn.Module, inputs: torch.Tensor, threads: int = 1, warmup: int = 3,
                     repeats: int = 10) -> tuple[float, float]:
     """Median and inter-quartile range (ms) of ``repeats`` forward passes after ``warmup`` on the CPU."""
-    was_training = model.training
-    model.eval()
-    times = []
-    try:
-        with pinned_threads(threads), torch.inference_mode():
-            for _ in range(warmup):
-                model(inputs)
-            for _ in range(repeats):
-                start = time.perf_counter()
-                model(inputs)
-                times.append((time.perf_counter() - start) * 1e3)
-    finally:
-        model.train(was_training)
-    quartiles = statistics.quantiles(times, n=4) if len(times) > 1 else [times[0]] * 3
-    return statistics.median(times), quartiles[2] - quartiles[0]
+    stats = latency_stats(model, inputs, "cpu", threads, warmup, repeats, max_rounds=1)
+    return stats.median_ms, stats.iqr_ms
 
 
 def example_input(arch: Arch, batch: int = 1) -> torch.Tensor:
     i = arch.input
     return torch.randn(batch, i.in_chans, i.frames, i.resolution, i.resolution)
+
+
+def throughput(model: nn.Module, arch: Arch, device: str = "cpu", batch: int = 16, threads: int | None = 1,
+               repeats: int = 5, precision: str = "fp32", channels_last: bool = False) -> float:
+    """Clips per second of batched inference: ``batch`` / median latency of a batch-``batch`` forward pass."""
+    stats = latency_stats(model, example_input(arch, batch), device, threads, warmup=1, repeats=repeats,
+                          precision=precision, channels_last=channels_last)
+    return batch / (stats.median_ms / 1e3)
+
+
+# ----------------------------------------------------------------------------------------------------- memory
+
+
+class _AllocationTracker(torch.utils._python_dispatch.TorchDispatchMode):
+    """Live bytes of the tensors created by the ops run under it (storages that are no op's input, i.e. not views
+    of weights or inputs), freed when Python drops their storage. The CPU has no allocator statistics, so this is
+    the best-effort CPU figure: it misses an op's internal scratch buffers."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.live = 0
+        self.peak = 0
+        self._alive: set[int] = set()
+
+    def _free(self, key: int, nbytes: int) -> None:
+        self.live -= nbytes
+        self._alive.discard(key)
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        from torch.utils._pytree import tree_flatten
+
+        out = func(*args, **(kwargs or {}))
+        inputs = {a.untyped_storage().data_ptr() for a in tree_flatten((args, kwargs))[0]
+                  if isinstance(a, torch.Tensor)}
+        for t in tree_flatten(out)[0]:
+            if not isinstance(t, torch.Tensor) or t.device.type != "cpu":
+                continue
+            storage = t.untyped_storage()
+            key, nbytes = storage.data_ptr(), storage.nbytes()
+            if nbytes == 0 or key in inputs or key in self._alive:
+                continue
+            self._alive.add(key)
+            self.live += nbytes
+            self.peak = max(self.peak, self.live)
+            weakref.finalize(storage, self._free, key, nbytes)
+        return out
+
+
+def _state_bytes(model: nn.Module) -> int:
+    return sum(t.numel() * t.element_size() for t in [*model.parameters(), *model.buffers()])
+
+
+def _step(model: nn.Module, x: torch.Tensor, train: bool) -> None:
+    """One inference forward, or one training step's forward + backward (gradients, no optimiser state)."""
+    if train:
+        model.train()
+        model(x).float().logsumexp(dim=-1).mean().backward()
+        model.zero_grad(set_to_none=True)
+    else:
+        with _eval_mode(model), torch.inference_mode():
+            model(x)
+
+
+@dataclass(frozen=True)
+class MemoryStats:
+    """Peak memory (MB, 2^20 bytes) of one inference forward and one training step (forward + backward), with the
+    method that produced it (``method``)."""
+
+    inference_mb: float
+    train_mb: float
+    batch: int
+    device: str
+    method: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def peak_memory(model: nn.Module, arch: Arch, device: str = "cpu", batch: int = 1) -> MemoryStats:
+    """Peak memory of inference and of a training step at ``batch``. CUDA: ``torch.cuda.max_memory_allocated``
+    (everything the caching allocator handed out, weights included). CPU: weights + buffers + the peak of live
+    tensors created during the pass (``_AllocationTracker``; best effort, op-internal scratch is not seen)."""
+    _check_device(device)
+    model.to(device)
+    x = example_input(arch, batch).to(device)
+    was_training = model.training
+    figures = []
+    try:
+        for train in (False, True):
+            if device == "cuda":
+                torch.cuda.synchronize()
+                torch.cuda.empty_cache()
+                torch.cuda.reset_peak_memory_stats()
+                _step(model, x, train)
+                torch.cuda.synchronize()
+                figures.append(torch.cuda.max_memory_allocated() / 2**20)
+            else:
+                tracker = _AllocationTracker()
+                with tracker:
+                    _step(model, x, train)
+                figures.append((_state_bytes(model) + tracker.peak) / 2**20)
+    finally:
+        model.train(was_training)
+    method = ("torch.cuda.max_memory_allocated" if device == "cuda"
+              else "cpu best effort: weights + buffers + peak live tensors (dispatch-level tracker)")
+    return MemoryStats(figures[0], figures[1], batch, device, method)
+
+
+# ------------------------------------------------------------------------------------------- search interface
 
 
 def measure(arch: Arch, model: nn.Module | None = None, latency: bool = True, threads: int = 1,
@@ -122,3 +483,97 @@ def measure(arch: Arch, model: nn.Module | None = None, latency: bool = True, th
     if latency:
         lat, iqr = measure_latency(model, x, threads=threads, repeats=repeats)
     return Cost(count_params(model), flops / 1e9, lat, iqr, threads if latency else None, "cpu")
+
+
+def predict_latency_ms(arch: Arch, device: str = "cpu", table=None, model: nn.Module | None = None,
+                       threads: int = 1) -> float:
+    """Batch-1 latency predicted by the per-block lookup table of ``device`` (``explorer.latency``); keys missing
+    from the table are measured on demand and added to it, so this never fails for a buildable arch."""
+    from explorer.latency import predict
+
+    return predict(arch, device=device, table=table, model=model, threads=threads).total_ms
+
+
+def objective_metrics(arch: Arch, model: nn.Module | None = None, names: list[str] | tuple[str, ...] = METRICS,
+                      device: str = "cpu", threads: int = 1, predictor=None, repeats: int = 10,
+                      batch: int = 16) -> dict[str, float]:
+    """Only the requested figures among ``METRICS``: ``params_m``, ``gflops`` (fvcore, batch 1), ``latency_ms``
+    (measured median, batch 1, on ``device``), ``predicted_latency_ms`` (lookup table ``predictor``, a
+    ``LatencyTable``; the device's default table when None), ``throughput`` (clips/s at ``batch``) and
+    ``peak_mem_mb`` (peak of one inference forward at batch 1)."""
+    unknown = [n for n in names if n not in METRICS]
+    if unknown:
+        raise ValueError(f"objective metrics {unknown} are unknown; expected any of {', '.join(METRICS)}")
+    _check_device(device)
+    from explorer.models import build
+
+    model = model if model is not None else build(arch)
+    out: dict[str, float] = {}
+    if "params_m" in names:
+        out["params_m"] = count_params(model) / 1e6
+    if "gflops" in names:
+        out["gflops"] = count_flops(model, example_input(arch)) / 1e9
+    if "predicted_latency_ms" in names:
+        out["predicted_latency_ms"] = predict_latency_ms(arch, device, predictor, model, threads)
+    if "latency_ms" in names:
+        out["latency_ms"] = latency_stats(model, example_input(arch), device, threads, repeats=repeats).median_ms
+    if "throughput" in names:
+        out["throughput"] = throughput(model, arch, device, batch, threads)
+    if "peak_mem_mb" in names:
+        out["peak_mem_mb"] = peak_memory(model, arch, device).inference_mb
+    return out
+
+
+@dataclass
+class CostReport:
+    """Everything `explorer cost` shows: params (total and per part), FLOPs breakdowns, and the optional latency,
+    throughput, memory and predicted-latency figures."""
+
+    arch_hash: str
+    params: int
+    params_by_part: dict[str, int]
+    flops: FlopReport
+    latency: LatencyStats | None = None
+    throughput: float | None = None
+    throughput_batch: int | None = None
+    memory: MemoryStats | None = None
+    predicted_latency_ms: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "arch": self.arch_hash, "params": self.params, "params_m": self.params / 1e6,
+            "params_by_part": self.params_by_part, "gflops": self.flops.gflops,
+            "flops_by_part": self.flops.by_part, "flops_by_operator": self.flops.by_operator,
+            "elementwise_gflops": None if self.flops.elementwise is None else self.flops.elementwise / 1e9,
+            "latency": None if self.latency is None else self.latency.to_dict(),
+            "throughput_clips_s": self.throughput, "throughput_batch": self.throughput_batch,
+            "memory": None if self.memory is None else self.memory.to_dict(),
+            "predicted_latency_ms": self.predicted_latency_ms, **self.extra,
+        }
+
+
+def cost_report(arch: Arch, model: nn.Module | None = None, latency: bool = True, device: str = "cpu",
+                threads: int = 1, repeats: int = 10, precision: str = "fp32", channels_last: bool = False,
+                elementwise: bool = True, throughput_batch: int | None = None, memory: bool = False,
+                predict: bool = False, table=None) -> CostReport:
+    """The full cost of ``arch`` (see ``CostReport``); the optional parts only when asked."""
+    from explorer.models import build
+
+    _check_device(device)
+    model = model if model is not None else build(arch)
+    x = example_input(arch)
+    flops = flop_breakdown(model, x, elementwise=elementwise)
+    report = CostReport(arch.content_hash, count_params(model), params_by_part(model), flops)
+    if predict:
+        report.predicted_latency_ms = predict_latency_ms(arch, device, table, model, threads)
+    if latency:
+        report.latency = latency_stats(model, x, device, threads, repeats=repeats, precision=precision,
+                                       channels_last=channels_last)
+    if throughput_batch:
+        report.throughput = throughput(model, arch, device, throughput_batch, threads, precision=precision,
+                                       channels_last=channels_last)
+        report.throughput_batch = throughput_batch
+    if memory:
+        report.memory = peak_memory(model, arch, device)
+    return report
