@@ -39,9 +39,9 @@ _DATA_CACHE: dict[tuple, Any] = {}  # per worker process: reused actors load the
 def _task_data(space: SearchSpace):
     from explorer.data import load_task
 
-    key = (space.task.name, space.task.preset, space.task.seed)
+    key = space.task.model_dump_json()
     if key not in _DATA_CACHE:
-        _DATA_CACHE[key] = load_task(space.task.name, space.task.preset, seed=space.task.seed)
+        _DATA_CACHE[key] = load_task(space.task)
     return _DATA_CACHE[key]
 
 
@@ -351,6 +351,12 @@ def write_table(df, run_dir: Path) -> None:
         os.replace(tmp, run_dir / name)
 
 
+def _task_label(space: SearchSpace) -> str:
+    """``trev/demo`` for a synthvid task, ``ucf101:/data/ucf101`` for a dataset."""
+    task = space.task
+    return f"{task.dataset.format}:{task.dataset.root}" if task.dataset is not None else f"{task.name}/{task.preset}"
+
+
 def _write_meta(run_dir: Path, space: SearchSpace, space_path: str, **extra: Any) -> None:
     meta = {
         "name": run_dir.name,
@@ -358,7 +364,7 @@ def _write_meta(run_dir: Path, space: SearchSpace, space_path: str, **extra: Any
         "space_file": space_path,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "objectives": [o.model_dump() for o in space.objectives],
-        "task": f"{space.task.name}/{space.task.preset}",
+        "task": _task_label(space),
         "budget": space.budget.model_dump(),
         "sampler": space.sampler.model_dump(),
         "constraints": space.constraints.model_dump(),

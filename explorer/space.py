@@ -34,7 +34,10 @@ from typing import Any, Literal, Optional
 
 import yaml
 from pydantic import (BaseModel, ConfigDict, Field, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt,
+
                       ValidationError)
+
+from explorer.data.tasks import TaskConfig, task_shape
 
 Scalar = (int, float, str, bool)
 Loc = tuple[Any, ...]
@@ -57,12 +60,6 @@ class SpaceError(ValueError):
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
-
-
-class TaskSpec(_Strict):
-    name: Literal["trev"] = "trev"
-    preset: Literal["smoke", "demo"] = "demo"
-    seed: int = 0
 
 
 class ObjectiveSpec(_Strict):
@@ -119,7 +116,7 @@ class SearchSpace(_Strict):
     name: str
     description: str = ""
     seed: Optional[int] = None
-    task: TaskSpec = Field(default_factory=TaskSpec)
+    task: TaskConfig = Field(default_factory=TaskConfig)  # a synthvid task or a dataset on disk
     objectives: list[ObjectiveSpec] = Field(default_factory=_default_objectives, min_length=2)
     budget: BudgetSpec = Field(default_factory=BudgetSpec)
     sampler: SamplerSpec = Field(default_factory=SamplerSpec)
@@ -895,11 +892,9 @@ def _values(space: SearchSpace, template: Any) -> list[Any] | None:
 
 
 def task_input(space: SearchSpace) -> dict[str, int]:
-    """Frames, resolution and classes of the space's task (the Arch's input)."""
-    from explorer.data.synthvid import NUM_CLASSES, PRESETS
-
-    cfg = PRESETS[space.task.preset]
-    return {"frames": cfg.frames, "resolution": cfg.resolution, "in_chans": 3, "num_classes": NUM_CLASSES}
+    """Frames, resolution, channels and classes of the space's task (the Arch's input), without generating or
+    decoding any clip."""
+    return task_shape(space.task)
 
 
 # ---------------------------------------------------------------------------------------------------- inspect

@@ -41,7 +41,7 @@ def write(tmp_path: Path, text: str) -> Path:
     # wrong type
     (GOOD + "budget:\n  trials: eight\n", 11, "budget.trials", "valid integer, unable to parse string"),
     # wrong literal
-    (GOOD.replace("preset: smoke", "preset: huge"), 2, "task.preset", "expected one of 'smoke' or 'demo'"),
+    (GOOD.replace("preset: smoke", "preset: huge"), 2, "task.preset", "expected one of 'smoke', 'demo', 'proxy' or 'hard'"),
     # unknown mixer option
     (GOOD.replace("window: 8", "windw: 8"), 9, "stages[0].mixer.choice.posmlp.windw",
      "unknown option of mixer 'posmlp' (did you mean 'window'?); expected one of: arrangement, groups, window"),
