@@ -188,3 +188,174 @@ def test_load_trials_parquet_and_csv_fallback(tmp_path) -> None:
     (tmp_path / "trials.csv").unlink()
     with pytest.raises(FileNotFoundError):
         load_trials(tmp_path)
+
+
+# --- non-dominated sorting, hypervolume, design-space statistics, importance ---------------------------------
+
+from explorer.analysis import (  # noqa: E402
+    HV_REFERENCE,
+    error_edfs,
+    front_shares,
+    good_ranges,
+    hypervolume,
+    hypervolume_history,
+    non_dominated_ranks,
+    normalised_losses,
+    parallel_table,
+    param_importances,
+)
+
+
+def brute_force_ranks(values: np.ndarray, maximize: list[bool]) -> np.ndarray:
+    """Peel fronts with the pairwise reference: rank r = front of what ranks < r left."""
+    ranks = np.full(len(values), -1)
+    left = [i for i in range(len(values)) if not np.isnan(values[i]).any()]
+    r = 0
+    while left:
+        front = brute_force_front(values[left], maximize)
+        ranks[[i for i, f in zip(left, front) if f]] = r
+        left = [i for i, f in zip(left, front) if not f]
+        r += 1
+    return ranks
+
+
+def brute_force_hypervolume(values: np.ndarray, maximize: list[bool], reference: list[float]) -> float:
+    """Inclusion-exclusion over every subset of the valid points: HV = Σ_S (-1)^{|S|+1} Π_k (r_k - worst_k(S))+,
+    all in loss space (max objectives negated). Exact, independent of any front computation; small n only."""
+    loss = np.where(maximize, -values, values)
+    ref = np.where(maximize, -np.asarray(reference), np.asarray(reference))
+    pts = [p for p in loss if not np.isnan(p).any()]
+    total = 0.0
+    for size in range(1, len(pts) + 1):
+        for subset in itertools.combinations(pts, size):
+            corner = np.max(subset, axis=0)  # the intersection of the boxes [p, ref]
+            total += (-1) ** (size + 1) * float(np.prod(np.clip(ref - corner, 0, None)))
+    return total
+
+
+@pytest.mark.parametrize("m", [2, 3])
+@pytest.mark.parametrize("levels", [None, 4], ids=["continuous", "ties"])
+@pytest.mark.parametrize("seed", range(5))
+def test_hypervolume_matches_inclusion_exclusion(m: int, levels: int | None, seed: int) -> None:
+    rng = np.random.default_rng(100 * m + seed + (levels or 0))
+    maximize = [bool(x) for x in rng.integers(0, 2, size=m)]
+    values = random_values(rng, n=int(rng.integers(2, 11)), m=m, levels=levels, nan_frac=0.15)
+    lo, hi = np.nanmin(values, axis=0), np.nanmax(values, axis=0)
+    # a reference behind every point (the worst corner pushed out) and one cutting through the cloud
+    for reference in (np.where(maximize, lo - 0.5, hi + 0.5), np.nanmedian(values, axis=0)):
+        got = hypervolume(values, maximize, reference)
+        assert got == pytest.approx(brute_force_hypervolume(values, maximize, list(reference)), rel=1e-9, abs=1e-12)
+
+
+def test_hypervolume_known_values() -> None:
+    # two points of a 2-D max/min front against reference (0, 10): boxes 2x8 and 4x5 overlapping in 2x5
+    assert hypervolume(np.array([[2.0, 2.0], [4.0, 5.0]]), [True, False], [0.0, 10.0]) == pytest.approx(16 + 20 - 10)
+    # a dominated point, a duplicate and a NaN row add nothing
+    extra = np.array([[2.0, 2.0], [4.0, 5.0], [1.0, 6.0], [4.0, 5.0], [np.nan, 0.0]])
+    assert hypervolume(extra, [True, False], [0.0, 10.0]) == pytest.approx(26.0)
+    # points not strictly inside the reference count for nothing
+    assert hypervolume(np.array([[0.0, 1.0], [3.0, 10.0]]), [True, False], [0.0, 10.0]) == 0.0
+
+
+@pytest.mark.parametrize("m", [2, 3])
+@pytest.mark.parametrize("seed", range(4))
+def test_non_dominated_ranks_match_peeling(m: int, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    maximize = [True] + [False] * (m - 1)
+    values = random_values(rng, n=60, m=m, levels=5, nan_frac=0.1)
+    got = non_dominated_ranks(values, maximize)
+    np.testing.assert_array_equal(got, brute_force_ranks(values, maximize))
+    np.testing.assert_array_equal(got == 0, pareto_mask(values, maximize))
+
+
+def design_frame() -> pd.DataFrame:
+    """8 trials: width decides accuracy exactly, mixer does not; one failure."""
+    return pd.DataFrame({
+        "number": range(8),
+        "status": ["COMPLETE"] * 7 + ["FAILED"],
+        "accuracy": [0.5, 0.6, 0.7, 0.8, 0.55, 0.65, 0.75, np.nan],
+        "gflops": [1.0, 2.0, 3.0, 4.0, 1.0, 2.0, 3.5, 1.0],
+        "param.width": [8, 16, 32, 64, 8, 16, 32, 8],
+        "param.mixer": ["a", "b", "a", "b", "b", "a", "b", "a"],
+        "param.window": [4.0, np.nan, 8.0, np.nan, np.nan, 4.0, np.nan, 4.0],
+    })
+
+
+OBJ2 = [("accuracy", "max"), ("gflops", "min")]
+
+
+def test_error_edfs_exact() -> None:
+    edfs = error_edfs(design_frame(), "accuracy", True)
+    a = edfs[(edfs["param"] == "param.mixer") & (edfs["value"] == "a")]
+    np.testing.assert_allclose(a["error"], [1 - 0.7, 1 - 0.65, 1 - 0.5])  # sorted errors; failed trial excluded
+    np.testing.assert_allclose(a["edf"], [1 / 3, 2 / 3, 1.0])
+    assert list(edfs[edfs["param"] == "param.width"]["value"].unique()) == ["8", "16", "32", "64"]  # numeric order
+    assert set(edfs[edfs["param"] == "param.window"]["value"]) == {"4", "8", "—"}  # not sampled = its own group
+    assert edfs.groupby(["param"])["n"].first().to_dict() and len(edfs[edfs["param"] == "param.width"]) == 7
+
+
+def test_front_shares_exact() -> None:
+    df = design_frame()
+    # front over (max acc, min gflops): 0 (0.5@1), 4 (0.55@1), 1 (0.6@2), 5 (0.65@2), 2 (0.7@3), 6, 3 → ties at 1, 2
+    mask = front_mask(df, OBJ2)
+    assert list(np.flatnonzero(mask)) == [2, 3, 4, 5, 6]
+    shares = front_shares(df, OBJ2).set_index(["param", "value"])
+    assert shares.loc[("param.mixer", "a"), ["n", "n_front"]].tolist() == [3, 2]
+    assert shares.loc[("param.mixer", "b"), ["n", "n_front"]].tolist() == [4, 3]
+    assert shares.loc[("param.mixer", "b"), "share"] == pytest.approx(3 / 5)
+    assert shares.loc[("param.width", "8"), "rate"] == pytest.approx(1 / 2)
+
+
+def test_good_ranges_find_the_deciding_value() -> None:
+    rng = np.random.default_rng(0)
+    n = 200
+    width = rng.choice([8, 16, 32], size=n, p=[0.25, 0.25, 0.5])
+    noise = rng.integers(1, 6, size=n)
+    df = pd.DataFrame({"number": range(n), "status": "COMPLETE", "param.width": width, "param.noise": noise,
+                       "param.mixer": rng.choice(["x", "y"], size=n),
+                       "accuracy": (width == 32) * 0.5 + 0.01 * rng.random(n)})
+    ranges = good_ranges(df, "accuracy", True, n_boot=500, seed=1).set_index("param")
+    assert set(ranges.index) == {"param.width", "param.noise"}  # categorical mixer gets no range
+    assert ranges.loc["param.width", ["lo", "best", "hi"]].tolist() == [32.0, 32.0, 32.0]
+    assert ranges.loc["param.noise", "lo"] < ranges.loc["param.noise", "hi"]  # no signal: a wide range
+    assert ranges.loc["param.width", ["searched_lo", "searched_hi", "n_values"]].tolist() == [8.0, 32.0, 3]
+
+
+def test_hypervolume_history_rises_to_the_final_value() -> None:
+    df = design_frame()
+    hv = hypervolume_history(df, OBJ2)
+    assert list(hv["number"]) == list(range(8)) and (np.diff(hv["hypervolume"]) >= 0).all()
+    loss = normalised_losses(df, OBJ2)
+    assert np.nanmin(loss, axis=0).tolist() == [0.0, 0.0] and np.nanmax(loss, axis=0).tolist() == [1.0, 1.0]
+    final = hypervolume(loss, [False, False], [HV_REFERENCE] * 2)
+    assert hv["hypervolume"].iloc[-1] == pytest.approx(final)
+    assert final == pytest.approx(brute_force_hypervolume(loss, [False, False], [HV_REFERENCE] * 2))
+    # trial 0 alone: normalised (1 - 0, 0) → box (1.1 - 1) x (1.1 - 0)
+    assert hv["hypervolume"].iloc[0] == pytest.approx(0.1 * 1.1)
+
+
+def test_parallel_table_codes_categories() -> None:
+    table, labels = parallel_table(design_frame(), OBJ2)
+    assert list(table.columns) == ["number", "width", "mixer", "window", "accuracy", "gflops"]
+    assert labels == {"mixer": ["a", "b"], "window": ["4", "8", "—"]}
+    assert table["mixer"].tolist() == [0, 1, 0, 1, 1, 0, 1] and table["window"].tolist() == [0, 2, 1, 2, 2, 0, 2]
+
+
+def test_importance_ranks_the_deciding_parameter_and_explains_failures(tmp_path) -> None:
+    rng = np.random.default_rng(0)
+    n = 60
+    width = rng.choice([8, 16, 32], size=n)
+    df = pd.DataFrame({"number": range(n), "status": "COMPLETE", "param.width": width,
+                       "param.mixer": rng.choice(["x", "y"], size=n), "accuracy": width / 32 + 0.01 * rng.random(n),
+                       "gflops": rng.random(n)})
+    imp = param_importances(df, OBJ2, tmp_path)
+    assert [i.objective for i in imp] == ["accuracy", "gflops"]
+    assert max(imp[0].values, key=imp[0].values.get) == "width" and imp[0].source == "trials table"
+    assert sum(imp[0].values.values()) == pytest.approx(1.0)
+    assert (tmp_path / ".importance.json").exists()
+    assert param_importances(df, OBJ2, tmp_path) == imp  # served from the cache
+
+    few = param_importances(df.head(3), OBJ2)
+    assert not few[0].values and few[0].reason == "only 3 complete trial(s); importance needs at least 8"
+    single = param_importances(df.assign(**{"param.width": 8, "param.mixer": "x"}), OBJ2)
+    assert single[0].reason == "every searched parameter took a single value"

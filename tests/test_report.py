@@ -88,7 +88,7 @@ def make_run(run_dir: Path, n: int = 20, seed: int = 0) -> pd.DataFrame:
 def figure_data(page: str) -> dict[str, list[dict]]:
     """The traces of every plotly figure in the page, by div id."""
     figures = {}
-    for match in re.finditer(r'Plotly\.newPlot\(\s*"([^"]+)",\s*', page):
+    for match in re.finditer(r'(?:Plotly\.newPlot|lazyPlot)\(\s*"([^"]+)",\s*', page):
         data, _ = json.JSONDecoder().raw_decode(page, match.end())
         figures[match.group(1)] = data
     return figures
@@ -106,16 +106,18 @@ def test_page_is_offline(report) -> None:
     page = page_path.read_text(encoding="utf-8")
     assert "cdn.plot.ly" not in page
     assert not re.search(r"<script[^>]+src=[\"']?(https?:)?//", page)
-    assert '<script src="plotly.min.js"' in page
-    js = page_path.parent / "plotly.min.js"
+    assert '<script src="../plotly.min.js"' in page  # one copy per reports folder, shared by its runs
+    js = page_path.parent.parent / "plotly.min.js"
     assert js.exists() and js.stat().st_size > 1_000_000
-    assert len(page.encode()) < 100_000  # the page itself stays light
+    assert not (page_path.parent / "plotly.min.js").exists()
+    assert len(page.encode()) < 200_000  # the page itself stays light
+    assert '<a href="trials.csv" download>' in page and '<a href="trials.parquet" download>' in page
 
 
 def test_pareto_points_match_the_mask(report) -> None:
     page_path, df = report
     figures = figure_data(page_path.read_text(encoding="utf-8"))
-    assert set(figures) == {"fig-gflops", "fig-latency_ms"}
+    assert {"fig-gflops", "fig-latency_ms", "hv", "per-choice", "importance", "parcoords"} <= set(figures)
     complete = df[df["status"] == "COMPLETE"]
     for cost in ("gflops", "latency_ms"):
         traces = {t["name"]: t for t in figures[f"fig-{cost}"]}
@@ -129,6 +131,8 @@ def test_pareto_points_match_the_mask(report) -> None:
         np.testing.assert_allclose(front["y"], 100 * want["accuracy"])
         assert front["line"]["shape"] == "hv" and "lines" in front["mode"]
         assert all(re.match(r"<b>trial \d+</b>", t) and "mixer=" in t for t in front["text"])
+        # a click on a point opens the card of the trial in its customdata
+        assert front["customdata"] == [int(n) for n in want["number"]]
 
 
 def test_header_and_trials_table(report) -> None:
@@ -138,7 +142,7 @@ def test_header_and_trials_table(report) -> None:
     assert "trev/demo" in page and "max accuracy, min gflops, min latency_ms" in page
     assert "17 complete / 3 failed / 21 total (1 infeasible)" in page
     assert "12 min 34 s" in page
-    rows = re.findall(r'<tr id="trial-(\d+)" class="([a-z]+)">(.*?)</tr>', page, flags=re.S)
+    rows = re.findall(r'<tr id="trial-(\d+)" class="([a-z]+)" data-n="\d+">(.*?)</tr>', page, flags=re.S)
     assert [int(r[0]) for r in rows] == list(range(len(df)))
     by_number = {int(number): (css, body) for number, css, body in rows}
     for number, error in {**ERRORS, **INFEASIBLE}.items():
@@ -190,7 +194,7 @@ def test_page_renders_in_chromium(report, tmp_path) -> None:
     dom = chromium("--virtual-time-budget=5000", "--dump-dom", url, user_data=tmp_path / "profile1").stdout
     assert dom.count('class="main-svg"') >= 2, "plotly did not draw (is plotly.min.js loading?)"
     plotted = 2 * int((df["status"] == "COMPLETE").sum())  # every complete trial in each of the two charts
-    assert dom.count('class="point"') >= plotted
+    assert dom.count('class="point plotly-customdata"') >= plotted  # points carrying their trial number
     assert 'id="trial-5" class="failed"' in dom
 
     png = tmp_path / "shot.png"
@@ -203,3 +207,118 @@ def test_page_renders_in_chromium(report, tmp_path) -> None:
     assert len(colours) > 50  # not a blank page
     # the Pareto points' red is on screen
     assert any(r > 180 and g < 90 and b < 90 for _, (r, g, b) in colours)
+
+
+def test_live_page_reloads_and_finished_page_does_not(tmp_path) -> None:
+    run = tmp_path / "run"
+    make_run(run)
+    meta = json.loads((run / "run.json").read_text())
+    (run / "run.json").write_text(json.dumps({**meta, "state": "running"}))
+    live = write_report(run).read_text(encoding="utf-8")  # live follows run.json's state by default
+    assert '<meta http-equiv="refresh" content="5">' in live
+    assert "search running, 21 trials so far" in live
+    assert "computed when the search has finished" in live  # importance waits: rendering stays cheap
+    (run / "run.json").write_text(json.dumps({**meta, "state": "finished"}))
+    done = write_report(run).read_text(encoding="utf-8")
+    assert "http-equiv" not in done and "search running" not in done
+    assert write_report(run, live=True).read_text(encoding="utf-8").count("search running, 21 trials so far") == 1
+
+
+def test_self_contained_page_inlines_plotly(tmp_path) -> None:
+    run = tmp_path / "run"
+    make_run(run)
+    page = write_report(run, self_contained=True).read_text(encoding="utf-8")
+    assert "<script src=" not in page and "plotly.js v" in page and len(page) > 1_000_000
+    assert not (tmp_path / "plotly.min.js").exists() and not (run / "plotly.min.js").exists()
+
+
+def card_data(page: str) -> dict:
+    match = re.search(r'<script type="application/json" id="trial-data">(.*?)</script>', page, flags=re.S)
+    return json.loads(match.group(1))
+
+
+def test_cards_carry_spec_history_cost_and_command(tmp_path) -> None:
+    run = tmp_path / "run"
+    df = make_run(run)
+    history = [{"epoch": 1, "accuracy": 0.3, "train_loss": 2.0}, {"epoch": 2, "accuracy": 0.4, "train_loss": 1.5}]
+    cost = {"stem": {"params_m": 0.01, "gflops": 0.02}, "stage1": {"params_m": 0.1, "gflops": 0.3}}
+    df = df.assign(history_json=json.dumps(history), cost_json=json.dumps(cost), node_ip="127.0.0.1")
+    df.to_parquet(run / "trials.parquet", index=False)
+    page = write_report(run).read_text(encoding="utf-8")
+    cards = card_data(page)
+    assert set(cards) == {str(n) for n in df["number"]}
+    card = cards["3"]
+    assert card["history"] == history and card["cost"] == cost
+    assert card["command"] == f"explorer cost {run}/archs/{df.loc[3, 'arch_hash']}.json --no-latency"
+    assert json.loads(card["spec"]) == json.loads(df.loc[3, "arch_json"])
+    assert card["params"]["mixer"] == df.loc[3, "param.mixer"] and card["metrics"]["status"] == "COMPLETE"
+    assert "<th>node_ip</th>" in page and "127.0.0.1" in page
+
+
+def test_old_runs_without_new_columns_still_render(tmp_path) -> None:
+    run = tmp_path / "run"
+    df = make_run(run)
+    df.drop(columns=["train_time_s", "epochs", "param.window"]).to_parquet(run / "trials.parquet", index=False)
+    page = write_report(run).read_text(encoding="utf-8")
+    cards = card_data(page)
+    assert cards["0"]["history"] == [] and cards["0"]["cost"] == {}
+    assert "Design space" in page and "Pareto shares per choice" in page
+
+
+def test_design_space_section_shows_the_analysis(report) -> None:
+    page_path, df = report
+    page = page_path.read_text(encoding="utf-8")
+    figures = figure_data(page)
+    # one EDF line per (param, value) on the left of the per-choice figure
+    edf_traces = [t for t in figures["per-choice"] if t["mode"] == "lines"]
+    complete = df[df["status"] == "COMPLETE"]
+    n_groups = sum(complete[p].map(lambda v: "—" if pd.isna(v) else v).nunique()
+                   for p in ("param.mixer", "param.depth", "param.width", "param.window"))
+    assert len(edf_traces) == n_groups
+    assert all(t["y"][-1] == 1.0 for t in edf_traces)
+    assert {d["label"] for d in figures["parcoords"][0]["dimensions"]} == {
+        "mixer", "depth", "width", "window", "accuracy", "gflops", "latency_ms"}
+    assert "Good ranges (bootstrapped, 95%)" in page and '<table class="ranges">' in page
+    assert '<table class="shares">' in page
+    imp = figures["importance"]
+    assert [t["name"] for t in imp] == ["accuracy (trials table)", "gflops (trials table)",
+                                        "latency_ms (trials table)"]
+    hv = figures["hv"][0]["y"]
+    assert hv == sorted(hv) and 0 < hv[-1] <= 1.1**3
+
+
+def test_importance_explains_too_few_trials(tmp_path) -> None:
+    run = tmp_path / "run"
+    make_run(run, n=5)
+    page = write_report(run).read_text(encoding="utf-8")
+    assert "Importance for accuracy could not be computed: only 6 complete trial(s)" in page  # 5 + a duplicate
+
+
+def test_comparison_page_and_cli(tmp_path, capsys) -> None:
+    from explorer.cli import main
+    from explorer.report import write_comparison
+
+    a, b = tmp_path / "runs" / "a", tmp_path / "runs" / "b"
+    df_a, df_b = make_run(a, seed=0), make_run(b, n=30, seed=1)
+    out = write_comparison([a, b])
+    assert out == tmp_path / "runs" / "compare-a-vs-b.html" and (tmp_path / "runs" / "plotly.min.js").exists()
+    page = out.read_text(encoding="utf-8")
+    figures = figure_data(page)
+    for name, df in (("a", df_a), ("b", df_b)):
+        front = next(t for t in figures["front-gflops"] if t["name"] == f"{name} front")
+        complete = df[df["status"] == "COMPLETE"]
+        assert len(front["x"]) == pareto_mask(complete[["accuracy", "gflops"]].to_numpy(), [True, False]).sum()
+        edf = next(t for t in figures["edf-runs"] if t["name"].startswith(f"{name} (n="))
+        assert len(edf["x"]) == len(complete) and edf["y"][-1] == 1.0
+    rows = re.findall(r"<tr><td>(a|b)</td><td>(\d+)</td><td>(\d+)</td><td>(\d+)</td><td>([0-9.]+)</td></tr>", page)
+    assert [r[:3] for r in rows] == [("a", "21", "17"), ("b", "31", str((df_b["status"] == "COMPLETE").sum()))]
+
+    # the same run twice scores the same hypervolume: one normalisation for all
+    twin = tmp_path / "runs" / "a2"
+    make_run(twin, seed=0)
+    assert main(["report", str(a), str(twin), "--out", str(tmp_path / "cmp.html")]) == 0
+    assert capsys.readouterr().out.strip() == f"comparison: {tmp_path / 'cmp.html'}"
+    twin_rows = re.findall(r"<tr><td>a2?</td>(?:<td>[^<]*</td>){3}<td>([0-9.]+)</td></tr>",
+                           (tmp_path / "cmp.html").read_text())
+    assert len(twin_rows) == 2 and twin_rows[0] == twin_rows[1]
+    assert main(["report", str(a), "--out", str(tmp_path / "x.html")]) == 2

@@ -1,0 +1,107 @@
+"""One page comparing several runs: their fronts per shared cost objective overlaid, their error EDFs, and the
+hypervolume of each under ONE normalisation (the union of all runs' complete trials), so the numbers compare."""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from explorer import analysis
+from explorer.report.page import (_CSS, _axis, _fmt, _nums, _plot, _plotly_tag, _scale, _table_html, PALETTE,
+                                  PLOTLY_JS, write_plotly_js)
+
+_DRAWN_JS = "Promise.all(window.PLOTS||[]).then(()=>{document.body.dataset.plots='drawn';});"
+
+
+def default_compare_path(run_dirs: Sequence[str | Path]) -> Path:
+    """`<folder of the first run>/compare-<run a>-vs-<run b>....html`: next to the runs."""
+    dirs = [Path(d) for d in run_dirs]
+    return dirs[0].resolve().parent / ("compare-" + "-vs-".join(d.resolve().name for d in dirs) + ".html")
+
+
+def comparison_table(runs: dict[str, tuple[dict, pd.DataFrame]], objectives: list[analysis.Objective]) -> pd.DataFrame:
+    """Per run: trials, complete, Pareto trials and hypervolume, all runs normalised together (see
+    `analysis.hypervolume_history`: [0, 1] over the union, reference `HV_REFERENCE` on every axis)."""
+    frames = [df.assign(_run=name) for name, (_, df) in runs.items()]
+    union = pd.concat(frames, ignore_index=True)
+    loss = analysis.normalised_losses(union, objectives)
+    rows = []
+    for name, (_, df) in runs.items():
+        sel = (union["_run"] == name).to_numpy()
+        counts = analysis.run_counts(df)
+        hv = analysis.hypervolume(loss[sel], [False] * len(objectives), [analysis.HV_REFERENCE] * len(objectives))
+        rows.append({"run": name, "trials": counts["total"], "complete": counts["complete"],
+                     "pareto": int(analysis.front_mask(df, objectives).sum()), "hypervolume": round(hv, 4)})
+    return pd.DataFrame(rows)
+
+
+def render_comparison(runs: dict[str, tuple[dict, pd.DataFrame]], plotly_src: str | None) -> str:
+    """The comparison page: objectives are those of the first run that every run's table has."""
+    first_meta = next(iter(runs.values()))[0]
+    objectives = [o for o in analysis.parse_objectives(first_meta["objectives"])
+                  if all(o.metric in df.columns for _, df in runs.values())]
+    quality, costs = analysis.split_objectives(objectives)
+    sections = ["<h2>Summary</h2>", '<p class="note">Hypervolume: objectives normalised to [0, 1] over the '
+                f"complete trials of all runs together, reference point {analysis.HV_REFERENCE} per axis.</p>",
+                _table_html(comparison_table(runs, objectives), "compare")]
+    charts = []
+    for cost in costs:
+        data = []
+        for i, (name, (_, df)) in enumerate(runs.items()):
+            table = analysis.pareto_table(df, [quality, cost])
+            colour = PALETTE[i % len(PALETTE)]
+            for front in (False, True):
+                rows = table[table["on_front"] == front]
+                data.append({"type": "scatter", "name": f"{name} " + ("front" if front else "trials"),
+                             "legendgroup": name, "showlegend": front, "x": _nums(rows[cost.metric]),
+                             "y": _nums(rows[quality.metric] * _scale(quality.metric)),
+                             "mode": "lines+markers" if front else "markers",
+                             "line": {"shape": "hv", "color": colour},
+                             "marker": {"color": colour, "size": 10 if front else 6, "opacity": 1 if front else .35},
+                             "text": [f"{html.escape(name)} trial {_fmt(n)}" for n in rows["number"]],
+                             "hovertemplate": "%{text}<extra></extra>"})
+        charts.append(_plot(f"front-{cost.metric}", data, {
+            "title": {"text": html.escape(f"fronts: {quality.metric} vs {cost.metric}"), "x": 0.02},
+            "xaxis": _axis(cost.metric), "yaxis": _axis(quality.metric)}, css="pareto", height=460))
+    data = []
+    for i, (name, (_, df)) in enumerate(runs.items()):
+        acc = df.loc[(df["status"] == analysis.STATUS_COMPLETE), quality.metric].dropna().to_numpy(dtype=float)
+        scale = _scale(quality.metric)
+        err = np.sort(scale - acc * scale if quality.maximize else acc)
+        data.append({"type": "scatter", "mode": "lines", "line": {"shape": "hv", "color": PALETTE[i % len(PALETTE)]},
+                     "name": f"{name} (n={len(err)})", "x": _nums(err), "y": _nums(np.arange(1, len(err) + 1) /
+                                                                             max(1, len(err)))})
+    charts.append(_plot("edf-runs", data, {"title": {"text": "error EDF per run", "x": 0.02},
+                                           "xaxis": {"title": {"text": "error"}}, "yaxis": {"title": {"text": "EDF"}}}))
+    sections.append(f'<h2>Fronts and EDFs</h2><div class="charts">{"".join(charts)}</div>')
+    names = ", ".join(runs)
+    return "\n".join(["<!doctype html>", f'<html lang="en"><head><meta charset="utf-8"><title>compare '
+                      f"{html.escape(names)}</title><style>{_CSS}</style>", _plotly_tag(plotly_src) + "</head><body>",
+                      f"<h1>Comparison: {html.escape(names)}</h1>", *sections, f"<script>{_DRAWN_JS}</script>",
+                      "</body></html>"])
+
+
+def write_comparison(run_dirs: Sequence[str | Path], out: str | Path | None = None,
+                     self_contained: bool = False) -> Path:
+    """Write the comparison page of `run_dirs` to `out` (default `default_compare_path`) and return its path."""
+    if len(run_dirs) < 2:
+        raise ValueError(f"a comparison needs at least two run folders, got {len(run_dirs)}")
+    runs: dict[str, tuple[dict, pd.DataFrame]] = {}
+    for d in run_dirs:
+        d = Path(d)
+        if not (d / "run.json").exists():
+            raise FileNotFoundError(f"{d}: not a run folder (no run.json)")
+        name = d.resolve().name
+        while name in runs:
+            name += "'"
+        runs[name] = (analysis.load_run_meta(d), analysis.load_trials(d))
+    path = Path(out) if out else default_compare_path(run_dirs)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not self_contained:
+        write_plotly_js(path.parent)
+    path.write_text(render_comparison(runs, None if self_contained else PLOTLY_JS), encoding="utf-8")
+    return path
