@@ -140,6 +140,10 @@ ELEMENTWISE_OPS: dict[str, Callable[[list[Any], list[Any]], int]] = {
 
 
 def _analysis(model: nn.Module, inputs: Any, elementwise: bool = False):
+    import warnings
+
+    # fvcore's jit handles module scripts torch now calls deprecated: a warning users can do nothing about
+    warnings.filterwarnings("ignore", message=r".*torch\.jit\.script.*deprecated", category=FutureWarning)
     from fvcore.nn import FlopCountAnalysis
 
     analysis = FlopCountAnalysis(model, inputs)
