@@ -337,6 +337,28 @@ def trials_table(space: SearchSpace, results, run_dir: Path):
     return pd.DataFrame(rows)
 
 
+def keep_lost_rows(df, run_dir: Path, known_ids: set[str]):
+    """``df`` plus the rows of the table already on disk whose trials Tune no longer knows.
+
+    Tune saves its state every second; a driver killed just after a trial finished can lose that trial from
+    Tune's state although the trial is in the live table (and in the Optuna study). Keeping its row means a resume
+    never loses finished work; the resumed search still runs its budget of trials besides."""
+    import pandas as pd
+
+    path = run_dir / "trials.parquet"
+    if not path.exists():
+        return df
+    try:
+        old = pd.read_parquet(path)
+    except Exception:  # noqa: BLE001 - an unreadable old table: nothing to keep
+        return df
+    lost = old[~old["trial_id"].astype(str).isin(known_ids)]
+    if lost.empty:
+        return df
+    lost = lost.assign(number=range(len(df), len(df) + len(lost)))
+    return pd.concat([df, lost], ignore_index=True)
+
+
 def write_table(df, run_dir: Path) -> None:
     # params mix ints and strings across rows of one column: parquet needs one type per column
     out = df.copy()
@@ -491,6 +513,7 @@ def run_search(space_path: str | Path | None = None, out_root: str | Path = "rep
             )
         results = tuner.fit()
         table = trials_table(space, results, run_dir)
+        table = keep_lost_rows(table, run_dir, set(table["trial_id"].astype(str)))
     finally:
         if we_started_ray:
             import ray
@@ -528,7 +551,8 @@ def live_table_callback(space: SearchSpace, run_dir: Path):
             if not rows:
                 return
             try:
-                write_table(pd.DataFrame(rows), run_dir)
+                table = keep_lost_rows(pd.DataFrame(rows), run_dir, {t.trial_id for t in trials})
+                write_table(table, run_dir)
                 _write_report_live(run_dir)
             except Exception as err:  # noqa: BLE001 - a report glitch must never stop the search
                 print(f"warning: live report not refreshed: {type(err).__name__}: {err}")
