@@ -1,5 +1,12 @@
 """synthvid: procedural, seedable synthetic video for proxy training.
 
+Tasks (reference/proxy_data.md §2.2), all on one scene model (smooth colour background, integer camera pan,
+blob distractors under and over the targets, pixel noise): ``trev`` (below), ``a`` (appearance: which of 10
+procedural sprites bounces around, 10 classes), ``c`` (compositional: 6 reversal-paired motions of 4 asymmetric
+sprites; 8 of the 24 (shape, motion) combinations appear only in the test split) and ``tord`` (event order: three
+objects hop one after another in equal-length slots; class = the order, 6 classes, frame-order-agnostic bound =
+chance). scikit-learn is not installed here, so sprites are procedural only (no bundled digits).
+
 Task T-rev ("reversal pairs", reference/proxy_data.md §2.2): six motion primitives, each in a
 forward and an exactly time-reversed version -> 12 classes. Class ``2p + 1`` is produced by
 reversing the time axis of the target objects' parameter tracks of class ``2p``, and every
@@ -55,6 +62,8 @@ __all__ = [
     "render_primitive_batch",
     "render_scene",
     "sample_targets",
+    "task_class_names",
+    "tord_schedule",
 ]
 
 
@@ -75,6 +84,7 @@ class SynthConfig:
     distractors: int = 1
     noise_sigma: float = 0.04
     pan: float = 0.5  # camera pan speed, px/frame
+    leak: int = 0  # T-ord only: 1 = unequal event durations, a deliberate shortcut the leakage tests must catch
     version: int = 1  # bump when the generator changes
 
     def __post_init__(self) -> None:
@@ -88,26 +98,33 @@ class SynthConfig:
             "distractors": self.distractors >= 0,
             "noise_sigma": self.noise_sigma >= 0.0,
             "pan": self.pan >= 0.0,
+            "leak": self.leak in (0, 1),
         }
         bad = [name for name, ok in checks.items() if not ok]
         if bad:
             raise ValueError(f"invalid SynthConfig value(s) for {', '.join(bad)}: {self}")
 
 
-TASKS: tuple[str, ...] = ("trev",)
+TASKS: tuple[str, ...] = ("trev", "a", "c", "tord")
 
+# reference/proxy_data.md §2.3. `proxy` and `hard` add clips, clutter and noise; `hard` also doubles T and
+# goes to 48 px, where T-ord's three hop slots are 5 frames long and well separated (§2.6 re-tuning).
 PRESETS: dict[str, SynthConfig] = {
     "smoke": SynthConfig(frames=8, resolution=32, n_train=384, n_test=192, distractors=0,
                          noise_sigma=0.02, pan=0.0),
     "demo": SynthConfig(frames=8, resolution=32, n_train=2000, n_test=500, distractors=1,
                         noise_sigma=0.04, pan=0.5),
+    "proxy": SynthConfig(frames=8, resolution=32, n_train=4000, n_test=1000, distractors=2,
+                         noise_sigma=0.05, pan=0.5),
+    "hard": SynthConfig(frames=16, resolution=48, n_train=5000, n_test=1000, distractors=3,
+                        noise_sigma=0.08, pan=1.0),
 }
 
 PRIMITIVES: tuple[str, ...] = ("translate_x", "translate_y", "rotate", "scale", "fade", "converge")
 # Direction 0 ("+") is the forward track: moving right / down, rotating with increasing angle
 # (clockwise on screen, y points down), growing, appearing, approaching. "-" is its reversal.
 CLASS_NAMES: list[str] = [f"{p}{sign}" for p in PRIMITIVES for sign in ("+", "-")]
-NUM_CLASSES = len(CLASS_NAMES)
+NUM_CLASSES = len(CLASS_NAMES)  # T-rev's; other tasks: `task_class_names`
 
 # Scene constants (fractions of the canvas side unless noted). Part of generator `version`.
 TARGET_RADIUS = (0.14, 0.20)  # sprite radius; sprites fit inside their unit disk
@@ -531,8 +548,162 @@ def render_primitive_batch(primitive: int, directions: np.ndarray, config: Synth
     return render_scene(scene, config.resolution, config.noise_sigma, generator)
 
 
-def _generate_split(config: SynthConfig, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+# ----------------------------------------------------------------------------------------------
+# Tasks A (appearance), C (compositional) and T-ord (event order) on the same scene model
+# ----------------------------------------------------------------------------------------------
+
+# C: class = how the object moves (6 reversal-paired motions); the shape is a nuisance that, in the
+# training split, only ever co-occurs with 4 of the 6 motions. The test split holds exactly the 8
+# held-out (shape, motion) combinations (Something-Else-style compositional split, §2.2).
+C_SHAPES: tuple[int, ...] = ASYMMETRIC_SPRITES  # L, T, half-disk, arrow
+C_MOTIONS: tuple[tuple[int, int], ...] = ((0, 0), (0, 1), (1, 0), (1, 1), (3, 0), (3, 1))  # (primitive, dir)
+C_HELD_OUT: frozenset[tuple[int, int]] = frozenset(
+    (s, m) for s in range(len(C_SHAPES)) for m in ((2 * s) % 6, (2 * s + 3) % 6))
+
+TORD_OBJECTS = 3  # k exchangeable objects -> k! = 6 classes
+TORD_PERMS: tuple[tuple[int, ...], ...] = tuple(__import__("itertools").permutations(range(TORD_OBJECTS)))
+TORD_RADIUS = (0.08, 0.10)
+TORD_HOP = 2.4  # hop height in object radii (>= one object size, §2.6)
+A_SPEED = (0.5 / 32, 1.5 / 32)  # bounce speed, canvas fractions per frame (0.5-1.5 px at 32 px)
+A_SPIN_DEG = 5.0  # slow rotation, deg/frame
+A_SCALE = 0.2  # +-20 % radius wobble
+
+
+def task_class_names(task: str) -> list[str]:
+    """Class names of a synthvid task (their count is the task's number of classes)."""
+    if task == "trev":
+        return list(CLASS_NAMES)
+    if task == "a":
+        return list(SPRITE_NAMES)
+    if task == "c":
+        return [f"{PRIMITIVES[p]}{'+-'[d]}" for p, d in C_MOTIONS]
+    if task == "tord":
+        return ["".join("LMR"[i] for i in perm) for perm in TORD_PERMS]
+    raise ValueError(f"unknown task {task!r}; allowed tasks: {', '.join(TASKS)}")
+
+
+def _with_scene(targets: list[ObjectTrack], config: SynthConfig, rng: np.random.Generator) -> torch.Tensor:
+    """Background, camera pan, distractors (under and over the targets) and noise around target layers."""
+    n = len(targets[0].sprite)
+    scene = sample_background(n, config, rng)
+    below, above = sample_distractors(n, config, rng)
+    generator = torch.Generator().manual_seed(int(rng.integers(0, 2**62)))
+    scene = dataclasses.replace(scene, layers=below + targets + above)
+    return render_scene(scene, config.resolution, config.noise_sigma, generator)
+
+
+def _bounce(start: np.ndarray, velocity: np.ndarray, lo: np.ndarray, hi: np.ndarray, frames: int) -> np.ndarray:
+    """Positions of a point bouncing between lo and hi (mirror reflection), (B, T)."""
+    span = (hi - lo)[:, None]
+    free = (start - lo)[:, None] + velocity[:, None] * np.arange(frames)[None, :]
+    folded = np.mod(free, 2 * span)
+    return lo[:, None] + np.where(folded > span, 2 * span - folded, folded)
+
+
+def render_appearance_batch(labels: np.ndarray, config: SynthConfig, rng: np.random.Generator) -> torch.Tensor:
+    """Task A: sprite `labels[i]` bouncing with random velocity, slow spin and +-20 % scale wobble."""
+    n, size, frames = len(labels), config.resolution, config.frames
+    radius0 = rng.uniform(*TARGET_RADIUS, n) * size
+    speed = rng.uniform(*A_SPEED, n) * size
+    heading = rng.uniform(0.0, 2 * math.pi, n)
+    lo, hi = EDGE_SLACK * radius0, size - EDGE_SLACK * radius0
+    x = _bounce(rng.uniform(lo, hi), speed * np.cos(heading), lo, hi, frames)
+    y = _bounce(rng.uniform(lo, hi), speed * np.sin(heading), lo, hi, frames)
+    t = np.arange(frames)[None, :]
+    angle = rng.uniform(0.0, 2 * math.pi, (n, 1)) + np.deg2rad(rng.uniform(-A_SPIN_DEG, A_SPIN_DEG, (n, 1))) * t
+    phase, rate = rng.uniform(0.0, 2 * math.pi, (n, 1)), rng.uniform(0.2, 0.6, (n, 1))
+    radius = radius0[:, None] * (1.0 + A_SCALE * np.sin(phase + rate * t))
+    track = _track(np.asarray(labels), _vivid_colours(rng, n), x, y, angle, radius, np.ones((n, 1)), frames)
+    return _with_scene([track], config, rng)
+
+
+def render_compositional_batch(motion: int, shapes: np.ndarray, config: SynthConfig,
+                               rng: np.random.Generator) -> torch.Tensor:
+    """Task C: clips of motion `C_MOTIONS[motion]` drawn with sprite `C_SHAPES[shapes[i]]`."""
+    primitive, direction = C_MOTIONS[motion]
+    sprite = np.asarray(C_SHAPES)[np.asarray(shapes)]
+    targets = [dataclasses.replace(t, sprite=sprite.astype(np.int64)).time_reversed(
+        np.full(len(sprite), direction == 1)) for t in sample_targets(primitive, len(sprite), config, rng)]
+    return _with_scene(targets, config, rng)
+
+
+def tord_schedule(frames: int, leak: bool = False) -> np.ndarray:
+    """(T,) int: which time slot's object is up at each frame (-1 = all at rest).
+
+    Equal slots of L = T // k frames, each object up for the same h = max(1, L // 2) frames in the
+    middle of its slot, then back at rest: every permutation has the same multiset of frames, so a
+    frame-order-agnostic model is at chance by construction (§2.2). ``leak=True`` gives slot j a hop of
+    j + 1 frames instead -- the unequal-duration bug of the first prototype, kept so tests can show
+    the leakage check catches it.
+    """
+    k = TORD_OBJECTS
+    sched = np.full(frames, -1, dtype=np.int64)
+    if leak:
+        t = 0
+        for j in range(k):
+            sched[t:t + j + 1] = j
+            t += j + 2  # hop, then one rest frame
+        return sched
+    slot = frames // k
+    if slot < 1:
+        raise ValueError(f"T-ord needs frames >= {k}, got {frames}")
+    hop = max(1, slot // 2)
+    start = (frames - k * slot) // 2  # idle frames split before and after the slots
+    for j in range(k):
+        first = start + j * slot + (slot - hop) // 2
+        sched[first:first + hop] = j
+    return sched
+
+
+def render_order_batch(perm_ids: np.ndarray, config: SynthConfig, rng: np.random.Generator) -> torch.Tensor:
+    """Task T-ord: k objects at left/middle/right slots; in time slot j the object of spatial rank
+    `perm[j]` hops up and returns. Every parameter is drawn before (and independently of) the class."""
+    n, size, frames, k = len(perm_ids), config.resolution, config.frames, TORD_OBJECTS
+    radius = rng.uniform(*TORD_RADIUS, (k, n)) * size
+    base_x = (np.arange(k)[:, None] + 0.5) / k * size + rng.uniform(-0.03, 0.03, (k, n)) * size
+    base_y = rng.uniform(0.55, 0.7, n) * size
+    sprites = rng.integers(0, len(SPRITE_NAMES), (k, n))
+    colours = [_vivid_colours(rng, n) for _ in range(k)]
+    angles = rng.uniform(0.0, 2 * math.pi, (k, n))
+    sched = tord_schedule(frames, bool(config.leak))
+    order = np.asarray(TORD_PERMS)[np.asarray(perm_ids)]  # (n, k): slot j -> object rank
+    up_obj = np.where(sched[None, :] >= 0, np.take_along_axis(order, np.clip(sched, 0, None)[None, :]
+                                                               .repeat(n, 0), axis=1), -1)  # (n, T)
+    layers = []
+    for i in range(k):
+        lift = (up_obj == i) * TORD_HOP * radius[i][:, None]
+        layers.append(_track(sprites[i], colours[i], np.broadcast_to(base_x[i][:, None], (n, frames)),
+                             base_y[:, None] - lift, angles[i][:, None], radius[i][:, None],
+                             np.ones((n, 1)), frames))
+    return _with_scene(layers, config, rng)
+
+
+def _generate_task_split(config: SynthConfig, n: int, rng: np.random.Generator,
+                         split: str) -> tuple[np.ndarray, np.ndarray]:
+    """Balanced, shuffled clips of one split of task A, C or T-ord."""
+    num_classes = len(task_class_names(config.task))
+    labels = np.repeat(np.arange(num_classes), class_counts(n, num_classes))[rng.permutation(n)]
+    size, frames = config.resolution, config.frames
+    videos = np.empty((n, 3, frames, size, size), dtype=np.uint8)
+    if config.task == "a":
+        videos[:] = render_appearance_batch(labels, config, rng).numpy()
+    elif config.task == "tord":
+        videos[:] = render_order_batch(labels, config, rng).numpy()
+    else:  # c: each motion drawn with the shapes allowed in this split
+        for m in range(len(C_MOTIONS)):
+            idx = np.flatnonzero(labels == m)
+            allowed = [s for s in range(len(C_SHAPES)) if ((s, m) in C_HELD_OUT) == (split == "test")]
+            if len(idx):
+                shapes = np.asarray(allowed)[rng.integers(0, len(allowed), len(idx))]
+                videos[idx] = render_compositional_batch(m, shapes, config, rng).numpy()
+    return videos, labels.astype(np.int64)
+
+
+def _generate_split(config: SynthConfig, n: int, rng: np.random.Generator,
+                    split: str = "train") -> tuple[np.ndarray, np.ndarray]:
     """Balanced, deterministically shuffled clips of one split."""
+    if config.task != "trev":
+        return _generate_task_split(config, n, rng, split)
     labels = np.repeat(np.arange(NUM_CLASSES), class_counts(n))[rng.permutation(n)]
     size, frames = config.resolution, config.frames
     videos = np.empty((n, 3, frames, size, size), dtype=np.uint8)
@@ -563,8 +734,8 @@ def generate_arrays(config: SynthConfig, seed: int) -> dict[str, np.ndarray]:
     """Both splits as numpy arrays; train and test come from independent child seeds."""
     train_seq, test_seq = np.random.SeedSequence(int(seed)).spawn(2)
     with _one_torch_thread():
-        train_x, train_y = _generate_split(config, config.n_train, np.random.default_rng(train_seq))
-        test_x, test_y = _generate_split(config, config.n_test, np.random.default_rng(test_seq))
+        train_x, train_y = _generate_split(config, config.n_train, np.random.default_rng(train_seq), "train")
+        test_x, test_y = _generate_split(config, config.n_test, np.random.default_rng(test_seq), "test")
     return {"train_x": train_x, "train_y": train_y, "test_x": test_x, "test_y": test_y}
 
 
@@ -582,8 +753,9 @@ class ProxyData:
     test_y: torch.Tensor = dataclasses.field(repr=False)
     num_classes: int
     class_names: list[str]
-    config: SynthConfig
+    config: SynthConfig  # or a DatasetConfig for a dataset on disk
     content_hash: str
+    skipped: list = dataclasses.field(default_factory=list, repr=False)  # unreadable dataset files (video.Skipped)
 
 
 def default_cache_dir() -> Path:
@@ -645,8 +817,8 @@ def load_task(task: str = "trev", preset: str = "demo", seed: int = 0,
         train_y=torch.from_numpy(arrays["train_y"]),
         test_x=torch.from_numpy(arrays["test_x"]),
         test_y=torch.from_numpy(arrays["test_y"]),
-        num_classes=NUM_CLASSES,
-        class_names=list(CLASS_NAMES),
+        num_classes=len(task_class_names(task)),
+        class_names=task_class_names(task),
         config=config,
         content_hash=digest,
     )

@@ -139,10 +139,12 @@ def test_nuisances_are_reversal_symmetric() -> None:
 
 
 def test_unknown_names_raise_value_error_naming_allowed_values(tmp_path) -> None:
-    with pytest.raises(ValueError, match="allowed presets: smoke, demo"):
+    with pytest.raises(ValueError, match="preset\n.*'smoke', 'demo', 'proxy' or 'hard'"):
         load_task("trev", "nope", cache_dir=tmp_path)
-    with pytest.raises(ValueError, match="allowed tasks: trev"):
-        load_task("tord", "smoke", cache_dir=tmp_path)
+    with pytest.raises(ValueError, match="name\n.*'trev', 'a', 'c' or 'tord'"):
+        load_task("rev", "smoke", cache_dir=tmp_path)
+    with pytest.raises(ValueError, match="allowed presets: smoke, demo, proxy, hard"):
+        sv.make_config("trev", "nope")
     with pytest.raises(ValueError, match="allowed: .*frames"):
         load_task("trev", "smoke", cache_dir=tmp_path, fps=30)
     with pytest.raises(ValueError, match="frames"):
