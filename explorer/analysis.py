@@ -85,14 +85,7 @@ def pareto_mask(values: np.ndarray, maximize: Sequence[bool]) -> np.ndarray:
     Rows holding a NaN are never on the front and never dominate others; exact duplicates of a non-dominated
     point do not dominate each other, so all copies stay on the front.
     """
-    v = np.asarray(values, dtype=float)
-    if v.ndim != 2:
-        raise ValueError(f"values must be 2-D (n_points, n_objectives), got shape {v.shape}")
-    maximize = np.asarray(maximize, dtype=bool)
-    if maximize.shape != (v.shape[1],):
-        raise ValueError(f"maximize has {maximize.size} entries for {v.shape[1]} objectives")
-
-    loss = np.where(maximize, -v, v)  # every objective minimised from here on
+    loss = _as_loss(values, maximize)  # every objective minimised from here on
     valid = ~np.isnan(loss).any(axis=1)
     pts = loss[valid]
     dominated = np.zeros(len(pts), dtype=bool)
@@ -103,7 +96,7 @@ def pareto_mask(values: np.ndarray, maximize: Sequence[bool]) -> np.ndarray:
         better = (pts[None, :, :] < block).any(axis=2)
         dominated[start : start + _ROW_BLOCK] = (no_worse & better).any(axis=1)
 
-    mask = np.zeros(len(v), dtype=bool)
+    mask = np.zeros(len(loss), dtype=bool)
     mask[np.flatnonzero(valid)] = ~dominated
     return mask
 
