@@ -553,7 +553,9 @@ def live_table_callback(space: SearchSpace, run_dir: Path):
             try:
                 table = keep_lost_rows(pd.DataFrame(rows), run_dir, {t.trial_id for t in trials})
                 write_table(table, run_dir)
-                _write_report_live(run_dir)
+                from explorer.report import write_report
+
+                write_report(run_dir, live=True)
             except Exception as err:  # noqa: BLE001 - a report glitch must never stop the search
                 print(f"warning: live report not refreshed: {type(err).__name__}: {err}")
 
@@ -564,15 +566,6 @@ def live_table_callback(space: SearchSpace, run_dir: Path):
             self._refresh(trials)
 
     return _LiveTable()
-
-
-def _write_report_live(run_dir: Path) -> None:
-    from explorer.report import write_report
-
-    try:
-        write_report(run_dir, live=True)
-    except TypeError:  # a report writer without live mode
-        write_report(run_dir)
 
 
 def progress_callback(total: int):
