@@ -312,8 +312,10 @@ def trial_row(space: SearchSpace, run_dir: Path, number: int, trial_id: str, con
     try:
         arch = arch_from_params(space, config)
         row["arch_hash"], row["arch_summary"], row["arch_json"] = arch.content_hash, arch.summary(), arch.to_json(None)
-        (run_dir / "archs").mkdir(parents=True, exist_ok=True)
-        (run_dir / "archs" / f"{arch.content_hash}.json").write_text(arch.to_json())
+        spec = run_dir / "archs" / f"{arch.content_hash}.json"
+        if not spec.exists():  # the live table rebuilds every finished row after each trial: write each spec once
+            spec.parent.mkdir(parents=True, exist_ok=True)
+            spec.write_text(arch.to_json())
     except Exception as err:  # noqa: BLE001 - a sample whose spec itself is invalid: keep the row, say why
         row["arch_hash"], row["arch_summary"], row["arch_json"] = "", "", ""
         row["status"], row["error"] = "FAILED", row["error"] or f"{type(err).__name__}: {err}"
