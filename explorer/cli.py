@@ -66,6 +66,10 @@ def _add_cost(sub) -> None:
     c.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="device to time on (default cpu)")
     c.add_argument("--threads", type=int, default=1, help="torch threads for latency (default 1)")
     c.add_argument("--repeats", type=int, default=10, help="timed forward passes (default 10)")
+    c.add_argument("--clock", choices=("wall", "thread", "paired"), default="wall",
+                   help="cpu timing: wall clock (default); thread CPU time; or paired: each run right after a run "
+                        "of a reference model (posmlp_tiny), reported as ms of this machine when quiet -- "
+                        "repeatable on a shared or busy machine (also for calibrate)")
     c.add_argument("--no-latency", action="store_true", help="skip the latency measurement")
     c.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32", help="autocast dtype (cuda)")
     c.add_argument("--channels-last", action="store_true", help="channels-last weights and input (cuda)")
@@ -227,7 +231,9 @@ def cmd_cost_calibrate(args: argparse.Namespace) -> int:
         table = LatencyTable.load(out, args.device)
     except ValueError as err:
         return _fail(str(err))
-    table = calibrate(archs, args.device, table, threads=args.threads, repeats=max(args.repeats, 5),
+    if args.device == "cuda" and args.clock != "wall":
+        return _fail(f"--clock {args.clock} is for the cpu; cuda timing uses CUDA events")
+    table = calibrate(archs, args.device, table, threads=args.threads, repeats=max(args.repeats, 5), clock=args.clock,
                       progress=lambda i, n, new: print(f"  arch {i}/{n}: {new} new unit(s)", file=sys.stderr))
     print(f"latency table {table.path}: {len(table.entries)} units, scale {table.scale:.3f}, device "
           f"{table.device}, {table.threads} thread(s)")
@@ -247,6 +253,8 @@ def cmd_cost(args: argparse.Namespace) -> int:
 
     try:
         _check_device(args.device)
+        if args.device == "cuda" and args.clock != "wall":
+            raise ValueError(f"--clock {args.clock} is for the cpu; cuda timing uses CUDA events")
         table = None
         if args.table:
             from explorer.latency import LatencyTable
@@ -257,7 +265,7 @@ def cmd_cost(args: argparse.Namespace) -> int:
     rep = cost_report(arch, latency=not args.no_latency, device=args.device, threads=args.threads,
                       repeats=args.repeats, precision=args.precision, channels_last=args.channels_last,
                       elementwise=args.elementwise, throughput_batch=args.throughput, memory=args.memory,
-                      predict=args.predict, table=table)
+                      predict=args.predict, table=table, clock=args.clock)
     lat = rep.latency
     if args.json:
         print(json.dumps({**rep.to_dict(), "gflops": rep.flops.gflops,
@@ -281,6 +289,11 @@ def cmd_cost(args: argparse.Namespace) -> int:
         noise = f"CV {lat.cv:.1%}" + (" — NOISY, repeated; treat with care" if lat.noisy else "")
         print(f"latency   {lat.median_ms:.2f} ms median (IQR {lat.iqr_ms:.2f} ms, {noise}), batch 1, "
               f"{lat.device}, {args.threads} thread(s), {lat.runs} runs after warm-up")
+        if lat.clock == "paired":
+            from explorer.cost import REFERENCE_PRESET, reference_ms
+
+            print(f"          paired clock: each run timed right after one of {REFERENCE_PRESET}, scaled to its "
+                  f"quiet-machine {reference_ms(args.threads):.2f} ms")
     if rep.predicted_latency_ms is not None:
         print(f"predicted {rep.predicted_latency_ms:.2f} ms (lookup table, {args.device})")
     if rep.throughput is not None:

@@ -197,9 +197,10 @@ def _units_for(arch: Arch, model: nn.Module | None, device: str, threads: int, b
 
 def predict(arch: Arch, device: str = "cpu", table: LatencyTable | None = None, model: nn.Module | None = None,
             threads: int = 1, batch: int = 1, warmup: int = 3, repeats: int = 15, save: bool = True,
-            clock: str = "wall") -> Prediction:
+            clock: str | None = None) -> Prediction:
     """Σ table[unit key] over the units of ``arch`` at ``batch``. Missing keys are measured now (``warmup`` +
-    ``repeats`` calls of that unit, median) and added to the table, which is saved when it has a file."""
+    ``repeats`` calls of that unit, median) and added to the table, which is saved when it has a file. ``clock``
+    (None: the one the table was calibrated with, else wall) times those units; see ``explorer.cost.time_callable``."""
     from explorer.cost import _check_device, pinned_threads
 
     _check_device(device)
@@ -207,6 +208,7 @@ def predict(arch: Arch, device: str = "cpu", table: LatencyTable | None = None, 
     if table.device != device:
         raise ValueError(f"latency table for {table.device!r} cannot predict on {device!r}")
     table.threads = threads
+    clock = clock or table.meta.get("clock", "wall")
     was_training = model.training if model is not None else False
     model, units = _units_for(arch, model, device, threads, batch)
     measured = []
@@ -228,14 +230,16 @@ def predict(arch: Arch, device: str = "cpu", table: LatencyTable | None = None, 
 def calibrate(archs: list[Arch], device: str = "cpu", table: LatencyTable | None = None, threads: int = 1,
               batch: int = 1, repeats: int = 15, remeasure: bool = False, clock: str = "wall",
               progress: Callable[[int, int, int], None] | None = None) -> LatencyTable:
-    """Measure every unit key of ``archs`` not yet in ``table`` (all of them with ``remeasure``), fit the table's
-    ``scale`` as the median of (whole-model latency / Σ unit entries) over ``archs``, and save it."""
+    """Measure every unit key of ``archs`` not yet in ``table`` (all of them with ``remeasure``, or when the table
+    was timed with another ``clock``), fit the table's ``scale`` as the median of (whole-model latency / Σ unit
+    entries) over ``archs``, and save it."""
     from explorer.cost import example_input, latency_stats
     from explorer.models import build
 
     table = table if table is not None else LatencyTable.default(device)
-    if remeasure:
+    if remeasure or table.meta.get("clock", "wall") != clock:  # entries timed with another clock don't add up
         table.entries.clear()
+    table.meta["clock"] = clock  # before the first unit: `predict` times the missing ones with the table's clock
     start = time.time()
     ratios = []
     for i, arch in enumerate(archs):
@@ -252,6 +256,10 @@ def calibrate(archs: list[Arch], device: str = "cpu", table: LatencyTable | None
         table.meta["scale"] = round(statistics.median(ratios), 4)
     table.meta.update({"calibrated_archs": table.meta.get("calibrated_archs", 0) + len(archs),
                        "torch": torch.__version__, "clock": clock, "seconds": round(time.time() - start, 1)})
+    if clock == "paired":  # the entries are in ms of the reference's quiet speed: keep which speed that was
+        from explorer.cost import REFERENCE_PRESET, reference_ms
+
+        table.meta.update({"reference": REFERENCE_PRESET, "reference_ms": reference_ms(threads)})
     if table.path is not None:
         table.save()
     return table

@@ -76,3 +76,72 @@ def test_bad_table_files_are_named(tmp_path):
 def test_default_path_follows_explorer_cache(monkeypatch, tmp_path):
     monkeypatch.setenv("EXPLORER_CACHE", str(tmp_path))
     assert default_table_path("cuda") == tmp_path / "latency" / "cuda.json"
+
+
+# ------------------------------------------------------------------------------------------- paired clock
+
+
+class _TwiceTheReference(torch.nn.Module):
+    """Runs the reference model twice per call: under the paired clock it must read ≈ 2 × the reference's ms."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        from explorer.cost import reference_call
+
+        run = reference_call()
+        run()
+        run()
+        return x
+
+
+def test_paired_clock_reads_in_reference_units(monkeypatch, tmp_path):
+    from explorer.cost import latency_stats, reference_ms, reference_speed_path
+
+    monkeypatch.setenv("EXPLORER_CACHE", str(tmp_path))
+    ref = reference_ms(1)
+    assert reference_speed_path() == tmp_path / "latency" / "reference-cpu.json" and ref > 0
+    stats = latency_stats(_TwiceTheReference(), torch.zeros(1), "cpu", 1, warmup=1, repeats=9, clock="paired")
+    assert stats.clock == "paired"
+    # a pair's ratio is ≈ 2 whatever the host's speed; wide bounds: the pair's two halves still see some noise
+    assert 1.5 * ref < stats.median_ms < 2.6 * ref
+
+
+def test_reference_speed_is_measured_once_and_a_damaged_file_is_remeasured(monkeypatch, tmp_path):
+    from explorer.cost import reference_ms, reference_speed_path
+
+    monkeypatch.setenv("EXPLORER_CACHE", str(tmp_path))
+    first = reference_ms(1)
+    data = json.loads(reference_speed_path().read_text())
+    [key] = data
+    assert key.startswith("posmlp_tiny/threads=1/torch=")
+    data[key] = 123.0  # a later process reads the kept figure instead of measuring again
+    reference_speed_path().write_text(json.dumps(data))
+    assert reference_ms(1) == 123.0
+    reference_speed_path().write_text("{not json")
+    again = reference_ms(1)
+    assert again != 123.0 and 0.2 * first < again < 5 * first
+
+
+def test_paired_clock_is_refused_on_cuda():
+    from explorer.cost import time_callable
+
+    with pytest.raises(ValueError, match="clock 'paired' times against a CPU reference"):
+        time_callable(lambda: None, "cuda", clock="paired")
+
+
+def test_calibrating_with_another_clock_remeasures_and_records_the_reference(monkeypatch, tmp_path):
+    monkeypatch.setenv("EXPLORER_CACHE", str(tmp_path))
+    table = LatencyTable(device="cpu", path=tmp_path / "t.json")
+    arch = preset("conv3d_tiny")
+    calibrate([arch], "cpu", table, repeats=3)
+    for key in table.entries:
+        table.entries[key] = -1.0  # marks: entries kept from the wall-clock calibration would stay -1
+    calibrate([arch], "cpu", table, repeats=3, clock="paired")
+    assert len(table.entries) == 5 and all(ms > 0 for ms in table.entries.values())
+    assert table.meta["clock"] == "paired" and table.meta["reference"] == "posmlp_tiny"
+    assert table.meta["reference_ms"] == pytest.approx(json.loads(
+        (tmp_path / "latency" / "reference-cpu.json").read_text())[next(iter(json.loads(
+            (tmp_path / "latency" / "reference-cpu.json").read_text())))])
+    # a unit missing later is timed with the table's clock (paired), not wall
+    other = preset("posmlp_tiny")
+    pred = predict(other, "cpu", table, repeats=3)
+    assert pred.measured and table.meta["clock"] == "paired"
