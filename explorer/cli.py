@@ -66,10 +66,10 @@ def _add_cost(sub) -> None:
     c.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="device to time on (default cpu)")
     c.add_argument("--threads", type=int, default=1, help="torch threads for latency (default 1)")
     c.add_argument("--repeats", type=int, default=10, help="timed forward passes (default 10)")
-    c.add_argument("--clock", choices=("wall", "thread", "paired"), default="wall",
-                   help="cpu timing: wall clock (default); thread CPU time; or paired: each run right after a run "
-                        "of a reference model (posmlp_tiny), reported as ms of this machine when quiet -- "
-                        "repeatable on a shared or busy machine (also for calibrate)")
+    c.add_argument("--clock", choices=("paired", "wall", "thread"), default=None,
+                   help="cpu timing (also for calibrate): paired (the default) times each run right after a run of "
+                        "a reference model (posmlp_tiny) and reports ms of this machine when quiet, repeatable on a "
+                        "shared or busy machine; wall: plain wall clock; thread: the thread's CPU time")
     c.add_argument("--no-latency", action="store_true", help="skip the latency measurement")
     c.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32", help="autocast dtype (cuda)")
     c.add_argument("--channels-last", action="store_true", help="channels-last weights and input (cuda)")
@@ -231,7 +231,7 @@ def cmd_cost_calibrate(args: argparse.Namespace) -> int:
         table = LatencyTable.load(out, args.device)
     except ValueError as err:
         return _fail(str(err))
-    if args.device == "cuda" and args.clock != "wall":
+    if args.device == "cuda" and args.clock not in (None, "wall"):
         return _fail(f"--clock {args.clock} is for the cpu; cuda timing uses CUDA events")
     table = calibrate(archs, args.device, table, threads=args.threads, repeats=max(args.repeats, 5), clock=args.clock,
                       progress=lambda i, n, new: print(f"  arch {i}/{n}: {new} new unit(s)", file=sys.stderr))
@@ -253,7 +253,7 @@ def cmd_cost(args: argparse.Namespace) -> int:
 
     try:
         _check_device(args.device)
-        if args.device == "cuda" and args.clock != "wall":
+        if args.device == "cuda" and args.clock not in (None, "wall"):
             raise ValueError(f"--clock {args.clock} is for the cpu; cuda timing uses CUDA events")
         table = None
         if args.table:

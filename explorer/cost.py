@@ -260,6 +260,9 @@ def _summary(times: list[float]) -> tuple[float, float, float]:
 
 
 CLOCKS = {"wall": time.perf_counter, "thread": time.thread_time, "paired": time.perf_counter}
+# The CPU clock used unless one is named: on the shared machines searches run on (and with concurrent trials) plain
+# wall time varies 15-30 % between rounds; paired timing 3-5 % (experiments/cost_benchmark).
+DEFAULT_CPU_CLOCK = "paired"
 
 # The yardstick of clock="paired": a fixed small model of the tiny presets. Its speed tracks the host's slow spells
 # (cache and memory-bandwidth contention from other tenants: +50 % for seconds at a time on the shared VMs we
@@ -292,7 +295,7 @@ def reference_speed_path() -> Path:
     return default_table_path("cpu").with_name("reference-cpu.json")
 
 
-def measure_reference_ms(threads: int = 1, rounds: int = 7, repeats: int = 10) -> float:
+def measure_reference_ms(threads: int = 1, rounds: int = 20, repeats: int = 10, pause_s: float = 0.1) -> float:
     """The reference's latency with the host at its fastest: the minimum over ``rounds`` of the round medians (CPU
     time with one thread). Interference only ever adds time, so the minimum is the repeatable figure (as ``timeit``
     advises)."""
@@ -301,7 +304,11 @@ def measure_reference_ms(threads: int = 1, rounds: int = 7, repeats: int = 10) -
         for _ in range(3):
             run()
         clock = "thread" if threads == 1 else "wall"  # CPU time: being preempted by other processes adds none
-        return min(statistics.median(_time_cpu(run, repeats, clock)) for _ in range(rounds))
+        medians = []
+        for _ in range(rounds):  # spread over ~2 s: the host's slow spells last seconds
+            medians.append(statistics.median(_time_cpu(run, repeats, clock)))
+            time.sleep(pause_s)
+        return min(medians)
 
 
 def reference_ms(threads: int = 1, remeasure: bool = False) -> float:
@@ -377,10 +384,11 @@ def _time_cuda(fn: Callable[[], Any], repeats: int, clock: str = "wall") -> list
 
 
 def time_callable(fn: Callable[[], Any], device: str = "cpu", warmup: int = 3, repeats: int = 10,
-                  max_cv: float = NOISY_CV, max_rounds: int = 3, clock: str = "wall") -> tuple[list[float], int]:
+                  max_cv: float = NOISY_CV, max_rounds: int = 3, clock: str | None = None) -> tuple[list[float], int]:
     """Run times (ms) of ``fn`` after ``warmup`` calls. While their CV exceeds ``max_cv``, another round of
     ``repeats`` runs is added, up to ``max_rounds`` rounds in all; returns (times, rounds). ``clock`` (cpu only):
     ``wall`` or ``thread`` (see ``_time_cpu``)."""
+    clock = clock or (DEFAULT_CPU_CLOCK if device == "cpu" else "wall")
     if clock not in CLOCKS:
         raise ValueError(f"clock: expected one of {', '.join(CLOCKS)}, got {clock!r}")
     if device == "cuda" and clock == "paired":
@@ -423,13 +431,15 @@ def _prepare_input(x: torch.Tensor, device: str, channels_last: bool) -> torch.T
 
 def latency_stats(model: nn.Module, inputs: torch.Tensor, device: str = "cpu", threads: int | None = 1,
                   warmup: int = 3, repeats: int = 10, precision: str = "fp32", channels_last: bool = False,
-                  max_cv: float = NOISY_CV, max_rounds: int = 3, clock: str = "wall") -> LatencyStats:
+                  max_cv: float = NOISY_CV, max_rounds: int = 3, clock: str | None = None) -> LatencyStats:
     """Forward latency of ``model`` on ``inputs`` (eval, inference mode). ``threads`` pins torch's intra-op
     threads (CPU; None leaves them). ``precision`` 'bf16'/'fp16' runs under autocast on cuda (bf16 also on cpu).
     ``clock="thread"`` (cpu, 1 thread) times the thread's CPU time instead of wall time, robust to a loaded
-    machine; ``clock="paired"`` (cpu) times each run against the reference model (see ``_time_cpu``), robust to the
-    host's slow spells, and reports milliseconds of this machine when quiet. The model is moved to ``device``."""
+    machine; ``clock="paired"`` (cpu, the default there) times each run against the reference model (see
+    ``_time_cpu``), robust to the host's slow spells, and reports milliseconds of this machine when quiet. The model
+    is moved to ``device`` and stays there."""
     _check_device(device)
+    clock = clock or (DEFAULT_CPU_CLOCK if device == "cpu" else "wall")
     if precision != "fp32" and precision not in AMP_DTYPES:
         raise ValueError(f"precision: expected fp32, bf16 or fp16, got {precision!r}")
     model.to(device)
@@ -653,7 +663,7 @@ class CostReport:
 def cost_report(arch: Arch, model: nn.Module | None = None, latency: bool = True, device: str = "cpu",
                 threads: int = 1, repeats: int = 10, precision: str = "fp32", channels_last: bool = False,
                 elementwise: bool = True, throughput_batch: int | None = None, memory: bool = False,
-                predict: bool = False, table=None, clock: str = "wall") -> CostReport:
+                predict: bool = False, table=None, clock: str | None = None) -> CostReport:
     """The full cost of ``arch`` (see ``CostReport``); the optional parts only when asked."""
     from explorer.models import build
 

@@ -195,6 +195,20 @@ def _units_for(arch: Arch, model: nn.Module | None, device: str, threads: int, b
     return model, model_units(model, example_input(arch, batch).to(device), threads)
 
 
+def _default_clock(device: str) -> str:
+    from explorer.cost import DEFAULT_CPU_CLOCK
+
+    return DEFAULT_CPU_CLOCK if device == "cpu" else "wall"
+
+
+def _table_clock(table: LatencyTable) -> str:
+    """The clock the table's entries were timed with; a table without the record is from before clocks were
+    recorded (wall), unless it is still empty, when it takes the device's default."""
+    if "clock" not in table.meta:
+        table.meta["clock"] = "wall" if table.entries else _default_clock(table.device)
+    return table.meta["clock"]
+
+
 def predict(arch: Arch, device: str = "cpu", table: LatencyTable | None = None, model: nn.Module | None = None,
             threads: int = 1, batch: int = 1, warmup: int = 3, repeats: int = 15, save: bool = True,
             clock: str | None = None) -> Prediction:
@@ -208,7 +222,7 @@ def predict(arch: Arch, device: str = "cpu", table: LatencyTable | None = None, 
     if table.device != device:
         raise ValueError(f"latency table for {table.device!r} cannot predict on {device!r}")
     table.threads = threads
-    clock = clock or table.meta.get("clock", "wall")
+    clock = clock or _table_clock(table)
     was_training = model.training if model is not None else False
     model, units = _units_for(arch, model, device, threads, batch)
     measured = []
@@ -228,7 +242,7 @@ def predict(arch: Arch, device: str = "cpu", table: LatencyTable | None = None, 
 
 
 def calibrate(archs: list[Arch], device: str = "cpu", table: LatencyTable | None = None, threads: int = 1,
-              batch: int = 1, repeats: int = 15, remeasure: bool = False, clock: str = "wall",
+              batch: int = 1, repeats: int = 15, remeasure: bool = False, clock: str | None = None,
               progress: Callable[[int, int, int], None] | None = None) -> LatencyTable:
     """Measure every unit key of ``archs`` not yet in ``table`` (all of them with ``remeasure``, or when the table
     was timed with another ``clock``), fit the table's ``scale`` as the median of (whole-model latency / Σ unit
@@ -237,7 +251,8 @@ def calibrate(archs: list[Arch], device: str = "cpu", table: LatencyTable | None
     from explorer.models import build
 
     table = table if table is not None else LatencyTable.default(device)
-    if remeasure or table.meta.get("clock", "wall") != clock:  # entries timed with another clock don't add up
+    clock = clock or _default_clock(device)
+    if remeasure or _table_clock(table) != clock:  # entries timed with another clock don't add up
         table.entries.clear()
     table.meta["clock"] = clock  # before the first unit: `predict` times the missing ones with the table's clock
     start = time.time()

@@ -55,6 +55,14 @@ def test_prediction_is_the_sum_of_entries_and_missing_keys_are_measured(tmp_path
     assert loaded.entries == table.entries and loaded.scale == 1.5
 
 
+def test_an_empty_table_takes_the_default_clock_and_an_old_one_stays_wall(tmp_path):
+    from explorer.latency import _table_clock
+
+    assert _table_clock(LatencyTable(device="cpu")) == "paired"
+    assert _table_clock(LatencyTable(device="cuda")) == "wall"
+    assert _table_clock(LatencyTable(device="cpu", entries={"stem|x": 1.0})) == "wall"  # saved before clocks
+
+
 def test_calibrate_fits_a_scale_and_saves(tmp_path):
     table = LatencyTable(device="cpu", path=tmp_path / "t.json")
     calibrate([preset("conv3d_tiny")], "cpu", table, repeats=3)
@@ -132,15 +140,15 @@ def test_calibrating_with_another_clock_remeasures_and_records_the_reference(mon
     monkeypatch.setenv("EXPLORER_CACHE", str(tmp_path))
     table = LatencyTable(device="cpu", path=tmp_path / "t.json")
     arch = preset("conv3d_tiny")
-    calibrate([arch], "cpu", table, repeats=3)
+    calibrate([arch], "cpu", table, repeats=3, clock="wall")
+    assert table.meta["clock"] == "wall"
     for key in table.entries:
         table.entries[key] = -1.0  # marks: entries kept from the wall-clock calibration would stay -1
     calibrate([arch], "cpu", table, repeats=3, clock="paired")
     assert len(table.entries) == 5 and all(ms > 0 for ms in table.entries.values())
     assert table.meta["clock"] == "paired" and table.meta["reference"] == "posmlp_tiny"
-    assert table.meta["reference_ms"] == pytest.approx(json.loads(
-        (tmp_path / "latency" / "reference-cpu.json").read_text())[next(iter(json.loads(
-            (tmp_path / "latency" / "reference-cpu.json").read_text())))])
+    [kept] = json.loads((tmp_path / "latency" / "reference-cpu.json").read_text()).values()
+    assert table.meta["reference_ms"] == kept
     # a unit missing later is timed with the table's clock (paired), not wall
     other = preset("posmlp_tiny")
     pred = predict(other, "cpu", table, repeats=3)
