@@ -11,6 +11,7 @@ and saved as JSON; a key missing from the table is measured on demand and added,
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -73,18 +74,35 @@ class LatencyTable:
     def default(cls, device: str = "cpu") -> "LatencyTable":
         return cls.load(default_table_path(device), device)
 
-    def save(self, path: str | Path | None = None) -> Path:
+    def save(self, path: str | Path | None = None, merge: bool = True) -> Path:
+        """Write the table atomically; with ``merge``, entries saved to the file meanwhile by other processes and
+        missing here are kept (a recalibration from scratch passes ``merge=False``)."""
         path = Path(path) if path is not None else self.path
         if path is None:
             raise ValueError("this latency table has no file: pass a path to save it")
         path.parent.mkdir(parents=True, exist_ok=True)
-        data = {"version": TABLE_VERSION, "device": self.device, "threads": self.threads, "meta": self.meta,
-                "entries": dict(sorted(self.entries.items()))}
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")  # one per process: trials may save at once
-        tmp.write_text(json.dumps(data, indent=1))
-        tmp.replace(path)  # atomic: concurrent trials never read half a table
+        with open(path.with_suffix(".lock"), "w") as lock:
+            # concurrent trials each add the units they measured: under the lock, keep what others saved meanwhile
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if merge:
+                self._merge_saved(path)
+            data = {"version": TABLE_VERSION, "device": self.device, "threads": self.threads, "meta": self.meta,
+                    "entries": dict(sorted(self.entries.items()))}
+            tmp = path.with_suffix(f".{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(data, indent=1))
+            tmp.replace(path)  # atomic: readers (who take no lock) never see half a table
         self.path = path
         return path
+
+    def _merge_saved(self, path: Path) -> None:
+        """Add the entries of the table file at ``path`` that this one lacks (same device and clock only)."""
+        try:
+            saved = LatencyTable.load(path, self.device)
+        except ValueError:
+            return  # an unreadable or other-device file is overwritten, as before
+        if saved.meta.get("clock", "wall") == self.meta.get("clock", "wall"):
+            for key, ms in saved.entries.items():
+                self.entries.setdefault(key, ms)
 
 
 @dataclass
@@ -252,7 +270,8 @@ def calibrate(archs: list[Arch], device: str = "cpu", table: LatencyTable | None
 
     table = table if table is not None else LatencyTable.default(device)
     clock = clock or _default_clock(device)
-    if remeasure or _table_clock(table) != clock:  # entries timed with another clock don't add up
+    fresh = remeasure or _table_clock(table) != clock  # entries timed with another clock don't add up
+    if fresh:
         table.entries.clear()
     table.meta["clock"] = clock  # before the first unit: `predict` times the missing ones with the table's clock
     start = time.time()
@@ -276,5 +295,5 @@ def calibrate(archs: list[Arch], device: str = "cpu", table: LatencyTable | None
 
         table.meta.update({"reference": REFERENCE_PRESET, "reference_ms": reference_ms(threads)})
     if table.path is not None:
-        table.save()
+        table.save(merge=not fresh)
     return table

@@ -153,3 +153,23 @@ def test_calibrating_with_another_clock_remeasures_and_records_the_reference(mon
     other = preset("posmlp_tiny")
     pred = predict(other, "cpu", table, repeats=3)
     assert pred.measured and table.meta["clock"] == "paired"
+
+
+def test_concurrent_savers_keep_each_others_entries(tmp_path):
+    """Two trials load the same table, each measures other units and saves: neither loses the other's."""
+    path = tmp_path / "cpu.json"
+    LatencyTable(device="cpu", path=path, meta={"clock": "paired"}).save()
+    first, second = LatencyTable.load(path, "cpu"), LatencyTable.load(path, "cpu")
+    first.entries["stem|a"] = 1.0
+    second.entries["block|b"] = 2.0
+    first.save()
+    second.save()
+    assert LatencyTable.load(path, "cpu").entries == {"stem|a": 1.0, "block|b": 2.0}
+    # a fresh recalibration replaces the file's entries instead of merging them back
+    third = LatencyTable(device="cpu", path=path, entries={"head|c": 3.0}, meta={"clock": "paired"})
+    third.save(merge=False)
+    assert LatencyTable.load(path, "cpu").entries == {"head|c": 3.0}
+    # entries timed with another clock are never merged in
+    wall = LatencyTable(device="cpu", path=path, entries={"stem|w": 4.0}, meta={"clock": "wall"})
+    wall.save()
+    assert LatencyTable.load(path, "cpu").entries == {"stem|w": 4.0}
