@@ -283,7 +283,8 @@ def reference_call() -> Callable[[], Any]:
     model, x = _REFERENCE[REFERENCE_PRESET]
 
     def run() -> None:
-        with torch.inference_mode():
+        # always fp32 inference, as when its quiet latency was measured, even inside a caller's bf16 autocast
+        with torch.inference_mode(), torch.autocast("cpu", enabled=False):
             model(x)
     return run
 
@@ -387,7 +388,7 @@ def time_callable(fn: Callable[[], Any], device: str = "cpu", warmup: int = 3, r
                   max_cv: float = NOISY_CV, max_rounds: int = 3, clock: str | None = None) -> tuple[list[float], int]:
     """Run times (ms) of ``fn`` after ``warmup`` calls. While their CV exceeds ``max_cv``, another round of
     ``repeats`` runs is added, up to ``max_rounds`` rounds in all; returns (times, rounds). ``clock`` (cpu only):
-    ``wall`` or ``thread`` (see ``_time_cpu``)."""
+    ``paired`` (the default), ``wall`` or ``thread`` (see ``_time_cpu``)."""
     clock = clock or (DEFAULT_CPU_CLOCK if device == "cpu" else "wall")
     if clock not in CLOCKS:
         raise ValueError(f"clock: expected one of {', '.join(CLOCKS)}, got {clock!r}")
