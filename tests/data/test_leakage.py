@@ -7,8 +7,8 @@ import torch
 from explorer.arch import Arch
 from explorer.blocks import preset_spec
 from explorer.data import load_task
-from explorer.data.leakage import (direction_accuracy, exceeds_bound, frame_bag_probe, shuffle_frames,
-                                   upper_limit)
+from explorer.data.leakage import (direction_accuracy, exceeds_bound, frame_bag_probe, frame_sequence_probe,
+                                   shuffle_frames, upper_limit)
 from explorer.models import build, validate_arch
 from explorer.train import TrainConfig, to_input, train_epochs
 
@@ -28,6 +28,10 @@ def test_order_agnostic_probe_is_at_chance_on_tord(cache) -> None:
     data = load_task("tord", "smoke", seed=0, cache_dir=cache)
     _, accuracy = _probe_accuracy(data)
     assert not exceeds_bound(accuracy, 1 / 6, len(data.test_y)), accuracy
+    # positive control: the same change features kept in frame order give the label away, so the task is solvable
+    # and the chance result above is the order-blindness, not missing signal
+    logits = frame_sequence_probe(data.train_x, data.train_y, data.test_x, data.num_classes)
+    assert float((logits.argmax(-1) == data.test_y).float().mean()) > 0.95
 
 
 @pytest.mark.slow  # ~30 s on the shared 2-core machine (generation + L-BFGS)

@@ -95,7 +95,7 @@ def test_hash_identifies_config_and_seed() -> None:
         sv.content_hash(sv.make_config("trev", "demo", noise_sigma=0.0), 0)  # coerced to float
     assert sv.content_hash(base, 0) != sv.content_hash(base, 1)
     assert sv.content_hash(base, 0) != sv.content_hash(sv.make_config("trev", "demo", frames=16), 0)
-    assert sv.content_hash(base, 0) != sv.content_hash(dataclasses.replace(base, version=2), 0)
+    assert sv.content_hash(base, 0) != sv.content_hash(dataclasses.replace(base, version=base.version + 1), 0)
 
 
 @pytest.mark.parametrize("primitive", range(len(sv.PRIMITIVES)))
@@ -161,3 +161,56 @@ def test_demo_generation_time(capsys: pytest.CaptureFixture[str]) -> None:
               f"(torch single-threaded while generating)")
     assert arrays["train_x"].shape == (2000, 3, 8, 32, 32)
     assert seconds <= 30.0  # sanity bound only; target is <= 5 s
+
+
+def test_tord_frame_multiset_is_class_free_with_demo_nuisances() -> None:
+    """T-ord keeps camera and distractors still, so even with the demo preset's pan and distractor (noise off) every
+    order has exactly the same frames: a moving nuisance would tag the time slots (a pan centred on the middle frame
+    marks the middle slot) and let a frame-order-agnostic model beat chance."""
+    config = dataclasses.replace(PRESETS["demo"], task="tord", noise_sigma=0.0, distractors=2)
+    clips = [sv.render_order_batch(np.full(4, perm), config, np.random.default_rng(5)) for perm in range(6)]
+    for c in range(4):
+        frames = sorted(clips[0][c][:, t].numpy().tobytes() for t in range(config.frames))
+        for p in range(1, 6):
+            assert sorted(clips[p][c][:, t].numpy().tobytes() for t in range(config.frames)) == frames
+            assert not torch.equal(clips[p][c], clips[0][c])
+
+
+def test_tord_objects_are_one_sprite_hopping_two_frames() -> None:
+    """With nuisances off, each hop changes the scene for exactly 2 frames at T = 8, and the three objects are copies
+    of one sprite: the left, middle and right thirds of the rest frame hold the same pixels up to sub-pixel shifts."""
+    clip = sv.render_order_batch(np.array([0]), dataclasses.replace(CLEAN, task="tord"), np.random.default_rng(2))[0]
+    assert sv.tord_schedule(8).tolist() == [-1, 0, 0, 1, 1, 2, 2, -1]
+    rest = clip[:, 0].float()
+    assert torch.equal(clip[:, 0], clip[:, 7])  # rest before and after the three hops
+    changed = [(clip[:, t].float() - rest).abs().sum() > 0 for t in range(8)]
+    assert changed == [False] + [True] * 6 + [False]
+    colours = [rest[:, :, i * 32 // 3:(i + 1) * 32 // 3].reshape(3, -1) for i in range(3)]
+    # each third holds one object: its most saturated pixel has the same colour in all three thirds
+    vivid = [c[:, (c.max(0).values - c.min(0).values).argmax()] for c in colours]
+    assert all(torch.allclose(v, vivid[0], atol=3) for v in vivid)
+
+
+def test_appearance_sprites_are_large_outlined_and_near_upright(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Task A (generator v2): sprites of radius 0.28-0.34 x 32 px (+-20 % wobble), tilted by at most 13.5 deg at T = 8
+    (the square and the diamond, a 45 deg turn apart, stay different classes), with a dark rim under them."""
+    config = dataclasses.replace(CLEAN, task="a")
+    tracks = []
+    real_track = sv._track
+
+    def spy(*args, **kwargs):
+        tracks.append(real_track(*args, **kwargs))
+        return tracks[-1]
+
+    monkeypatch.setattr(sv, "_track", spy)
+    outlined = sv.render_appearance_batch(np.arange(10).repeat(4), config, np.random.default_rng(4))
+    (target,) = tracks
+    assert np.abs(np.rad2deg(target.angle)).max() <= 10.0 + 1.0 * 3.5 + 1e-4
+    assert 0.28 * 32 * 0.8 - 1e-4 <= target.radius.min() and target.radius.max() <= 0.34 * 32 * 1.2 + 1e-4
+    monkeypatch.setattr(sv, "A_OUTLINE", 0.0)
+    plain = sv.render_appearance_batch(np.arange(10).repeat(4), config, np.random.default_rng(4))
+
+    def dark(clips: torch.Tensor) -> torch.Tensor:  # pixels darker than any vivid colour or background: the rim
+        return (clips.amax(dim=1) < 64).flatten(1).sum(-1)
+
+    assert (dark(outlined) > dark(plain) + 8).all()  # every clip has a rim of dark pixels
