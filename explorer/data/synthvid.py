@@ -485,9 +485,12 @@ def _composite_layer(canvas: torch.Tensor, track: ObjectTrack, size: int) -> Non
     opacity = torch.from_numpy(track.opacity.reshape(n))
 
     patch = int(math.ceil(2.0 * float(track.radius.max()))) + 4  # covers the unit disk + 1 px
-    ar = torch.arange(patch)
     x0 = torch.floor(cx).long() - patch // 2
     y0 = torch.floor(cy).long() - patch // 2
+    if patch > size:  # a patch wider than the canvas is the canvas: same pixels, same values, less work
+        patch = size
+        x0, y0 = torch.zeros_like(x0), torch.zeros_like(y0)
+    ar = torch.arange(patch)
     px = (x0[:, None] + ar).float() + 0.5 - cx[:, None]  # (N, P) offsets of pixel centres
     py = (y0[:, None] + ar).float() + 0.5 - cy[:, None]
 
