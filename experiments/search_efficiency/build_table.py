@@ -1,11 +1,13 @@
 """Build the tabular benchmark once: train and cost every architecture of ``space.yaml``.
 
-    nice -n 10 .venv/bin/python experiments/search_efficiency/build_table.py --workers 2 \
-        --jsonl /tmp/search_efficiency/table.jsonl
+    nice -n 10 .venv/bin/python experiments/search_efficiency/build_table.py --workers 1 \
+        --jsonl /tmp/search_efficiency/table.jsonl --last s0.conv3d.kernel_t=3 s1.focal.combination=serial
 
 Each result is appended to the JSONL as soon as it is measured (a killed build resumes where it stopped: finished
-hashes are skipped); when every architecture is in, the CSV ``table.csv`` is written beside this file.
-``--limit N --order spread`` measures only N architectures spread over the space (timing the proxy first).
+hashes are skipped); when every architecture is in, the CSV ``table.csv`` is written beside this file (or ``--out``).
+``--limit N`` measures only N architectures spread over the space (timing the proxy first). ``--last
+s0.conv3d.kernel_t=3 s1.focal.combination=serial`` measures the matching architectures last (serial focal last of
+all), so that a build cut short by its time budget still covers a clean sub-space (the space without those options).
 """
 
 from __future__ import annotations
@@ -63,6 +65,18 @@ def write_csv(jsonl: Path, out: Path, expected: int | None = None) -> None:
     print(f"wrote {out} ({len(df)} architectures)")
 
 
+def put_last(todo: list[dict[str, Any]], last: list[str]) -> list[dict[str, Any]]:
+    """``todo`` with the parameter sets matching a ``name=value`` of ``last`` moved to the end, those matching a
+    later item after those matching an earlier one (a stable sort: enumeration order is kept within a group)."""
+    wanted = [tuple(item.split("=", 1)) for item in last]
+    if any(len(w) != 2 for w in wanted):
+        raise SystemExit(f"--last expects NAME=VALUE items, got {last}")
+
+    def group(p: dict[str, Any]) -> int:
+        return max((k + 1 for k, (name, value) in enumerate(wanted) if str(p.get(name)) == value), default=0)
+    return sorted(todo, key=group)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jsonl", type=Path, default=Path("/tmp/search_efficiency/table.jsonl"))
@@ -70,6 +84,8 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--epochs", type=int, default=None, help="default: the space's budget.epochs")
     parser.add_argument("--limit", type=int, default=None, help="measure only this many (timing)")
+    parser.add_argument("--last", nargs="*", default=[], metavar="NAME=VALUE",
+                        help="measure architectures with this parameter value last (e.g. s1.focal.combination=serial)")
     args = parser.parse_args()
 
     from explorer.data import load_task
@@ -80,7 +96,7 @@ def main() -> None:
     load_task(space.task.name, space.task.preset, seed=space.task.seed)  # generated once, before the workers read it
     all_params = tabular.enumerate_params(space)
     done = _done_hashes(args.jsonl)
-    todo = [p for p in all_params if arch_from_params(space, p).content_hash not in done]
+    todo = put_last([p for p in all_params if arch_from_params(space, p).content_hash not in done], args.last)
     if args.limit is not None:  # spread over the space, so the timing sees every family
         step = max(len(todo) // args.limit, 1)
         todo = todo[::step][:args.limit]
