@@ -470,11 +470,14 @@ def _crop_background(scene: Scene, size: int) -> torch.Tensor:
     return bg.reshape(-1, 3).index_select(0, flat.reshape(-1))
 
 
+COMPOSITE_CHUNK = 2048  # frames per pass: keeps the (frames, patch, patch) temporaries in cache, same pixels
+
+
 def _composite_layer(canvas: torch.Tensor, track: ObjectTrack, size: int) -> None:
     """Alpha-composite one object layer (all clips and frames) into the flat canvas, in place.
 
     Each frame's pixels depend only on that frame's parameters, which is what makes rendering
-    reversed tracks give exactly the reversed video.
+    reversed tracks give exactly the reversed video (and lets the frames be done in chunks).
     """
     n_clips, frames = track.x.shape
     n = n_clips * frames
@@ -483,6 +486,8 @@ def _composite_layer(canvas: torch.Tensor, track: ObjectTrack, size: int) -> Non
     radius = torch.from_numpy(track.radius.reshape(n)).clamp_min(1e-3)
     angle = torch.from_numpy(track.angle.reshape(n))
     opacity = torch.from_numpy(track.opacity.reshape(n))
+    sprite = torch.from_numpy(track.sprite).repeat_interleave(frames)
+    colour = torch.from_numpy(track.colour).repeat_interleave(frames, dim=0)
 
     patch = int(math.ceil(2.0 * float(track.radius.max()))) + 4  # covers the unit disk + 1 px
     x0 = torch.floor(cx).long() - patch // 2
@@ -490,6 +495,17 @@ def _composite_layer(canvas: torch.Tensor, track: ObjectTrack, size: int) -> Non
     if patch > size:  # a patch wider than the canvas is the canvas: same pixels, same values, less work
         patch = size
         x0, y0 = torch.zeros_like(x0), torch.zeros_like(y0)
+    for i in range(0, n, COMPOSITE_CHUNK):
+        part = slice(i, min(i + COMPOSITE_CHUNK, n))
+        _composite_frames(canvas, size, patch, i, cx[part], cy[part], x0[part], y0[part], radius[part],
+                          angle[part], opacity[part], sprite[part], colour[part])
+
+
+def _composite_frames(canvas: torch.Tensor, size: int, patch: int, first: int, cx: torch.Tensor, cy: torch.Tensor,
+                      x0: torch.Tensor, y0: torch.Tensor, radius: torch.Tensor, angle: torch.Tensor,
+                      opacity: torch.Tensor, sprite: torch.Tensor, colour: torch.Tensor) -> None:
+    """``_composite_layer`` for the frames ``first .. first + len(cx) - 1`` (flat frame index)."""
+    n = len(cx)
     ar = torch.arange(patch)
     px = (x0[:, None] + ar).float() + 0.5 - cx[:, None]  # (N, P) offsets of pixel centres
     py = (y0[:, None] + ar).float() + 0.5 - cy[:, None]
@@ -503,7 +519,7 @@ def _composite_layer(canvas: torch.Tensor, track: ObjectTrack, size: int) -> Non
 
     atlas = sprite_atlas()
     cell, width = atlas.shape[-2], atlas.shape[-1]
-    origin = torch.from_numpy(track.sprite).repeat_interleave(frames).float() * cell + ATLAS_PAD
+    origin = sprite.float() * cell + ATLAS_PAD
     gx = (origin[:, None, None] + (u + 1.0) * (SPRITE_PX / 2)) * (2.0 / width) - 1.0
     gy = (ATLAS_PAD + (v + 1.0) * (SPRITE_PX / 2)) * (2.0 / cell) - 1.0
     grid = torch.stack([gx, gy], dim=-1).reshape(1, n * patch, patch, 2)
@@ -513,10 +529,9 @@ def _composite_layer(canvas: torch.Tensor, track: ObjectTrack, size: int) -> Non
     rows, cols = y0[:, None] + ar, x0[:, None] + ar
     inside = ((rows >= 0) & (rows < size))[:, :, None] & ((cols >= 0) & (cols < size))[:, None, :]
     keep = inside & (alpha > 0)  # untouched pixels are skipped, not rewritten
-    frame = torch.arange(n)[:, None, None]
+    frame = torch.arange(first, first + n)[:, None, None]
     flat = ((frame * size + rows[:, :, None]) * size + cols[:, None, :])[keep]
     a = alpha[keep][:, None]
-    colour = torch.from_numpy(track.colour).repeat_interleave(frames, dim=0)
     colour = colour[:, None, None, :].expand(n, patch, patch, 3)[keep]
     region = canvas.index_select(0, flat)
     canvas.index_copy_(0, flat, region + a * (colour - region))
