@@ -219,11 +219,12 @@ def cmd_cost_calibrate(args: argparse.Namespace) -> int:
         archs = _sample_archs(args.space, args.archs, args.seed)
     except (SpaceError, FileNotFoundError) as err:
         return _fail(str(err))
-    from explorer.cost import _check_device
+    from explorer.cost import _check_device, resolve_clock
     from explorer.latency import LatencyTable, calibrate, default_table_path
 
     try:
         _check_device(args.device)
+        resolve_clock(args.device, args.clock)
     except ValueError as err:
         return _fail(str(err))
     out = Path(args.out) if args.out else default_table_path(args.device)
@@ -231,8 +232,6 @@ def cmd_cost_calibrate(args: argparse.Namespace) -> int:
         table = LatencyTable.load(out, args.device)
     except ValueError as err:
         return _fail(str(err))
-    if args.device == "cuda" and args.clock not in (None, "wall"):
-        return _fail(f"--clock {args.clock} is for the cpu; cuda timing uses CUDA events")
     table = calibrate(archs, args.device, table, threads=args.threads, repeats=max(args.repeats, 5), clock=args.clock,
                       progress=lambda i, n, new: print(f"  arch {i}/{n}: {new} new unit(s)", file=sys.stderr))
     print(f"latency table {table.path}: {len(table.entries)} units, scale {table.scale:.3f}, device "
@@ -249,12 +248,11 @@ def cmd_cost(args: argparse.Namespace) -> int:
         arch = _load_arch(args.arch)
     except (ArchError, FileNotFoundError) as err:
         return _fail(str(err))
-    from explorer.cost import _check_device, cost_report
+    from explorer.cost import _check_device, cost_report, resolve_clock
 
     try:
         _check_device(args.device)
-        if args.device == "cuda" and args.clock not in (None, "wall"):
-            raise ValueError(f"--clock {args.clock} is for the cpu; cuda timing uses CUDA events")
+        resolve_clock(args.device, args.clock)
         table = None
         if args.table:
             from explorer.latency import LatencyTable

@@ -369,6 +369,17 @@ def _time_paired(fn: Callable[[], Any], repeats: int) -> list[float]:
     return times
 
 
+def resolve_clock(device: str, clock: str | None) -> str:
+    """The clock a measurement on ``device`` uses: ``clock``, or the device's default (paired on cpu, CUDA events
+    on cuda, recorded as wall). A clock the device cannot use is a ValueError naming both."""
+    clock = clock or (DEFAULT_CPU_CLOCK if device == "cpu" else "wall")
+    if clock not in CLOCKS:
+        raise ValueError(f"clock: expected one of {', '.join(CLOCKS)}, got {clock!r}")
+    if device == "cuda" and clock != "wall":
+        raise ValueError(f"clock {clock!r} is for the cpu; on cuda the timing uses CUDA events")
+    return clock
+
+
 def _time_cuda(fn: Callable[[], Any], repeats: int, clock: str = "wall") -> list[float]:
     """CUDA events around each call; the stream is synchronised before the first and after every call, so a run's
     time is the GPU time of that forward pass alone."""
@@ -389,11 +400,7 @@ def time_callable(fn: Callable[[], Any], device: str = "cpu", warmup: int = 3, r
     """Run times (ms) of ``fn`` after ``warmup`` calls. While their CV exceeds ``max_cv``, another round of
     ``repeats`` runs is added, up to ``max_rounds`` rounds in all; returns (times, rounds). ``clock`` (cpu only):
     ``paired`` (the default), ``wall`` or ``thread`` (see ``_time_cpu``)."""
-    clock = clock or (DEFAULT_CPU_CLOCK if device == "cpu" else "wall")
-    if clock not in CLOCKS:
-        raise ValueError(f"clock: expected one of {', '.join(CLOCKS)}, got {clock!r}")
-    if device == "cuda" and clock == "paired":
-        raise ValueError("clock 'paired' times against a CPU reference model; on cuda the timing uses CUDA events")
+    clock = resolve_clock(device, clock)
     timer = _time_cuda if device == "cuda" else _time_cpu
     for _ in range(warmup):
         fn()
@@ -440,7 +447,7 @@ def latency_stats(model: nn.Module, inputs: torch.Tensor, device: str = "cpu", t
     ``_time_cpu``), robust to the host's slow spells, and reports milliseconds of this machine when quiet. The model
     is moved to ``device`` and stays there."""
     _check_device(device)
-    clock = clock or (DEFAULT_CPU_CLOCK if device == "cpu" else "wall")
+    clock = resolve_clock(device, clock)
     if precision != "fp32" and precision not in AMP_DTYPES:
         raise ValueError(f"precision: expected fp32, bf16 or fp16, got {precision!r}")
     model.to(device)

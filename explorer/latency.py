@@ -214,9 +214,9 @@ def _units_for(arch: Arch, model: nn.Module | None, device: str, threads: int, b
 
 
 def _default_clock(device: str) -> str:
-    from explorer.cost import DEFAULT_CPU_CLOCK
+    from explorer.cost import resolve_clock
 
-    return DEFAULT_CPU_CLOCK if device == "cpu" else "wall"
+    return resolve_clock(device, None)
 
 
 def _table_clock(table: LatencyTable) -> str:

@@ -132,7 +132,7 @@ def test_reference_speed_is_measured_once_and_a_damaged_file_is_remeasured(monke
 def test_paired_clock_is_refused_on_cuda():
     from explorer.cost import time_callable
 
-    with pytest.raises(ValueError, match="clock 'paired' times against a CPU reference"):
+    with pytest.raises(ValueError, match="clock 'paired' is for the cpu; on cuda the timing uses CUDA events"):
         time_callable(lambda: None, "cuda", clock="paired")
 
 
