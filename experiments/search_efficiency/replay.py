@@ -56,6 +56,10 @@ SAMPLERS: dict[str, Callable[[int, int], Any]] = {
     "tpe_startup20": _tpe(n_startup_trials=20, multivariate=True),
     "tpe_group_startup5": _tpe(n_startup_trials=5, multivariate=True, group=True),
     "tpe_group_startup20": _tpe(n_startup_trials=20, multivariate=True, group=True),
+    # more EI candidates than the table has architectures (Optuna's default is 24)
+    "tpe_ei96": _tpe(n_startup_trials=10, multivariate=True, n_ei_candidates=96),
+    "tpe_startup5_ei96": _tpe(n_startup_trials=5, multivariate=True, n_ei_candidates=96),
+    "tpe_group_startup5_ei96": _tpe(n_startup_trials=5, multivariate=True, group=True, n_ei_candidates=96),
 }
 
 
