@@ -78,6 +78,16 @@ def _main_thread_cpu(cdp) -> float:
     return next(m["value"] for m in cdp.send("Performance.getMetrics")["metrics"] if m["name"] == "ThreadTime")
 
 
+def _time_to_drawn(page, page_path: Path) -> tuple[float, float]:
+    """(wall seconds, renderer main-thread CPU seconds) from navigating to ``page_path`` until its eager plots are
+    drawn (the page sets ``<body data-plots="drawn">``)."""
+    meter = _cpu_meter(page)
+    start = time.perf_counter()
+    page.goto(page_path.resolve().as_uri())
+    page.wait_for_selector("body[data-plots=drawn]", state="attached", timeout=120_000)
+    return time.perf_counter() - start, _main_thread_cpu(meter)
+
+
 def baseline_time(reports: Path) -> tuple[float, float]:
     """Seconds to load plotly.min.js and draw ONE 2-point chart: the floor any plotly page pays on this machine
     (a measure of how loaded the machine is when the report is timed)."""
@@ -87,13 +97,7 @@ def baseline_time(reports: Path) -> tuple[float, float]:
     page_path.write_text(BASELINE)
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path="/usr/bin/chromium", headless=True)
-        page = browser.new_page()
-        meter = _cpu_meter(page)
-        start = time.perf_counter()
-        page.goto(page_path.resolve().as_uri())
-        page.wait_for_selector("body[data-plots=drawn]", state="attached", timeout=120_000)
-        seconds = time.perf_counter() - start
-        cpu = _main_thread_cpu(meter)
+        seconds, cpu = _time_to_drawn(browser.new_page(), page_path)
         browser.close()
     return seconds, cpu
 
@@ -108,12 +112,7 @@ def browser_time(page_path: Path) -> tuple[float, float, float, int]:
         errors = []
         page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
         page.on("pageerror", lambda e: errors.append(str(e)))
-        meter = _cpu_meter(page)
-        start = time.perf_counter()
-        page.goto(page_path.resolve().as_uri())
-        page.wait_for_selector("body[data-plots=drawn]", state="attached", timeout=120_000)
-        drawn = time.perf_counter() - start
-        drawn_cpu = _main_thread_cpu(meter)
+        drawn, drawn_cpu = _time_to_drawn(page, page_path)
         start = time.perf_counter()
         page.locator("#parcoords").scroll_into_view_if_needed()
         page.wait_for_selector("#parcoords[data-drawn='1']", state="attached", timeout=120_000)
