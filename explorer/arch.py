@@ -10,6 +10,7 @@ mixer-specific option checking happens in `explorer.models.validate_arch`, which
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import types
@@ -246,6 +247,12 @@ def _type_name(tp: Any) -> str:
     return getattr(tp, "__name__", str(tp))
 
 
+@functools.lru_cache(maxsize=None)
+def _type_hints(tp: type) -> dict[str, Any]:
+    """The resolved field types of a spec dataclass (cached: resolving them costs more than parsing a spec)."""
+    return typing.get_type_hints(tp)
+
+
 def _parse(tp: Any, value: Any, path: str) -> Any:
     """Parse plain data into ``tp``, coercing ints to floats and naming the field of any mismatch."""
     origin = typing.get_origin(tp)
@@ -257,7 +264,7 @@ def _parse(tp: Any, value: Any, path: str) -> Any:
     if dataclasses.is_dataclass(tp):
         if not isinstance(value, dict):
             raise ArchError(path, f"expected a mapping for {tp.__name__}, got {type(value).__name__}")
-        hints = typing.get_type_hints(tp)
+        hints = _type_hints(tp)
         fields = {f.name: f for f in dataclasses.fields(tp)}
         unknown = sorted(set(value) - set(fields))
         if unknown:

@@ -18,7 +18,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from explorer.space import SearchSpace, arch_from_params, grid_space, load_space, parse_space, sample_arch
+from explorer.space import (PREDICTABLE_COSTS, SearchSpace, arch_from_params, grid_space, load_space, parse_space,
+                            sample_arch)
 
 # a 2-core laptop or CI box: Ray must not pre-start workers or phone home (see reference/environment.md)
 _RAY_ENV = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_enable_worker_prestart": "0", "RAY_AIR_NEW_OUTPUT": "0",
@@ -211,11 +212,63 @@ def tpe_startup(trials: int) -> int:
     return min(10, max(2, trials // 4))
 
 
+def costaware_unsupported(space: SearchSpace) -> str | None:
+    """Why the costaware sampler cannot serve this space (None: it can). It models accuracy and needs every other
+    objective before training."""
+    metrics = space.metric_names
+    if "accuracy" not in metrics:
+        return "it models accuracy, which is not an objective here"
+    unknown = [m for m in metrics if m not in ("accuracy", *PREDICTABLE_COSTS)]
+    if unknown:
+        return f"{', '.join(unknown)} cannot be worked out before training"
+    on_cuda = [o.metric for o in space.objectives if "latency" in o.metric and o.device == "cuda"]
+    if on_cuda:
+        import torch
+
+        if not torch.cuda.is_available():
+            return "the driver has no GPU to predict CUDA latency on"
+    return None
+
+
+def predicted_costs(space: SearchSpace, params: dict[str, Any]) -> tuple[str, dict[str, float]] | None:
+    """The costaware sampler's view of a candidate before any training: its content hash and every cost objective
+    (latency from the predictor), or None when the parameters build no valid model or break a constraint."""
+    from explorer.arch import ArchError
+    from explorer.cost import count_flops, count_params, example_input, predict_latency_ms
+    from explorer.models import build
+
+    try:
+        arch = arch_from_params(space, params)
+    except ArchError:
+        return None
+    model = build(arch)
+    metrics: dict[str, float] = {"params_m": count_params(model) / 1e6}
+    if "gflops" in space.metric_names or space.constraints.max_gflops is not None:
+        metrics["gflops"] = count_flops(model, example_input(arch)) / 1e9
+    for objective in space.objectives:
+        if "latency" in objective.metric:
+            metrics[objective.metric] = predict_latency_ms(arch, objective.device, model=model,
+                                                           threads=space.budget.cpus_per_trial)
+    try:
+        check_constraints(space, metrics, arch, model)
+    except Infeasible:
+        return None
+    return arch.content_hash, metrics
+
+
 def make_sampler(name: str, seed: int, trials: int, population: int | None = None,
-                 grid: dict[str, list[Any]] | None = None):
-    """The Optuna sampler a space names, configured from its budget (shared with experiments/search_efficiency)."""
+                 grid: dict[str, list[Any]] | None = None, space: SearchSpace | None = None):
+    """The Optuna sampler a space names, configured from its budget (shared with experiments/search_efficiency).
+    ``costaware`` needs the space: it describes candidates with ``predicted_costs`` before proposing them."""
     import optuna
 
+    if name == "costaware":
+        from explorer.costaware import CostAwareSampler
+
+        if space is None:
+            raise ValueError("the costaware sampler needs the search space")
+        return CostAwareSampler(functools.partial(_define_by_run, space), functools.partial(predicted_costs, space),
+                                [(o.metric, o.mode == "max") for o in space.objectives], seed=seed)
     if name == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     if name == "grid":
@@ -227,10 +280,23 @@ def make_sampler(name: str, seed: int, trials: int, population: int | None = Non
     return optuna.samplers.TPESampler(seed=seed, n_startup_trials=tpe_startup(trials), multivariate=True)
 
 
+def resolve_sampler(space: SearchSpace) -> tuple[str, str | None]:
+    """The sampler a search runs and why it differs from the space's: costaware falls back to TPE where it cannot serve
+    the space (the space validator already refuses a space that names costaware explicitly and cannot use it)."""
+    if space.sampler.name == "costaware":
+        reason = costaware_unsupported(space)
+        if reason is not None:
+            return "tpe", f"sampler costaware cannot serve this space ({reason}); using tpe"
+    return space.sampler.name, None
+
+
 def _sampler(space: SearchSpace):
-    grid = grid_space(space) if space.sampler.name == "grid" else None
-    return make_sampler(space.sampler.name, space.sampler.seed, space.budget.trials,
-                        population=getattr(space.sampler, "population", None), grid=grid)
+    name, note = resolve_sampler(space)
+    if note:
+        print(f"note: {note}")
+    grid = grid_space(space) if name == "grid" else None
+    return make_sampler(name, space.sampler.seed, space.budget.trials,
+                        population=getattr(space.sampler, "population", None), grid=grid, space=space)
 
 
 def _num_trials(space: SearchSpace) -> int:
@@ -393,6 +459,7 @@ def _write_meta(run_dir: Path, space: SearchSpace, space_path: str, **extra: Any
         "task": _task_label(space),
         "budget": space.budget.model_dump(),
         "sampler": space.sampler.model_dump(),
+        "sampler_used": resolve_sampler(space)[0],
         "constraints": space.constraints.model_dump(),
         "space": space.model_dump(mode="json"),  # resolved (includes merged): --resume needs no other file
         **extra,

@@ -80,8 +80,12 @@ class BudgetSpec(_Strict):
     lr: PositiveFloat = 3e-3
 
 
+# objectives the costaware sampler works out on the driver before training (latency: the per-block predictor)
+PREDICTABLE_COSTS = ("gflops", "params_m", "latency_ms", "predicted_latency_ms")
+
+
 class SamplerSpec(_Strict):
-    name: Literal["tpe", "nsga2", "random", "grid"] = "tpe"
+    name: Literal["costaware", "tpe", "nsga2", "random", "grid"] = "tpe"
     seed: int = 0
     population: Optional[PositiveInt] = None  # nsga2 only; None: sized from the budget
 
@@ -374,6 +378,13 @@ def _check_settings(space: SearchSpace, located: _Located) -> None:
         if obj.metric in seen:
             raise located.error(("objectives", i, "metric"), f"{obj.metric!r} is already objective {seen[obj.metric]}")
         seen[obj.metric] = i
+    if space.sampler.name == "costaware" and "name" in space.sampler.model_fields_set:  # the default falls back instead
+        metrics = space.metric_names
+        if "accuracy" not in metrics or any(m not in ("accuracy", *PREDICTABLE_COSTS) for m in metrics):
+            raise located.error(("sampler", "name"), f"the costaware sampler models accuracy and works out every other "
+                                                     f"objective before training (any of "
+                                                     f"{', '.join(PREDICTABLE_COSTS)}); the objectives here are "
+                                                     f"{', '.join(metrics)}: name tpe, nsga2 or random instead")
     if space.sampler.population is not None and space.sampler.name != "nsga2":
         raise located.error(("sampler", "population"), f"only the nsga2 sampler has a population; "
                                                        f"sampler is {space.sampler.name!r}")

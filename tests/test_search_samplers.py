@@ -39,3 +39,32 @@ def test_nsga2_runs_generations_and_starts_from_the_seed_point(local_ray, tmp_pa
     study = optuna.load_study(study_name="run", storage=f"sqlite:///{tmp_path / 'run' / 'study.db'}")
     generations = [t.system_attrs.get(optuna.samplers.NSGAIISampler._get_generation_key()) for t in study.trials]
     assert max(g for g in generations if g is not None) >= 1  # a second generation was bred from the first
+
+
+@pytest.mark.slow
+def test_costaware_search_screens_constraints_and_never_repeats(local_ray, tmp_path):
+    run_search(SPACES / "costaware.yaml", run_dir=tmp_path / "run", progress=False)
+    df = pd.read_parquet(tmp_path / "run" / "trials.parquet")
+    # 6 of the 12 feasible architectures, each once; the 6 over max_gflops were screened out before any trial
+    assert len(df) == 6 and (df["status"] == "COMPLETE").all(), df[["status", "error"]]
+    assert df["arch_hash"].nunique() == 6 and (df["gflops"] <= 0.005).all()
+    meta = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert meta["sampler"]["name"] == meta["sampler_used"] == "costaware"
+
+
+def test_predicted_costs_are_what_the_trial_measures():
+    from explorer.cost import count_flops, count_params, example_input
+    from explorer.models import build
+    from explorer.search import predicted_costs
+    from explorer.space import arch_from_params, load_space
+
+    space = load_space(SPACES / "costaware.yaml")
+    params = {"s0.mixer": "posmlp", "s0.depth": 2, "s0.width": 16}
+    key, costs = predicted_costs(space, params)
+    arch = arch_from_params(space, params)
+    model = build(arch)
+    assert key == arch.content_hash
+    assert costs["gflops"] == count_flops(model, example_input(arch)) / 1e9 == pytest.approx(0.004038848)
+    assert costs["params_m"] == count_params(model) / 1e6
+    # over max_gflops 0.005: not a candidate at all
+    assert predicted_costs(space, {"s0.mixer": "posmlp", "s0.depth": 1, "s0.width": 32}) is None

@@ -85,6 +85,9 @@ def random_archs(space, n: int, seed: int = 0):
      "stages[0].global_tokens.widht", "unknown key (did you mean 'width'?); expected one of: num, width"),
     (BASE.replace("    mixer:\n      choice:", "    global_tokens: {num: {int: [-1, 4]}}\n    mixer:\n      choice:"),
      8, "stages[0].global_tokens.num", "expected integers >= 0, got -1"),
+    # the costaware sampler named for objectives it cannot work out before training
+    (BASE + "objectives:\n  - {metric: accuracy, mode: max}\n  - {metric: throughput, mode: max}\n"
+     "sampler: {name: costaware}\n", 19, "sampler.name", "the objectives here are accuracy, throughput"),
     # a population for a sampler that has none
     (BASE + "sampler: {name: tpe, population: 8}\n", 16, "sampler.population", "only the nsga2 sampler"),
     # unknown sampler / scheduler names, wrong budget type

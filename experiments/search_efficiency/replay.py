@@ -29,23 +29,35 @@ REF = (1.0, 1.0)
 TARGET = 0.95
 
 
-def _tpe(**kwargs: Any) -> Callable[[int, int], Any]:
-    def make(seed: int, trials: int):
+def _tpe(**kwargs: Any) -> Callable[..., Any]:
+    def make(seed: int, trials: int, table: "Table"):
         import optuna
 
         return optuna.samplers.TPESampler(seed=seed, **kwargs)
     return make
 
 
-def _tool(name: str) -> Callable[[int, int], Any]:
-    def make(seed: int, trials: int):
+def _tool(name: str) -> Callable[..., Any]:
+    def make(seed: int, trials: int, table: "Table"):
         from explorer.search import make_sampler
 
         return make_sampler(name, seed, trials)
     return make
 
 
-# name -> sampler factory (seed, budget). "tpe", "nsga2", "random" are the tool's own; the rest are candidates.
+def _costaware(**kwargs: Any) -> Callable[..., Any]:
+    """The costaware sampler with the tool's defaults unless ``kwargs`` say otherwise; its cost objective (GFLOPs)
+    comes from the table, as the tool counts it on the driver (``explorer.search.predicted_costs``)."""
+    def make(seed: int, trials: int, table: "Table"):
+        from explorer.costaware import CostAwareSampler
+        from explorer.space import sample_arch
+
+        return CostAwareSampler(lambda trial: sample_arch(table.space, trial), table.describe,
+                                [("accuracy", True), ("gflops", False)], seed=seed, **kwargs)
+    return make
+
+
+# name -> sampler factory (seed, budget, table). "tpe", "nsga2", "random" are the tool's own; the rest are candidates.
 SAMPLERS: dict[str, Callable[[int, int], Any]] = {
     "tpe": _tool("tpe"),
     "nsga2": _tool("nsga2"),
@@ -60,6 +72,12 @@ SAMPLERS: dict[str, Callable[[int, int], Any]] = {
     "tpe_ei96": _tpe(n_startup_trials=10, multivariate=True, n_ei_candidates=96),
     "tpe_startup5_ei96": _tpe(n_startup_trials=5, multivariate=True, n_ei_candidates=96),
     "tpe_group_startup5_ei96": _tpe(n_startup_trials=5, multivariate=True, group=True, n_ei_candidates=96),
+    "costaware": _costaware(),
+    # its acquisition: expected HVI instead of the HVI at mu + optimism x sigma (3 by default)
+    "costaware_ehvi": _costaware(optimism=None),
+    "costaware_opt2": _costaware(optimism=2.0),
+    "costaware_startup4": _costaware(n_startup_trials=4),
+    "costaware_startup8": _costaware(n_startup_trials=8),
 }
 
 
@@ -84,6 +102,17 @@ class Table:
         arch = sample_arch(self.space, trial)
         return self.by_hash[arch.content_hash]
 
+    def describe(self, params: dict[str, Any]) -> tuple[str, dict[str, float]] | None:
+        """(content hash, {"gflops": ...}) of sampled parameters: the cost the tool counts before training."""
+        from explorer.arch import ArchError
+        from explorer.space import arch_from_params
+
+        try:
+            key = arch_from_params(self.space, params).content_hash
+        except ArchError:
+            return None
+        return (key, {"gflops": self.by_hash[key][1]}) if key in self.by_hash else None
+
     def loss(self, acc: float, gflops: float) -> np.ndarray:
         return tabular.normalise([acc], [gflops], self.acc_range, self.flops_range)[0]
 
@@ -93,7 +122,7 @@ def replay(table: Table, make: Callable[[int, int], Any], seed: int, budget: int
     (trainings: the tool replays a repeated proposal from its hash cache) after every trial."""
     import optuna
 
-    study = optuna.create_study(directions=["maximize", "minimize"], sampler=make(seed, budget))
+    study = optuna.create_study(directions=["maximize", "minimize"], sampler=make(seed, budget, table))
     losses, seen, distinct = [], set(), []
     for _ in range(budget):
         trial = study.ask()
