@@ -43,9 +43,6 @@ import optuna
 # objectives the sampler models; every other objective must be given by `describe` before training
 LEARNED_METRICS = ("accuracy",)
 
-ParamsKey = tuple
-
-
 @dataclass(frozen=True)
 class Candidate:
     """One architecture the sampler may propose: its parameters, content key and cost objectives (as losses)."""
@@ -137,9 +134,9 @@ SIGNAL_LOG_MIN = math.log(0.1)
 
 
 class GaussianProcess:
-    """Zero-mean GP regression on standardised targets; ARD Matérn-5/2 kernel on the scaled distance, where a
-    categorical column contributes 0 (same choice) or 1 (another one); hyper-parameters fitted by L-BFGS on the log
-    marginal likelihood plus log-normal priors."""
+    """Zero-mean GP regression on standardised targets. Kernel: a joint Matérn-5/2 on the lengthscale-scaled distance
+    plus an additive Matérn-5/2 (the mean over columns), where a categorical column's difference is 0 (same choice)
+    or 1 (another). Hyper-parameters are fitted by L-BFGS on the log marginal likelihood plus log-normal priors."""
 
     def __init__(self, x: np.ndarray, y: np.ndarray, categorical: Optional[np.ndarray] = None, steps: int = 30,
                  start: Optional[np.ndarray] = None):
@@ -249,7 +246,7 @@ class GaussianProcess:
 # ---------------------------------------------------------------------------------------------------- features
 
 
-def _params_key(params: dict[str, Any]) -> ParamsKey:
+def _params_key(params: dict[str, Any]) -> tuple:
     return tuple(sorted((k, repr(v)) for k, v in params.items()))
 
 
@@ -356,12 +353,13 @@ class CostAwareSampler(optuna.samplers.BaseSampler):
         self.optimism = optimism
         self._rng = np.random.RandomState(seed)
         self._random = optuna.samplers.RandomSampler(seed=seed)
-        self._described: dict[ParamsKey, Optional[Candidate]] = {}
+        self._described: dict[tuple, Optional[Candidate]] = {}
         self._pool: dict[str, Candidate] = {}  # key -> candidate (valid and feasible only)
         self._distributions: dict[str, Any] = {}
         self._proposals: dict[int, dict[str, Any]] = {}
         self._draws = 0
         self._saturated = False  # the last random batch found no new architecture: draw fewer
+        self._drawn_out = False  # the last search for an unseen feasible candidate found none
         self._gp_raw: Optional[np.ndarray] = None
         self._studies: dict[str, Any] = {}
 
@@ -469,15 +467,27 @@ class CostAwareSampler(optuna.samplers.BaseSampler):
                     observed.append((cand, -value if self.objectives[self.learned][1] else value))
             elif t.state in (TrialState.RUNNING, TrialState.WAITING):
                 pending.append(cand)
+        if len(observed) + len(pending) < max(self.n_startup_trials, 2):
+            # start-up: no pool yet, so that the first trials start at once (the pool costs its candidates)
+            proposal = self._search_unseen(seen)
+            if proposal is not None:
+                return proposal
         self._grow_pool([c.params for c in self._front(observed)])
         unseen = [c for k, c in sorted(self._pool.items()) if k not in seen]
         if not unseen:  # the pool is drawn out: look harder before giving up (None: random suggestions, repeats)
-            return self._random_unseen(seen, tries=256)
-        if len(observed) + len(pending) < max(self.n_startup_trials, 2):
-            return self._random_unseen(seen) or dict(unseen[self._rng.randint(len(unseen))].params)
+            return self._search_unseen(seen)
+        if len(observed) < 2:  # nothing to fit a GP to (start-up trials still running): a random unseen candidate
+            return dict(unseen[self._rng.randint(len(unseen))].params)
         scores = self._scores(observed, pending, unseen)
         best = np.flatnonzero(scores >= scores.max() - 1e-15)
         return dict(unseen[best[self._rng.randint(len(best))]].params)
+
+    def _search_unseen(self, seen: set[str]) -> Optional[dict[str, Any]]:
+        """Up to 256 random draws for an unseen feasible candidate; after a search that found none (a space drawn
+        out, or with nothing feasible), 8, so that each later proposal stays cheap."""
+        proposal = self._random_unseen(seen, tries=8 if self._drawn_out else 256)
+        self._drawn_out = proposal is None
+        return proposal
 
     def _random_unseen(self, seen: set[str], tries: int = 64) -> Optional[dict[str, Any]]:
         """A draw of the space's own random sampler (each choice uniform, as random search draws) not yet seen."""

@@ -85,7 +85,7 @@ PREDICTABLE_COSTS = ("gflops", "params_m", "latency_ms", "predicted_latency_ms")
 
 
 class SamplerSpec(_Strict):
-    name: Literal["costaware", "tpe", "nsga2", "random", "grid"] = "tpe"
+    name: Literal["costaware", "tpe", "nsga2", "random", "grid"] = "costaware"
     seed: int = 0
     population: Optional[PositiveInt] = None  # nsga2 only; None: sized from the budget
 

@@ -153,6 +153,20 @@ def _trials_to(study, target: float) -> int:
     return next((n for n in range(1, len(params) + 1) if _toy_hv(params[:n]) >= target), len(params) + 1)
 
 
+def test_sampler_falls_back_to_random_suggestions_when_nothing_is_feasible():
+    # every candidate breaks a constraint: trials still come (and fail as INFEASIBLE in a real search), and after one
+    # fruitless search the sampler stops searching hard on every proposal
+    calls = []
+
+    def reject(params):
+        calls.append(1)
+        return None
+
+    study = _run(_sampler(describe=reject), 6)
+    assert len(study.trials) == 6 and study.sampler._drawn_out
+    assert len(calls) <= 60  # described once per distinct parameter set of the 60-architecture space
+
+
 def test_sampler_finds_the_toy_front_faster_than_random():
     target = 0.95 * _toy_hv(list(_all_toy_params()))
     ours = [_trials_to(_run(_sampler(seed), 30), target) for seed in range(5)]

@@ -184,3 +184,20 @@ def test_replay_on_the_committed_table_reproduces_the_readme():
     assert medians["tpe"]["hits"] == [24, 30, 36, 25, 31, 18, 40, 37, 39, 31]
     assert medians["tpe"]["median_trials_to_95"] == 31.0
     assert medians["random"]["median_trials_to_95"] == 57.0
+
+
+@pytest.mark.slow
+def test_costaware_default_needs_a_third_of_randoms_trials_on_the_committed_table():
+    """Issue 7's target on its own protocol (10 seeds): the default sampler reaches 95 % of the true hypervolume in at
+    most a third of random search's 57 trials (README: 16). A GP fit is floating point, so an exact per-seed list
+    could differ across CPUs; the median and every seed's reach are asserted instead."""
+    if not tabular.TABLE_FILE.exists():
+        pytest.skip("table.csv not built yet (build_table.py)")
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    table = replay.Table(pd.read_csv(tabular.TABLE_FILE), load_space(tabular.SPACE_FILE))
+    runs = [replay.replay(table, replay.SAMPLERS["costaware"], seed, 48) for seed in range(10)]
+    row = replay.summarise("costaware", [c for c, _ in runs], [d for _, d in runs], table.true_hv)
+    assert row["reached"] == 10 and row["repeats"] == 0.0
+    assert row["median_trials_to_95"] <= 57.0 / 3, row["hits"]

@@ -268,7 +268,7 @@ def test_shared_mixer_kind_with_per_stage_options(tmp_path):
 
 def test_tiny_demo_space_keeps_its_meaning():
     space = load_space(ROOT / "search_spaces" / "tiny.yaml")
-    assert (space.budget.trials, space.sampler.name, space.metric_names) == (8, "tpe", ["accuracy", "gflops"])
+    assert (space.budget.trials, space.sampler.name, space.metric_names) == (8, "costaware", ["accuracy", "gflops"])
     assert space_size(space) == (2 * 2 * 3) ** 2
 
 
