@@ -337,8 +337,8 @@ class CostAwareSampler(optuna.samplers.BaseSampler):
     """
 
     def __init__(self, space_fn: Callable[[Any], Any], describe: Describe, objectives: Sequence[tuple[str, bool]],
-                 seed: Optional[int] = None, n_startup_trials: int = 2, n_initial_candidates: int = 128,
-                 n_random_candidates: int = 16, n_mutations: int = 8, optimism: Optional[float] = 3.0):
+                 seed: Optional[int] = None, n_startup_trials: int = 2, n_initial_candidates: int = 64,
+                 n_random_candidates: int = 8, n_mutations: int = 4, optimism: Optional[float] = 3.0):
         learned = [i for i, (m, _) in enumerate(objectives) if m in LEARNED_METRICS]
         if len(learned) != 1 or len(objectives) < 2:
             raise ValueError(f"the ehvi sampler needs exactly one of {LEARNED_METRICS} among the objectives plus "

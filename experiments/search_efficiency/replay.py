@@ -78,6 +78,8 @@ SAMPLERS: dict[str, Callable[[int, int], Any]] = {
     "costaware_opt2": _costaware(optimism=2.0),
     "costaware_startup4": _costaware(n_startup_trials=4),
     "costaware_startup8": _costaware(n_startup_trials=8),
+    # the pool of the first version: 128 initial candidates, 16 more and 8 mutations per proposal (2x the driver work)
+    "costaware_pool128": _costaware(n_initial_candidates=128, n_random_candidates=16, n_mutations=8),
 }
 
 
