@@ -417,7 +417,11 @@ class CostAwareSampler(optuna.samplers.BaseSampler):
     def _candidate(self, params: dict[str, Any]) -> Optional[Candidate]:
         key = _params_key(params)
         if key not in self._described:
-            described = self.describe(params) if params else None
+            try:
+                described = self.describe(params) if params else None
+            except Exception as err:  # noqa: BLE001 - the trial would fail the same way: drop it, keep searching
+                optuna.logging.get_logger(__name__).warning(f"costaware: a candidate could not be costed ({err!r})")
+                described = None
             cand = None
             if described is not None:
                 arch_key, metrics = described
