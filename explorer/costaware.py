@@ -39,6 +39,7 @@ from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 import optuna
+import torch
 
 # objectives the sampler models; every other objective must be given by `describe` before training
 LEARNED_METRICS = ("accuracy",)
@@ -140,9 +141,6 @@ class GaussianProcess:
 
     def __init__(self, x: np.ndarray, y: np.ndarray, categorical: Optional[np.ndarray] = None, steps: int = 30,
                  start: Optional[np.ndarray] = None):
-        import torch
-
-        self._torch = torch
         self.x = torch.as_tensor(np.asarray(x, float), dtype=torch.float64)
         mask = np.zeros(self.x.shape[1], bool) if categorical is None else np.asarray(categorical, bool)
         self.categorical = torch.as_tensor(mask)
@@ -150,9 +148,8 @@ class GaussianProcess:
         self.y_mean, self.y_std = float(y.mean()), float(y.std()) if y.std() > 1e-12 else 1.0
         self.y = torch.as_tensor((y - self.y_mean) / self.y_std, dtype=torch.float64)
         d = self.x.shape[1]
-        self._ls_prior = LENGTHSCALE_PRIOR
         # raw: log lengthscales (d), log variance of the joint and of the additive part, log noise
-        prior_centre = [self._ls_prior[0]] * d + [math.log(0.5), math.log(0.5), math.log(0.05)]
+        prior_centre = [LENGTHSCALE_PRIOR[0]] * d + [math.log(0.5), math.log(0.5), math.log(0.05)]
         init = start if start is not None and len(start) == d + 3 else prior_centre  # warm start: last fit
         raw = torch.tensor(init, dtype=torch.float64, requires_grad=True)
         optimiser = torch.optim.LBFGS([raw], max_iter=steps, line_search_fn="strong_wolfe")
@@ -179,19 +176,16 @@ class GaussianProcess:
 
     @staticmethod
     def _matern52(r):
-        import torch
-
         s5r = math.sqrt(5.0) * r
         return (1.0 + s5r + 5.0 / 3.0 * r ** 2) * torch.exp(-s5r)
 
     def _variances(self, raw):
         d = self.x.shape[1]
-        return self._torch.exp(raw[d:d + 2].clamp(SIGNAL_LOG_MIN, 4.0))
+        return torch.exp(raw[d:d + 2].clamp(SIGNAL_LOG_MIN, 4.0))
 
     def _kernel(self, a, b, raw):
         """s_j² M(‖Δ/ℓ‖) + s_a² mean_k M(|Δ_k/ℓ_k|): a joint Matérn-5/2 for interactions plus an additive one, so
         that one observation of a choice says something about that choice in every other context."""
-        torch = self._torch
         d = a.shape[1]
         ls = torch.exp(raw[:d].clamp(-4.0, 8.0))
         joint, additive = self._variances(raw)
@@ -201,13 +195,11 @@ class GaussianProcess:
         return joint * self._matern52(r) + additive * self._matern52(diff).mean(-1)
 
     def _gram(self, raw):
-        torch = self._torch
         noise = torch.exp(raw[-1].clamp(-12.0, NOISE_LOG_MAX)) + 1e-6
         return self._kernel(self.x, self.x, raw) + noise * torch.eye(len(self.x), dtype=torch.float64)
 
     def _cholesky(self, gram):
         """Cholesky factor, with growing jitter when rounding makes the Gram matrix numerically indefinite."""
-        torch = self._torch
         eye = torch.eye(len(gram), dtype=torch.float64)
         for jitter in (0.0, 1e-8, 1e-6, 1e-4, 1e-2):
             chol, info = torch.linalg.cholesky_ex(gram + jitter * eye)
@@ -216,24 +208,21 @@ class GaussianProcess:
         raise RuntimeError("the GP's Gram matrix is not positive definite, even with jitter")
 
     def _neg_log_posterior(self, raw):
-        torch = self._torch
         d = self.x.shape[1]
         chol = self._cholesky(self._gram(raw))
         alpha = torch.cholesky_solve(self.y[:, None], chol)[:, 0]
         nll = 0.5 * self.y @ alpha + torch.log(torch.diagonal(chol)).sum()
-        mean, scale = self._ls_prior
+        mean, scale = LENGTHSCALE_PRIOR
         prior = 0.5 * (((raw[:d] - mean) / scale) ** 2).sum()  # log-normal lengthscales
         prior = prior + 0.5 * ((raw[d:d + 2] - math.log(0.5)) ** 2).sum() + 0.5 * ((raw[-1] - math.log(0.05)) / 1.5) ** 2
         return nll + prior
 
     def _factor(self) -> None:
-        torch = self._torch
         self.chol = self._cholesky(self._gram(self.raw))
         self.alpha = torch.cholesky_solve(self.y[:, None], self.chol)[:, 0]
 
     def predict(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Posterior mean and standard deviation of the latent function, in the targets' units."""
-        torch = self._torch
         xs = torch.as_tensor(np.asarray(x, float), dtype=torch.float64)
         k = self._kernel(xs, self.x, self.raw)
         mean = k @ self.alpha
