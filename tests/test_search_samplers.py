@@ -68,3 +68,17 @@ def test_predicted_costs_are_what_the_trial_measures():
     assert costs["params_m"] == count_params(model) / 1e6
     # over max_gflops 0.005: not a candidate at all
     assert predicted_costs(space, {"s0.mixer": "posmlp", "s0.depth": 1, "s0.width": 32}) is None
+
+
+def test_default_costaware_falls_back_to_tpe_where_it_cannot_predict_an_objective():
+    from explorer.search import make_sampler, resolve_sampler
+    from explorer.space import parse_space
+
+    stages = [{"depth": 1, "width": 8, "mixer": "conv3d"}]
+    plain = parse_space({"name": "p", "task": {"name": "trev", "preset": "smoke"}, "stages": stages})
+    assert resolve_sampler(plain) == ("costaware", None)
+    assert type(make_sampler("costaware", 0, 8, space=plain)).__name__ == "CostAwareSampler"
+    fast = parse_space({"name": "f", "task": {"name": "trev", "preset": "smoke"}, "stages": stages,
+                        "objectives": [{"metric": "accuracy", "mode": "max"}, {"metric": "throughput", "mode": "max"}]})
+    name, note = resolve_sampler(fast)
+    assert name == "tpe" and "throughput cannot be worked out before training" in note

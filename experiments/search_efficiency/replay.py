@@ -4,9 +4,11 @@
 
 Every (sampler, seed) is one Optuna study driven by ask/tell: ``sample_arch(space, trial)`` suggests the same
 parameters, with the same distributions, as a real search does; the architecture is looked up in ``table.csv`` by its
-content hash and told (accuracy, gflops). The samplers come from ``explorer.search.make_sampler`` — exactly what the
-tool builds — plus TPE variants built here to find a better default. A proposal of an architecture already tried
-counts as a trial: the tool replays it from its hash cache at ~no cost, but it still takes a trial slot.
+content hash and told (accuracy, gflops). TPE, NSGA-II and random come from ``explorer.search.make_sampler``,
+exactly what the tool builds. The costaware sampler is ``explorer.costaware.CostAwareSampler`` with the tool's
+defaults, costing candidates from the table instead of fvcore. Variants of both are built here. A proposal of an
+architecture already tried counts as a trial: the tool replays it from its hash cache at ~no cost, but it still takes
+a trial slot.
 
 Hypervolume: both objectives normalised to [0, 1] over the whole table (accuracy max -> 1 - acc01 as a loss,
 gflops min), reference point (1, 1), i.e. the table's worst accuracy and largest GFLOPs.
@@ -58,7 +60,7 @@ def _costaware(**kwargs: Any) -> Callable[..., Any]:
 
 
 # name -> sampler factory (seed, budget, table). "tpe", "nsga2", "random" are the tool's own; the rest are candidates.
-SAMPLERS: dict[str, Callable[[int, int], Any]] = {
+SAMPLERS: dict[str, Callable[..., Any]] = {
     "tpe": _tool("tpe"),
     "nsga2": _tool("nsga2"),
     "random": _tool("random"),
@@ -119,7 +121,7 @@ class Table:
         return tabular.normalise([acc], [gflops], self.acc_range, self.flops_range)[0]
 
 
-def replay(table: Table, make: Callable[[int, int], Any], seed: int, budget: int) -> tuple[np.ndarray, np.ndarray]:
+def replay(table: Table, make: Callable[..., Any], seed: int, budget: int) -> tuple[np.ndarray, np.ndarray]:
     """One study of ``budget`` trials; returns its hypervolume curve and the number of distinct architectures
     (trainings: the tool replays a repeated proposal from its hash cache) after every trial."""
     import optuna
