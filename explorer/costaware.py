@@ -330,7 +330,7 @@ class CostAwareSampler(optuna.samplers.BaseSampler):
                  n_random_candidates: int = 8, n_mutations: int = 4, optimism: Optional[float] = 3.0):
         learned = [i for i, (m, _) in enumerate(objectives) if m in LEARNED_METRICS]
         if len(learned) != 1 or len(objectives) < 2:
-            raise ValueError(f"the ehvi sampler needs exactly one of {LEARNED_METRICS} among the objectives plus "
+            raise ValueError(f"the costaware sampler needs exactly one of {LEARNED_METRICS} among the objectives plus "
                              f"at least one cost; got {[m for m, _ in objectives]}")
         self.space_fn, self.describe = space_fn, describe
         self.objectives = [(m, bool(mx)) for m, mx in objectives]
@@ -392,7 +392,7 @@ class CostAwareSampler(optuna.samplers.BaseSampler):
             self._studies[name] = optuna.create_study(sampler=sampler)
         return self._studies[name]
 
-    def _draw(self, study) -> None:
+    def _draw(self, study) -> Optional[Candidate]:
         """Run the space on a fresh private trial and describe the architecture it gives (cached)."""
         trial = study.ask()
         try:
@@ -401,7 +401,7 @@ class CostAwareSampler(optuna.samplers.BaseSampler):
             pass
         study.tell(trial, state=optuna.trial.TrialState.PRUNED)  # PRUNED: no warning logged
         self._distributions.update(trial.distributions)
-        self._candidate(trial.params)
+        return self._candidate(trial.params)
 
     def _candidate(self, params: dict[str, Any]) -> Optional[Candidate]:
         key = _params_key(params)
@@ -486,13 +486,7 @@ class CostAwareSampler(optuna.samplers.BaseSampler):
         """A draw of the space's own random sampler (each choice uniform, as random search draws) not yet seen."""
         study = self._study("startup", optuna.samplers.RandomSampler(seed=None if self.seed is None else self.seed + 2))
         for _ in range(tries):
-            trial = study.ask()
-            try:
-                self.space_fn(trial)
-            except Exception:  # noqa: BLE001 - an invalid draw: draw again
-                pass
-            study.tell(trial, state=optuna.trial.TrialState.PRUNED)
-            cand = self._candidate(trial.params)
+            cand = self._draw(study)
             if cand is not None and cand.key not in seen:
                 return dict(cand.params)
         return None
@@ -501,9 +495,10 @@ class CostAwareSampler(optuna.samplers.BaseSampler):
     def _front(observed: list[tuple[Candidate, float]]) -> list[Candidate]:
         if not observed:
             return []
+        from explorer.analysis import pareto_mask
+
         loss = np.array([[u, *c.costs] for c, u in observed])
-        dominated = [bool(((loss <= row).all(axis=1) & (loss < row).any(axis=1)).any()) for row in loss]
-        return [c for (c, _), d in zip(observed, dominated) if not d]
+        return [c for (c, _), keep in zip(observed, pareto_mask(loss, [False] * loss.shape[1])) if keep]
 
     def _scores(self, observed: list[tuple[Candidate, float]], pending: list[Candidate],
                 unseen: list[Candidate]) -> np.ndarray:

@@ -18,7 +18,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from explorer.space import (PREDICTABLE_COSTS, SearchSpace, arch_from_params, grid_space, load_space, parse_space,
+from explorer.space import (SearchSpace, arch_from_params, costaware_objection, grid_space, load_space, parse_space,
                             sample_arch)
 
 # a 2-core laptop or CI box: Ray must not pre-start workers or phone home (see reference/environment.md)
@@ -215,12 +215,9 @@ def tpe_startup(trials: int) -> int:
 def costaware_unsupported(space: SearchSpace) -> str | None:
     """Why the costaware sampler cannot serve this space (None: it can). It models accuracy and needs every other
     objective before training."""
-    metrics = space.metric_names
-    if "accuracy" not in metrics:
-        return "it models accuracy, which is not an objective here"
-    unknown = [m for m in metrics if m not in ("accuracy", *PREDICTABLE_COSTS)]
-    if unknown:
-        return f"{', '.join(unknown)} cannot be worked out before training"
+    objection = costaware_objection(space.metric_names)
+    if objection is not None:
+        return objection
     on_cuda = [o.metric for o in space.objectives if "latency" in o.metric and o.device == "cuda"]
     if on_cuda:
         import torch

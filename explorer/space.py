@@ -84,6 +84,15 @@ class BudgetSpec(_Strict):
 PREDICTABLE_COSTS = ("gflops", "params_m", "latency_ms", "predicted_latency_ms")
 
 
+def costaware_objection(metrics: list[str]) -> str | None:
+    """Why the costaware sampler cannot serve these objectives (None: it can): it models accuracy and needs every
+    other objective before training."""
+    if "accuracy" not in metrics:
+        return "it models accuracy, which is not an objective here"
+    unknown = [m for m in metrics if m not in ("accuracy", *PREDICTABLE_COSTS)]
+    return f"{', '.join(unknown)} cannot be worked out before training" if unknown else None
+
+
 class SamplerSpec(_Strict):
     name: Literal["costaware", "tpe", "nsga2", "random", "grid"] = "costaware"
     seed: int = 0
@@ -380,7 +389,7 @@ def _check_settings(space: SearchSpace, located: _Located) -> None:
         seen[obj.metric] = i
     if space.sampler.name == "costaware" and "name" in space.sampler.model_fields_set:  # the default falls back instead
         metrics = space.metric_names
-        if "accuracy" not in metrics or any(m not in ("accuracy", *PREDICTABLE_COSTS) for m in metrics):
+        if costaware_objection(metrics) is not None:
             raise located.error(("sampler", "name"), f"the costaware sampler models accuracy and works out every other "
                                                      f"objective before training (any of "
                                                      f"{', '.join(PREDICTABLE_COSTS)}); the objectives here are "
