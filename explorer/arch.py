@@ -106,7 +106,7 @@ MERGE_METHODS = ("tome", "sttm")
 
 @dataclass(frozen=True)
 class MergeSpec:
-    """Token merging inside a set-layout stage (``blocks_focal_mobileformer_merge.md`` §3).
+    """Token merging inside a set-layout stage (``docs/seed_blocks.md``, token merging).
 
     - ``tome``: bipartite soft matching in every block listed in ``layers`` (all blocks when None), removing
       ``r`` tokens per merging block, or ``ratio`` (≤ 0.5) of the tokens entering it; give exactly one.

@@ -1,6 +1,6 @@
 """``build(Arch) -> nn.Module``: a hierarchical video backbone whose blocks come from the mixer registry; presets.
 
-Skeleton (shared by PosMLP-Video and MorphMLP, ``blocks_posmlp_morphmlp.md`` §1): a two-conv 3-D stem to a
+Skeleton (shared by PosMLP-Video and MorphMLP, ``docs/seed_blocks.md``, PosMLP-Video): a two-conv 3-D stem to a
 channels-last grid ``(B, T, H, W, C)``, stages of registry blocks separated by strided (1,3,3) convs + LayerNorm,
 and a LayerNorm → mean-pool → Linear head.
 
@@ -13,7 +13,7 @@ identical for every sample, and carries it through the grid stages that declare 
 other mixers get the generic bridges around them (``blocks/mobile_former.py``). M and d must agree in every such
 stage; the head pools the local features only.
 
-Released Mobile-Formers (``blocks_focal_mobileformer_merge.md`` §2.1) use three more pieces: a ``single_conv``
+Released Mobile-Formers (``docs/seed_blocks.md``, Mobile-Former) use three more pieces: a ``single_conv``
 stem, ``down.kind = "none"`` (the stage's first block — a DnaBlock3 — changes width and resolution itself:
 ``BlockContext.in_dim``/``stride``, mixers registered with ``resamples``) and the ``mobile_former`` head
 (``MobileFormerHead``: a last Mobile→Former bridge, then local features and token z_0 to the classifier).

@@ -21,7 +21,7 @@ from typing import Any
 from explorer.space import (SearchSpace, arch_from_params, costaware_objection, grid_space, load_space, parse_space,
                             sample_arch)
 
-# a 2-core laptop or CI box: Ray must not pre-start workers or phone home (see reference/environment.md)
+# a 2-core laptop or CI box: Ray must not pre-start workers or phone home (see docs/environment.md)
 _RAY_ENV = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_enable_worker_prestart": "0", "RAY_AIR_NEW_OUTPUT": "0",
             # Tune's experiment state every second (default: adaptive, >= 10 s): a SIGKILLed driver resumes from it
             "TUNE_GLOBAL_CHECKPOINT_S": "1"}

@@ -49,7 +49,7 @@ from explorer.cost import (  # noqa: E402
     time_callable)
 from explorer.models import build  # noqa: E402
 
-REFERENCE = json.loads(Path("/work/shared/reference/reference_numbers.json").read_text())["models"]
+REFERENCE = json.loads((Path(__file__).parent / "data" / "reference_numbers.json").read_text())["models"]
 
 
 @pytest.mark.parametrize("name, ref", [("morphmlp_s_16f", "morphmlp_s_16f_k400"),

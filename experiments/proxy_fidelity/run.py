@@ -3,7 +3,7 @@
 Trains every anchor architecture on T-rev ``demo`` (2,000 + 500 clips, 8x32x32) at the proxy budget (3 epochs, the
 budget of ``search_spaces/tiny.yaml``) and at the reference budget (15 epochs), two seeds each, one torch thread per
 worker. Every finished (arch, budget, seed) is appended to ``--out`` (JSONL) and skipped on restart, so the run can be
-stopped and resumed. ``analyze.py`` turns the JSONL into the fidelity table (reference/proxy_data.md §5).
+stopped and resumed. ``analyze.py`` turns the JSONL into the fidelity table (docs/proxy_tasks.md, fidelity metrics).
 
     nice -n 10 python experiments/proxy_fidelity/run.py --workers 2 --out /tmp/fidelity/results.jsonl
 """

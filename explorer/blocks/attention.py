@@ -1,6 +1,6 @@
 """Self-attention (ViT / TimeSformer) blocks: the set-layout baseline and the host of token merging.
 
-Spec: ``shared/reference/blocks_focal_mobileformer_merge.md`` §3.1 (ToMe on a ViT-S video model). Read top-down:
+Spec: ``docs/seed_blocks.md`` (attention and token merging; the ToMe ViT-S video reference). Read top-down:
 options → multi-head attention → joint and divided space–time blocks → factory → presets.
 
 A timm-style pre-norm ViT block, ``x ← x + DropPath(Attn(LN x))``, ``x ← x + DropPath(MLP(LN x))``, on a token set

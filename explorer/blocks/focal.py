@@ -1,6 +1,6 @@
 """Video-FocalNets (Wasim et al., ICCV 2023): spatio-temporal focal modulation.
 
-Spec: ``shared/reference/blocks_focal_mobileformer_merge.md`` §1. Read top-down: options → focal context (one
+Spec: ``docs/seed_blocks.md`` (Video-FocalNets). Read top-down: options → focal context (one
 branch: hierarchical contextualisation, global level, gated aggregation, modulator) → focal modulation (one query,
 one or more branches multiplied in) → block → factory → presets.
 
@@ -16,7 +16,7 @@ The network is a 2-D FocalNet run on every frame; the only place frames meet is 
 
 and the block is pre-norm: ``X ← X + DropPath(Mod(LN(X)))``, ``X ← X + DropPath(MLP(LN(X)))``.
 
-Design-space variants (§1.6): ``serial`` (a spatial then a temporal modulation sub-layer, each with its own query
+Design-space variants (the paper's ablations): ``serial`` (a spatial then a temporal modulation sub-layer, each with its own query
 and residual), ``spatial_only`` (the image FocalNet per frame, ``Y = Q ⊙ M_s``), ``joint3d`` (depthwise k×k×k
 convs over (T, H, W), global mean over T·H·W, one modulator) and depthwise temporal convs.
 """

@@ -1,6 +1,6 @@
 """Token merging for set-layout stages: ToMe (Bolya et al., ICLR 2023) and STTM (Feng et al., ACM TOMM 2024).
 
-Spec: ``shared/reference/blocks_focal_mobileformer_merge.md`` §3. Read top-down: the state a token set carries →
+Spec: ``docs/seed_blocks.md`` (attention and token merging). Read top-down: the state a token set carries →
 ToMe's bipartite soft matching and size-weighted merge → STTM → the factory the builder calls.
 
 A merger is called by a set block *between* its attention and its MLP (ToMe's placement) as
@@ -169,7 +169,7 @@ def token_schedule(n: int, depth: int, r: int, layers: Optional[tuple[int, ...]]
 
 class STTM(nn.Module):
     """Spatial-temporal token merger (Feng, Xu, Ma, Zhang, ACM TOMM 2024) — **our reconstruction from the
-    paper's abstract** (the paper and its code are not available to us; ``…_merge.md`` §3.2 [guess]). It follows
+    paper's abstract** (the paper and its code are not available to us; see ``docs/seed_blocks.md``). It follows
     the abstract's four ideas; every concrete choice below is ours.
 
     On the raster-ordered tokens of a (T, H, W) grid, with normalised head-averaged keys ``k̂``:

@@ -1,7 +1,7 @@
 """(Video) Mobile-Former (Chen et al., CVPR 2022; Wang et al., arXiv 2208.12257): a lightweight (3-D) CNN and a
 few global tokens run side by side and talk through two cheap cross-attention bridges.
 
-Spec: ``shared/reference/blocks_focal_mobileformer_merge.md`` §2. Read top-down: options → dynamic ReLU →
+Spec: ``docs/seed_blocks.md`` ((Video) Mobile-Former). Read top-down: options → dynamic ReLU →
 bridges (Mobile→Former, Former, Former→Mobile) → Mobile blocks (DnaBlock: 3-D or (2+1)-D depthwise inverted
 bottleneck; DnaBlock3 and its bridge-less e2 = 0 form, optionally with grouped, shuffled 1×1 convs) →
 Mobile-Former block → ``GlobalTokenBridge`` (the bridges around any other grid block) → the released classifier

@@ -1,13 +1,13 @@
 """MorphMLP (Zhang et al., ECCV 2022): chunked token-mixing FCs that grow the receptive field stage by stage.
 
-Spec: ``shared/reference/blocks_posmlp_morphmlp.md`` §3. Read top-down: options → chunked FC operator →
+Spec: ``docs/seed_blocks.md`` (MorphMLP). Read top-down: options → chunked FC operator →
 MorphFC_s (height/width/channel branches + clip-level re-weighting; the stage-4 full-frame "S2" form) →
 MorphFC_t → block.
 
 Notation: C channels, chunk length L (``chunk_len``; it also sets the L channel groups of S = C/L channels, so each
 chunk FC is exactly C×C), T' frames of the stage, G temporal groups of S_t = C/G channels.
 
-The released block (§3.4) is ::
+The released block is ::
 
     x_t = x + FC_t(LN_t(x))                      # no drop-path
     x'  = x + DropPath(FC_s(LN_1(x_t)))          # residual base is x, not x_t (``spatial_residual="input"``)
@@ -143,7 +143,7 @@ class MorphFCTemporal(nn.Module):
     over the T' frames (frame major) into a T'·S_t vector, mixed by one shared Linear ``W_t``, scattered back,
     then ``proj`` (C→C).
 
-    Init (§3.6): ``W_t = 0`` and ``proj.weight = 1``: the branch outputs exactly 0 but ``W_t`` gets gradient.
+    Init (as released): ``W_t = 0`` and ``proj.weight = 1``: the branch outputs exactly 0 but ``W_t`` gets gradient.
     """
 
     def __init__(self, dim: int, frames: int, groups: int):
@@ -168,7 +168,7 @@ class MorphFCTemporal(nn.Module):
 
 
 class MorphMLPBlock(nn.Module):
-    """The MorphMLP block (§3.4): temporal FC, spatial FC, channel MLP, three LayerNorms."""
+    """The MorphMLP block: temporal FC, spatial FC, channel MLP, three LayerNorms."""
 
     def __init__(self, dim: int, grid: tuple[int, int, int], chunk_len: int, temporal_groups: int,
                  mlp_ratio: float = 3.0, reweight: bool = True, spatial_residual: str = "input",

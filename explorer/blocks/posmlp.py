@@ -1,6 +1,6 @@
 """PosMLP-Video (Zhou et al., IJCV 2024): positional gating units with learnable relative-position token mixing.
 
-Spec: ``shared/reference/blocks_posmlp_morphmlp.md`` §2. Read top-down: options → LRPE operator → gating units
+Spec: ``docs/seed_blocks.md`` (PosMLP-Video). Read top-down: options → LRPE operator → gating units
 (PoSGU spatial-window, PoTGU temporal, PoSTGU joint window) → positional gated layer → blocks.
 
 ``Layer(x) = W2 · GU(GELU(W1 · LN(x)))`` with W1: C→2C, W2: C→C, and no FFN (``mlp_ratio`` of the stage is not

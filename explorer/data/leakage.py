@@ -1,4 +1,4 @@
-"""Leakage checks for proxy tasks (reference/proxy_data.md §2.4): bounds of frame-order-agnostic models,
+"""Leakage checks for proxy tasks (docs/proxy_tasks.md, leakage checks): bounds of frame-order-agnostic models,
 frame shuffling, and the statistical test "is this accuracy above what an order-blind model can reach?".
 
 A temporal task is only a temporal task if a model that ignores frame order cannot beat a known bound:

@@ -1,6 +1,6 @@
 """synthvid: procedural, seedable synthetic video for proxy training.
 
-Tasks (reference/proxy_data.md §2.2), all on one scene model (smooth colour background, integer camera pan,
+Tasks (docs/proxy_tasks.md, tasks), all on one scene model (smooth colour background, integer camera pan,
 blob distractors under and over the targets, pixel noise): ``trev`` (below), ``a`` (appearance: which of 10
 procedural sprites bounces around, 10 classes; since generator version 2 the sprite is large, near-upright and has a
 dark rim, so a per-frame model learns it in a few epochs), ``c`` (compositional: 6 reversal-paired motions of 4
@@ -9,7 +9,7 @@ order: three copies of one sprite at fixed left/middle/right places hop one afte
 equal-length slots, over a still camera and still distractors; class = the order, 6 classes, frame-order-agnostic
 bound = chance). scikit-learn is not installed here, so sprites are procedural only (no bundled digits).
 
-Task T-rev ("reversal pairs", reference/proxy_data.md §2.2): six motion primitives, each in a
+Task T-rev ("reversal pairs", docs/proxy_tasks.md, tasks): six motion primitives, each in a
 forward and an exactly time-reversed version -> 12 classes. Class ``2p + 1`` is produced by
 reversing the time axis of the target objects' parameter tracks of class ``2p``, and every
 nuisance (start state, background, camera pan, distractors, noise) is reversal-symmetric, so a
@@ -109,7 +109,7 @@ class SynthConfig:
 
 TASKS: tuple[str, ...] = ("trev", "a", "c", "tord")
 
-# reference/proxy_data.md §2.3. `proxy` and `hard` add clips, clutter and noise; `hard` also doubles T and
+# docs/proxy_tasks.md, presets. `proxy` and `hard` add clips, clutter and noise; `hard` also doubles T and
 # goes to 48 px, where T-ord's three slots are 5 frames long (2-frame hops, 3 rest frames: longer temporal range).
 PRESETS: dict[str, SynthConfig] = {
     "smoke": SynthConfig(frames=8, resolution=32, n_train=384, n_test=192, distractors=0,
@@ -574,7 +574,7 @@ def render_primitive_batch(primitive: int, directions: np.ndarray, config: Synth
 
 # C: class = how the object moves (6 reversal-paired motions); the shape is a nuisance that, in the
 # training split, only ever co-occurs with 4 of the 6 motions. The test split holds exactly the 8
-# held-out (shape, motion) combinations (Something-Else-style compositional split, §2.2).
+# held-out (shape, motion) combinations (Something-Else-style compositional split; docs/proxy_tasks.md).
 C_SHAPES: tuple[int, ...] = ASYMMETRIC_SPRITES  # L, T, half-disk, arrow
 C_MOTIONS: tuple[tuple[int, int], ...] = ((0, 0), (0, 1), (1, 0), (1, 1), (3, 0), (3, 1))  # (primitive, dir)
 C_HELD_OUT: frozenset[tuple[int, int]] = frozenset(
@@ -583,8 +583,8 @@ C_HELD_OUT: frozenset[tuple[int, int]] = frozenset(
 TORD_OBJECTS = 3  # k exchangeable objects -> k! = 6 classes
 TORD_PERMS: tuple[tuple[int, ...], ...] = tuple(__import__("itertools").permutations(range(TORD_OBJECTS)))
 TORD_RADIUS = (0.13, 0.15)  # 4.2-4.8 px at 32 px (v1: 0.08-0.10); the objects, a third of the width apart, never touch
-TORD_HOP = 2.4  # hop height in object radii (>= one object size, §2.6)
-TORD_MIN_HOP_FRAMES = 2  # §2.6: a 1-frame hop was not learned by any of our temporal models at T = 8
+TORD_HOP = 2.4  # hop height in object radii (>= one object size)
+TORD_MIN_HOP_FRAMES = 2  # a 1-frame hop was not learned by any of our temporal models at T = 8
 A_SPEED = (0.5 / 32, 1.5 / 32)  # bounce speed, canvas fractions per frame (0.5-1.5 px at 32 px)
 # Task A, retuned in generator version 2 so a per-frame model learns it in a few epochs (before: 13 % after 3 epochs,
 # chance 10 %). Measured on `demo` with posmlp_tiny at 3 epochs: near-upright 20 %, + larger sprites 29 %, + a dark rim
@@ -669,7 +669,7 @@ def tord_schedule(frames: int, leak: bool = False) -> np.ndarray:
     Equal slots of L = T // k frames; each object is up for the same h = min(L, max(2, L // 2)) frames in the
     middle of its slot (at T = 8: back-to-back 2-frame hops, ``[-1, 0, 0, 1, 1, 2, 2, -1]``), then back at rest:
     every permutation has the same multiset of frames, so a frame-order-agnostic model is at chance by
-    construction (§2.2). ``leak=True`` gives slot j a hop of j + 1 frames instead -- the unequal-duration bug
+    construction (docs/proxy_tasks.md). ``leak=True`` gives slot j a hop of j + 1 frames instead -- the unequal-duration bug
     of the first prototype, kept so tests can show the leakage check catches it.
     """
     k = TORD_OBJECTS

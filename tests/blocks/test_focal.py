@@ -1,4 +1,4 @@
-"""Video-FocalNets against the released models' numbers (reference_numbers.json, spec §1.5) and the §1.2 formula."""
+"""Video-FocalNets against the released models' numbers (tests/data/reference_numbers.json) and the focal-modulation formula (docs/seed_blocks.md)."""
 
 import pytest
 import torch
@@ -13,7 +13,7 @@ from explorer.models import build, preset
 COMBINATIONS = ["parallel", "serial", "spatial_only", "joint3d"]
 T_DIMS, T_DEPTHS = (96, 192, 384, 768), (2, 2, 6, 2)
 B_DIMS, B_DEPTHS = (128, 256, 512, 1024), (2, 2, 18, 2)
-# element-wise ops fvcore leaves uncounted by convention (the release's count leaves the same kinds out, §1.5)
+# element-wise ops fvcore leaves uncounted by convention (the release's count leaves the same kinds out)
 ELEMENTWISE = {"aten::mul", "aten::add", "aten::gelu", "aten::mean", "aten::unflatten", "aten::flatten"}
 
 
@@ -58,7 +58,7 @@ def test_stage1_block_params_and_flops_match_the_release(dim, params, gflops, mo
     assert count_flops(block, x) / 1e9 == pytest.approx(gflops, rel=1e-3)
     assert count_flops(modulation, x) / 1e9 == pytest.approx(mod_gflops, rel=1e-3)
     n = 8 * 56 * 56
-    assert count_flops(modulation, x) == n * (14 * dim**2 + 40 * dim)  # §1.2, exact
+    assert count_flops(modulation, x) == n * (14 * dim**2 + 40 * dim)  # the modulation formula, exact
 
 
 def test_video_focalnet_t_params_exact_and_flops_per_stage():
@@ -74,7 +74,7 @@ def test_video_focalnet_t_params_exact_and_flops_per_stage():
         total = analysis.total() / 1e9
     assert total == pytest.approx(63.14, rel=0.01)
     assert set(analysis.unsupported_ops()) <= ELEMENTWISE
-    # §1.5 stage split (the release counts each stage's trailing downsampling with it): the shared skeleton's
+    # the release's stage split (the release counts each stage's trailing downsampling with it): the shared skeleton's
     # per-frame stem, patch merging and head reproduce the release
     by = {k: v / 1e9 for k, v in analysis.by_module().items()}
     assert by["stem"] == pytest.approx(0.13, abs=0.005)
@@ -98,7 +98,7 @@ def test_video_focalnet_b_flops_within_one_percent():
     ({"combination": "spatial_only"}, 27.97e6, 87.53e6),
 ])
 def test_design_space_reference_points(options, t_params, b_params):
-    """§1.5 'derived DSE reference points' (params; GFLOPs below, slow)."""
+    """Our variants' reference points, measured with the official code (params; GFLOPs below, slow)."""
     for dims, depths, want in ((T_DIMS, T_DEPTHS, t_params), (B_DIMS, B_DEPTHS, b_params)):
         arch = Arch.from_dict(video_focalnet_spec(8, 224, 400, dims, depths, 0.0, **options))
         assert count_params(build(arch)) == pytest.approx(want, abs=0.005e6)
@@ -116,7 +116,7 @@ def test_design_space_reference_flops(options, gflops):
 
 
 def _reference_parallel(mod: FocalModulation, x: torch.Tensor) -> torch.Tensor:
-    """§1.2 written out: per-frame depthwise convs (a loop over frames), a dense Conv1d over T per position."""
+    """The modulation formula written out: per-frame depthwise convs (a loop over frames), a dense Conv1d over T per position."""
     b, t, h, w, c = x.shape
     levels = mod.levels
     spatial, temporal = mod.contexts

@@ -13,7 +13,7 @@ from explorer.blocks.merge import STTM, ToMe, TokenState, build_merger, grid_pos
 from explorer.cost import count_flops, count_params
 from explorer.models import build, validate_arch
 
-REF = json.loads(Path("/work/shared/reference/reference_numbers.json").read_text())["token_merging"]["tome_vit_s_video"]
+REF = json.loads((Path(__file__).parents[1] / "data" / "reference_numbers.json").read_text())["token_merging"]["tome_vit_s_video"]
 
 
 @pytest.mark.parametrize("r", [0, 32, 100, 130])

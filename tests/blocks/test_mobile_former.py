@@ -267,7 +267,7 @@ from pathlib import Path  # noqa: E402
 
 from explorer.blocks.mobile_former import ChannelShuffle, ConvBlock, MobileBlock3, MobileFormerHead  # noqa: E402
 
-REFERENCE = json.loads(Path("/work/shared/reference/reference_numbers.json").read_text())["models"]
+REFERENCE = json.loads((Path(__file__).parents[1] / "data" / "reference_numbers.json").read_text())["models"]
 RELEASED = ["mobile_former_508m", "mobile_former_151m", "mobile_former_96m", "mobile_former_26m"]
 
 

@@ -12,7 +12,7 @@ from explorer.models import build, preset
 
 
 def chunk_fc_reference(fc: ChunkFC, x: torch.Tensor) -> torch.Tensor:
-    """Loop form of §3.1: flatten the frame (row- or column-major), cut L-token chunks, per (chunk, group) build
+    """Loop form of the chunked FC: flatten the frame (row- or column-major), cut L-token chunks, per (chunk, group) build
     ``v[i·S + j] = x[token i of the chunk, channel kS + j]``, apply W, scatter back."""
     b, h, w, c = x.shape
     length, s = fc.chunk_len, c // fc.chunk_len
@@ -32,7 +32,7 @@ def chunk_fc_reference(fc: ChunkFC, x: torch.Tensor) -> torch.Tensor:
 
 
 def temporal_reference(fc: MorphFCTemporal, x: torch.Tensor) -> torch.Tensor:
-    """Loop form of §3.3: per location and group, the frame-major T'·S_t vector through W_t, then proj."""
+    """Loop form of MorphFC_t: per location and group, the frame-major T'·S_t vector through W_t, then proj."""
     b, t, h, w, c = x.shape
     s = c // fc.groups
     out = torch.empty_like(x)
@@ -89,7 +89,7 @@ def test_stage2_3_block_params_match_the_release(dim, grid, length, groups, para
     b = MorphMLPBlock(dim, grid, length, groups)
     assert count_params(b) == params
     if groups == grid[0]:
-        assert params == 13 * dim**2 + 19.25 * dim  # §3.8
+        assert params == 13 * dim**2 + 19.25 * dim  # counted by hand from the released block's layers
 
 
 def test_32_frame_stage3_block_flops():

@@ -1,4 +1,4 @@
-"""Leakage checks (reference/proxy_data.md §2.4): order-agnostic models stay at their bound on the temporal tasks,
+"""Leakage checks (docs/proxy_tasks.md, leakage checks): order-agnostic models stay at their bound on the temporal tasks,
 a deliberately leaking generator is caught, and shuffling test frames hurts a temporal model on T-rev only."""
 
 import pytest

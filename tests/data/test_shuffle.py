@@ -1,4 +1,4 @@
-"""Shuffled-frames leakage check (reference/proxy_data.md §2.4 item 2, issue 6 item 3): a temporal model trained on
+"""Shuffled-frames leakage check (docs/proxy_tasks.md, leakage check 2, issue 6 item 3): a temporal model trained on
 T-rev loses its order information when the frames of the test clips are permuted (its direction accuracy falls to the
 order-blind bound of 1/2, its 12-way accuracy drops by far), while the same kind of model trained on the appearance
 task A keeps its accuracy: A is solvable from any single frame, T-rev is not."""
