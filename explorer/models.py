@@ -156,6 +156,9 @@ class TubeletStem(nn.Module):
         if self.pos_embed is not None:
             trunc_normal_(self.pos_embed, std=0.02)
 
+    def no_weight_decay(self) -> set[str]:
+        return {"pos_embed"} if self.pos_embed is not None else set()
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.proj(x).permute(0, 2, 3, 4, 1)
         return x + self.pos_embed if self.pos_embed is not None else x
@@ -334,6 +337,17 @@ class VideoBackbone(nn.Module):
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_tokens(x)[0]
+
+    @torch.jit.ignore
+    def no_weight_decay(self) -> set[str]:
+        """Names of the parameters weight decay must not touch (timm's contract, read by
+        ``timm.optim.create_optimizer_v2``): position embeddings, LRPE tables, the global-token embedding, as each
+        module that owns one declares. timm also exempts every 1-D parameter (norms, biases) by itself."""
+        names = set()
+        for prefix, module in self.named_modules():
+            if module is not self and hasattr(module, "no_weight_decay"):
+                names |= {f"{prefix}.{name}" for name in module.no_weight_decay()}
+        return names
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x, state, z = self._run(x)

@@ -24,6 +24,11 @@ class TrainConfig:
     lr: float = 3e-3
     weight_decay: float = 0.05
     warmup_frac: float = 0.1
+    warmup_steps: int | None = None  # when set, the warm-up length in optimiser steps (overrides warmup_frac)
+    # timm's parameter groups: no decay on 1-D parameters (norms, biases) and on what the model's
+    # no_weight_decay() names (position embeddings, LRPE tables, global-token embeddings)
+    filter_decay: bool = False
+    clip_grad: float | None = None  # clip the gradients' global L2 norm to this value
     label_smoothing: float = 0.0
     seed: int = 0
     threads: int = 1  # torch intra-op threads: the trial's CPU share
@@ -77,6 +82,21 @@ def _lr_at(step: int, total: int, warmup: int) -> float:
     return 0.5 * (1 + math.cos(math.pi * progress))
 
 
+def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    """AdamW through timm's factory, which builds the decay / no-decay parameter groups when ``filter_decay``."""
+    from timm.optim import create_optimizer_v2
+
+    # given the module, timm also reads its no_weight_decay(); without filtering, every parameter decays
+    params = model if cfg.filter_decay else model.parameters()
+    return create_optimizer_v2(params, "adamw", lr=cfg.lr, weight_decay=cfg.weight_decay,
+                               filter_bias_and_bn=cfg.filter_decay)
+
+
+def warmup_length(cfg: TrainConfig, total: int) -> int:
+    return max(min(cfg.warmup_steps, total), 1) if cfg.warmup_steps is not None else \
+        max(int(total * cfg.warmup_frac), 1)
+
+
 def train_epochs(model: nn.Module, data, cfg: TrainConfig) -> Iterator[EpochResult]:
     """Train ``model`` on ``data`` (a ``ProxyData``), yielding held-out accuracy after every epoch.
 
@@ -88,12 +108,12 @@ def train_epochs(model: nn.Module, data, cfg: TrainConfig) -> Iterator[EpochResu
     torch.manual_seed(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
     model.to(cfg.device)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    opt = make_optimizer(model, cfg)
     n = len(data.train_x)
     steps_per_epoch = max(n // cfg.batch_size, 1)  # drop the ragged last batch (BatchNorm on tiny batches)
     total = steps_per_epoch * cfg.epochs
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: _lr_at(s, total, max(int(total * cfg.warmup_frac), 1)))
+    warmup = warmup_length(cfg, total)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: _lr_at(s, total, warmup))
     elapsed = 0.0
     for epoch in range(1, cfg.epochs + 1):
         start = time.perf_counter()
@@ -110,6 +130,8 @@ def train_epochs(model: nn.Module, data, cfg: TrainConfig) -> Iterator[EpochResu
                 raise FloatingPointError(f"loss became {loss.item()} at epoch {epoch}, step {step}")
             opt.zero_grad(set_to_none=True)
             loss.backward()
+            if cfg.clip_grad is not None:
+                nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_grad)
             opt.step()
             sched.step()
             loss_sum += loss.item()

@@ -64,3 +64,40 @@ def test_cuda_training_with_bf16_autocast_matches_the_cpu_closely(smoke):
     assert 0.0 <= gpu[0].accuracy <= 1.0
     # same seed, same batches: bf16 moves the loss a little, not a lot
     assert gpu[0].train_loss == pytest.approx(cpu[0].train_loss, rel=0.05)
+
+
+@pytest.mark.parametrize("name, exempt", [("vit_tiny_sttm", {"stem.pos_embed"}),
+                                          ("mobile_former_tiny", {"global_tokens.embed"}),
+                                          ("posmlp_tiny", {f"stages.{i}.0.{axis}.unit.mix.table"
+                                                           for i in (0, 1) for axis in ("spatial", "temporal")})])
+def test_no_weight_decay_names_every_learned_embedding(name, exempt):
+    from explorer.models import build
+
+    model = build(preset(name))
+    assert model.no_weight_decay() == exempt
+    assert exempt <= dict(model.named_parameters()).keys()
+
+
+def test_filter_decay_exempts_norms_biases_and_embeddings():
+    from explorer.models import build
+    from explorer.train import make_optimizer
+
+    model = build(preset("vit_tiny_sttm"))
+    names = {id(p): n for n, p in model.named_parameters()}
+    groups = {g["weight_decay"]: {names[id(p)] for p in g["params"]} for g in
+              make_optimizer(model, TrainConfig(filter_decay=True, weight_decay=0.05)).param_groups}
+    expected = {n for n, p in model.named_parameters() if p.ndim <= 1} | {"stem.pos_embed"}
+    assert groups[0.0] == expected
+    assert groups[0.05] == set(names.values()) - expected
+    assert all("weight" in n and "norm" not in n for n in groups[0.05])
+    plain = make_optimizer(model, TrainConfig(weight_decay=0.05)).param_groups
+    assert len(plain) == 1 and plain[0]["weight_decay"] == 0.05  # the default decays every parameter, as before
+
+
+def test_gradient_clipping_and_warmup_steps_change_training_deterministically(smoke):
+    arch = preset("conv3d_tiny")
+    plain = train_arch(arch, smoke, TrainConfig(epochs=1, seed=0, threads=1))
+    clipped = [train_arch(arch, smoke, TrainConfig(epochs=1, seed=0, threads=1, clip_grad=0.05, warmup_steps=2))
+               for _ in range(2)]
+    assert clipped[0][0].train_loss == clipped[1][0].train_loss
+    assert clipped[0][0].train_loss != plain[0].train_loss

@@ -130,6 +130,19 @@ class FocalContext(nn.Module):
         return self.h(self.unfold(aggregate, shape))
 
 
+def release_modulator_init(h: nn.Linear) -> None:
+    """The modulator ``h`` at the release's initialisation.
+
+    In the released code ``h`` is a 1×1 convolution (``Conv2d`` spatial, ``Conv1d`` temporal) and the model's
+    truncated-normal init touches only ``nn.Linear`` layers, so ``h`` keeps PyTorch's default: kaiming-uniform
+    weights (std 1/√(3C)) and a uniform bias in ±1/√C, the same distribution ``nn.Linear.reset_parameters`` draws.
+    Ours is a ``Linear`` (channels-last); given σ = 0.02 and a zero bias instead, ``Q ⊙ M_s ⊙ M_t`` starts at
+    ~1e-9 of its input at proxy widths and the focal convs' gradients (~1e-12) sit far below AdamW's ε (1e-8),
+    so the modulation never leaves zero in a short training.
+    """
+    h.reset_parameters()
+
+
 class FocalModulation(nn.Module):
     """``Y = (Q ⊙ Π_b M_b) W_o + b_o`` with one query and the context branches ``axes``.
 
@@ -181,6 +194,9 @@ class FocalBlock(nn.Module):
         self.mlp = Mlp(dim, hidden_features=int(dim * mlp_ratio))
         self.drop_path = drop_path_or_identity(drop_path)
         self.apply(init_linear)
+        for modulation in self.modulations:
+            for context in modulation.contexts:
+                release_modulator_init(context.h)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, T, H, W, C)
         for norm, modulation in zip(self.norms, self.modulations):

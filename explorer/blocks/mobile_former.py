@@ -335,6 +335,10 @@ class GlobalTokens(nn.Module):
         self.embed = nn.Parameter(torch.zeros(num, width))
         trunc_normal_(self.embed, std=1.0 / math.sqrt(width))
 
+    def no_weight_decay(self) -> set[str]:
+        # learned inputs, not weights of a map: decay would shrink the tokens every block reads
+        return {"embed"}
+
     def forward(self, batch: int) -> torch.Tensor:
         return self.embed.expand(batch, -1, -1)
 

@@ -69,6 +69,10 @@ class LearnedRelativePositionMixing(nn.Module):
         self.table = nn.Parameter(torch.zeros(rows, groups))
         self.token_bias = nn.Parameter(torch.zeros(self.num_tokens))
 
+    def no_weight_decay(self) -> set[str]:
+        # a position-encoding table: decaying it pulls every relative offset towards "no mixing"
+        return {"table"}
+
     def forward(self, u: torch.Tensor) -> torch.Tensor:  # (B', N, C)
         b, n, c = u.shape
         g = self.groups

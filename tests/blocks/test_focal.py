@@ -1,4 +1,5 @@
-"""Video-FocalNets against the released models' numbers (tests/data/reference_numbers.json) and the focal-modulation formula (docs/seed_blocks.md)."""
+"""Video-FocalNets against the released models' numbers (tests/data/reference_numbers.json), the focal-modulation
+formula (docs/seed_blocks.md) and the release's initialisation."""
 
 import pytest
 import torch
@@ -293,3 +294,32 @@ def test_focal_tiny_preset():
     assert arch.stages[0].mixer.options == FocalOptions().model_dump()
     model = build(arch)
     assert model(example_input(arch, 2)).shape == (2, 12)
+
+
+@pytest.mark.parametrize("combination", COMBINATIONS)
+def test_modulator_starts_at_the_release_init(combination):
+    """The release's ``h`` is a 1×1 conv left at PyTorch's default init by its Linear-only init: weight std
+    1/√(3C) and a non-zero uniform bias in ±1/√C. (At σ = 0.02 and zero bias the modulation starts frozen.)"""
+    dim = 64
+    torch.manual_seed(0)
+    block = _block(dim=dim, combination=combination)
+    for modulation in block.modulations:
+        for context in modulation.contexts:
+            assert context.h.weight.std().item() == pytest.approx((3 * dim) ** -0.5, rel=0.1)
+            assert 0 < context.h.bias.abs().max().item() <= dim ** -0.5
+            assert context.h.bias.std().item() == pytest.approx((3 * dim) ** -0.5, rel=0.3)
+
+
+@pytest.mark.parametrize("combination", ["parallel", "serial"])
+def test_modulation_is_alive_at_init(combination):
+    """A unit-variance clip gives a modulation output of ~1e-4 of its input at proxy width (C = 32), not ~1e-9,
+    and the focal convs get gradients (~1e-9) that AdamW's ε (1e-8) does not swamp by orders of magnitude."""
+    torch.manual_seed(0)
+    block = _block(dim=32, combination=combination)
+    x = torch.randn(4, 4, 6, 6, 32)
+    out = block.modulations[0](block.norms[0](x))
+    assert out.pow(2).mean().sqrt().item() > 1e-5
+    out.mul(torch.randn_like(out)).mean().backward()
+    conv_grads = [m.weight.grad.abs().max().item() for m in block.modulations[0].modules()
+                  if isinstance(m, (torch.nn.Conv2d, torch.nn.Conv3d))]
+    assert min(conv_grads) > 1e-11

@@ -1,0 +1,172 @@
+"""Why do some seed families not learn on the proxy? Train named (model variant, recipe variant) pairs on a synthvid
+task and record held-out (test) accuracy after every epoch, one process and one torch thread per run (as a search
+trial). Every finished run is appended to ``--out`` (JSONL) and skipped on restart.
+
+    nice -n 10 .venv/bin/python experiments/proxy_recipe/diagnose.py --workers 2 --out RESULTS.jsonl \\
+        --models focal_tiny posmlp_tiny --recipes old filter_decay --task a --epochs 3 --seeds 0
+    .venv/bin/python experiments/proxy_recipe/diagnose.py --out RESULTS.jsonl --table    # print what is there
+
+Model variants are presets, or presets changed in one named way (see ``MODELS``); recipe variants are
+``TrainConfig`` overrides (see ``RECIPES``). Both are defined here so each hypothesis is one name in the README.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import multiprocessing as mp
+import os
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+
+def _vit_plain(depth: int = 2, width: int = 32, heads: int = 2, space_time: str = "joint") -> dict:
+    from explorer.blocks import preset_spec
+
+    spec = preset_spec("vit_tiny_sttm")
+    stage = spec["stages"][0]
+    stage.update(depth=depth, width=width)
+    stage.pop("merge", None)
+    stage["mixer"]["options"].update(heads=heads, space_time=space_time)
+    return spec
+
+
+def _with_merge(spec: dict, merge: dict) -> dict:
+    spec = copy.deepcopy(spec)
+    spec["stages"][0]["merge"] = merge
+    return spec
+
+
+def _focal(combination: str) -> dict:
+    from explorer.blocks import preset_spec
+
+    spec = preset_spec("focal_tiny")
+    for stage in spec["stages"]:
+        stage["mixer"]["options"]["combination"] = combination
+    return spec
+
+
+def _conv_stem(spec: dict) -> dict:
+    """The same stages behind the two-conv 3-D stem of PosMLP-Video/MorphMLP (conv 3×3/2, BN, GELU, conv 3×3/2)."""
+    spec = copy.deepcopy(spec)
+    spec["stem"] = {"kind": "conv", "patch": 4, "temporal_kernel": 1, "temporal_stride": 1}
+    return spec
+
+
+def _preset(name: str) -> Callable[[], dict]:
+    def spec() -> dict:
+        from explorer.blocks import preset_spec
+
+        return preset_spec(name)
+    return spec
+
+
+MODELS: dict[str, Callable[[], dict]] = {
+    **{name: _preset(name) for name in ("conv3d_tiny", "frame2d_tiny", "posmlp_tiny", "morphmlp_tiny",
+                                        "focal_tiny", "mobile_former_tiny")},
+    "focal_serial": lambda: _focal("serial"),
+    "focal_spatial_only": lambda: _focal("spatial_only"),
+    "focal_conv_stem": lambda: _conv_stem(_focal("parallel")),
+    "vit_joint": lambda: _vit_plain(),
+    "vit_divided": lambda: _vit_plain(space_time="divided"),
+    "vit_tome": lambda: _with_merge(_vit_plain(), {"method": "tome", "r": 16}),
+    "vit_sttm": lambda: _with_merge(_vit_plain(), {"method": "sttm", "ratio": 0.5, "layers": [1]}),
+}
+
+def _sigma02_modulator(model) -> None:
+    """Focal modulation as before the fix: the modulator ``h`` at trunc-normal σ = 0.02 with a zero bias."""
+    from explorer.blocks.focal import FocalContext
+    from explorer.blocks.layers import init_linear
+
+    for module in model.modules():
+        if isinstance(module, FocalContext):
+            init_linear(module.h)
+
+
+# changes made to a built model before training (initialisation hypotheses)
+MODEL_INITS: dict[str, Callable[[Any], None]] = {"focal_sigma02_h": _sigma02_modulator}
+MODELS["focal_sigma02_h"] = _preset("focal_tiny")
+
+RECIPES: dict[str, dict[str, Any]] = {
+    "old": {},  # AdamW lr 3e-3, weight decay 0.05 on every parameter, 10 % linear warm-up, cosine, batch 32
+    "filter_decay": {"filter_decay": True},
+    "filter_clip": {"filter_decay": True, "clip_grad": 1.0},
+    "lr1e-3": {"lr": 1e-3},
+    "filter_lr1e-3": {"filter_decay": True, "lr": 1e-3},
+    "no_decay": {"weight_decay": 0.0},
+    "warmup20": {"filter_decay": True, "warmup_steps": 20},
+}
+
+
+def _run(job: tuple[str, str, str, str, int, int]) -> dict:
+    model_name, recipe_name, task, preset, epochs, seed = job
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    import torch
+
+    torch.set_num_threads(1)
+    from explorer.arch import Arch
+    from explorer.data.tasks import TaskConfig, load_task
+    from explorer.models import build
+    from explorer.train import TrainConfig, train_epochs
+
+    data = load_task(TaskConfig(name=task, preset=preset, seed=0))
+    spec = MODELS[model_name]()
+    spec["input"].update(num_classes=data.num_classes)
+    arch = Arch.from_dict(spec)
+    cfg = TrainConfig(**{"epochs": epochs, "seed": seed, "threads": 1, **RECIPES[recipe_name]})
+    start = time.perf_counter()
+    torch.manual_seed(seed)
+    model = build(arch)
+    if model_name in MODEL_INITS:
+        MODEL_INITS[model_name](model)
+    results = list(train_epochs(model, data, cfg))
+    return {"model": model_name, "recipe": recipe_name, "task": task, "preset": preset, "epochs": epochs,
+            "seed": seed, "accuracy": [round(r.accuracy, 4) for r in results],
+            "train_loss": [round(r.train_loss, 4) for r in results], "seconds": round(time.perf_counter() - start, 1)}
+
+
+def _key(row: dict) -> tuple:
+    return row["model"], row["recipe"], row["task"], row["preset"], row["epochs"], row["seed"]
+
+
+def _table(rows: list[dict]) -> str:
+    lines = ["| model | recipe | task | epochs | seed | top-1 after each epoch (%) | final loss | s |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in sorted(rows, key=_key):
+        acc = " ".join(f"{100 * a:.0f}" for a in r["accuracy"])
+        lines.append(f"| {r['model']} | {r['recipe']} | {r['task']}/{r['preset']} | {r['epochs']} | {r['seed']} | "
+                     f"{acc} | {r['train_loss'][-1]:.2f} | {r['seconds']:.0f} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--models", nargs="+", default=["focal_tiny"], choices=sorted(MODELS))
+    parser.add_argument("--recipes", nargs="+", default=["old"], choices=sorted(RECIPES))
+    parser.add_argument("--task", default="trev")
+    parser.add_argument("--preset", default="demo")
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--table", action="store_true", help="print the table of --out and exit")
+    args = parser.parse_args()
+    rows = [json.loads(line) for line in args.out.read_text().splitlines()] if args.out.exists() else []
+    if args.table:
+        print(_table(rows))
+        return
+    done = {_key(r) for r in rows}
+    jobs = [(m, r, args.task, args.preset, args.epochs, s) for m in args.models for r in args.recipes
+            for s in args.seeds if (m, r, args.task, args.preset, args.epochs, s) not in done]
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    with mp.get_context("spawn").Pool(args.workers, maxtasksperchild=1) as pool, args.out.open("a") as out:
+        for row in pool.imap_unordered(_run, jobs):
+            out.write(json.dumps(row) + "\n")
+            out.flush()
+            print(_table([row]).splitlines()[-1], flush=True)
+
+
+if __name__ == "__main__":
+    main()
