@@ -23,7 +23,8 @@ STATUS_COMPLETE = "COMPLETE"
 STATUS_FAILED = "FAILED"
 STATUS_INFEASIBLE = "INFEASIBLE"
 PARAM_PREFIX = "param."
-METRIC_COLUMNS = ("accuracy", "gflops", "params_m", "latency_ms")
+# accuracy is what selection used (validation in a search); test_accuracy is shown beside it, never selected on
+METRIC_COLUMNS = ("accuracy", "test_accuracy", "gflops", "params_m", "latency_ms")
 # Columns that are text even when every value looks like a number (an arch hash can be all digits, or "1e5...").
 TEXT_COLUMNS = ("trial_id", "status", "error", "arch_hash", "arch_summary", "arch_json")
 

@@ -25,7 +25,8 @@ import dataclasses
 
 import torch
 import torch.nn as nn
-from timm.layers import trunc_normal_
+from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
+from timm.layers import calculate_drop_path_rates, trunc_normal_
 
 from explorer.arch import (
     Arch,
@@ -278,7 +279,7 @@ class VideoBackbone(nn.Module):
         stem_width = arch.stem.width or widths[0]
         self.stem = make_stem(arch, stem_width)
         total = sum(s.depth for s in arch.stages)
-        rates = torch.linspace(0, arch.drop_path_rate, total).tolist() if total > 1 else [0.0]
+        rates = calculate_drop_path_rates(arch.drop_path_rate, total) if total > 1 else [0.0]
         self.downs = nn.ModuleList()
         self.stages = nn.ModuleList()
         k = 0
@@ -301,14 +302,18 @@ class VideoBackbone(nn.Module):
                 self.stages.append(SetStage(blocks, stage.width, grid, stage.merge))
             else:
                 self.stages.append(nn.Sequential(*blocks))
+        self.grad_checkpointing = False
         carried = [_tokens(s) for s in arch.stages if _tokens(s)[0]]
         self.global_tokens = GlobalTokens(*carried[0]) if carried else None  # one set, carried through
+        self.num_classes = arch.input.num_classes
         if arch.head.pool == "mobile_former":
             self.norm = None
             self.head = MobileFormerHead(widths[-1], _tokens(arch.stages[-1])[1], arch.head.hidden,
                                          arch.head.expansion, arch.input.num_classes, arch.head.dropout,
                                          groups=arch.head.groups)
+            self.num_features = self.head_hidden_size = arch.head.hidden
             return
+        self.num_features = self.head_hidden_size = widths[-1]
         self.norm = nn.LayerNorm(widths[-1])
         self.head_drop = nn.Dropout(arch.head.dropout)
         self.head = nn.Linear(widths[-1], arch.input.num_classes)
@@ -327,7 +332,9 @@ class VideoBackbone(nn.Module):
         state = None
         for down, stage in zip(self.downs, self.stages):
             x = down(x)
-            if isinstance(stage, TokenStage):
+            if self.grad_checkpointing and torch.is_grad_enabled():
+                x, state, z = self._checkpointed(stage, x, state, z)
+            elif isinstance(stage, TokenStage):
                 x, z = stage(x, z)
             elif isinstance(stage, SetStage):
                 x, state = stage(x)
@@ -349,10 +356,29 @@ class VideoBackbone(nn.Module):
                 names |= {f"{prefix}.{name}" for name in module.no_weight_decay()}
         return names
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x, state, z = self._run(x)
+    @staticmethod
+    def _checkpointed(stage: nn.Module, x: torch.Tensor, state: TokenState | None, z: torch.Tensor | None):
+        """One stage under activation checkpointing (recomputed in the backward pass to save memory)."""
+        from torch.utils.checkpoint import checkpoint
+
+        if isinstance(stage, TokenStage):
+            x, z = checkpoint(stage, x, z, use_reentrant=False)
+        elif isinstance(stage, SetStage):
+            x, state = checkpoint(stage, x, use_reentrant=False)
+        else:
+            x = checkpoint(stage, x, use_reentrant=False)
+        return x, state, z
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False, state: TokenState | None = None,
+                     tokens: torch.Tensor | None = None) -> torch.Tensor:
+        """timm's head contract on ``forward_features`` output: norm, pool, (dropout,) classifier; ``pre_logits``
+        stops before the classifier. A merged token set pools size-weighted only when given its ``state``, and the
+        Mobile-Former head needs the global ``tokens``: ``forward`` passes both (``forward_tokens`` returns the
+        state)."""
         if self.norm is None:  # Mobile-Former head: features and global tokens
-            return self.head(x, z)
+            if tokens is None:
+                raise ValueError("the Mobile-Former head reads the global tokens: pass tokens=, or call the model")
+            return self.head.pre_logits(x, tokens) if pre_logits else self.head(x, tokens)
         x = self.norm(x)
         if x.dim() == 5:
             x = x.mean(dim=(1, 2, 3))
@@ -360,7 +386,34 @@ class VideoBackbone(nn.Module):
             x = (x * state.size).sum(dim=1) / state.size.sum(dim=1)  # ToMe (MAE/video): Σ s·x / Σ s
         else:
             x = x.mean(dim=1)
-        return self.head(self.head_drop(x))
+        x = self.head_drop(x)
+        return x if pre_logits else self.head(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x, state, z = self._run(x)
+        return self.forward_head(x, state=state, tokens=z)
+
+    def get_classifier(self) -> nn.Module:
+        return self.head.classifier if self.norm is None else self.head
+
+    def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
+        """A new, freshly initialised classifier for ``num_classes`` (0: an identity, features out); the spec
+        follows (for num_classes > 0) so cost and export describe the new model. ``global_pool`` is accepted for timm's signature; the
+        pooling is part of the spec."""
+        head = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
+        if isinstance(head, nn.Linear):
+            init_linear(head)
+        if self.norm is None:
+            self.head.classifier = head
+        else:
+            self.head = head
+        self.num_classes = num_classes
+        if num_classes > 0:  # a spec always has a classifier; a feature extractor keeps the old one's
+            self.arch = self.arch.replace(input=dataclasses.replace(self.arch.input, num_classes=num_classes))
+
+    @torch.jit.ignore
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        self.grad_checkpointing = enable
 
     @property
     def size_weighted_pool(self) -> bool:
@@ -383,22 +436,46 @@ def preset_names() -> list[str]:
     return registered_presets()
 
 
+# the name of the first conv of each stem kind (timm's ``first_conv``: what adapting ``in_chans`` would change)
+_FIRST_CONV = {"conv": "stem.proj.0", "frame_patch": "stem.proj", "tubelet": "stem.proj", "single_conv": "stem.proj.0"}
+
+
+def default_cfg(arch: Arch) -> dict:
+    """timm's pretrained config for a preset: the clip shape ``(C, T, H, W)`` as ``input_size`` (so
+    ``timm.data.resolve_data_config(model=m)`` gives it), the ImageNet mean/std the released video models are
+    trained with, the classifier's name; no weights (``url`` empty)."""
+    shape = arch.input
+    return {"url": "", "num_classes": shape.num_classes,
+            "input_size": (shape.in_chans, shape.frames, shape.resolution, shape.resolution),
+            "pool_size": None, "crop_pct": 1.0, "interpolation": "bicubic", "fixed_input_size": True,
+            "mean": IMAGENET_DEFAULT_MEAN, "std": IMAGENET_DEFAULT_STD,
+            "first_conv": _FIRST_CONV.get(arch.stem.kind, "stem"),
+            "classifier": "head.classifier" if arch.head.pool == "mobile_former" else "head"}
+
+
 def _timm_entry(name: str):
     """A timm model function for a preset: ``num_classes`` and ``drop_path_rate`` override the spec."""
 
     def create(pretrained: bool = False, **kwargs) -> VideoBackbone:
+        from timm.models import get_pretrained_cfg
+
         if pretrained:
             raise ValueError(f"{name}: the explorer ships no pretrained weights")
-        for key in ("pretrained_cfg", "pretrained_cfg_overlay", "cache_dir"):
-            kwargs.pop(key, None)
         arch = preset(name)
         if "num_classes" in kwargs:
             arch = arch.replace(input=dataclasses.replace(arch.input, num_classes=int(kwargs.pop("num_classes"))))
         if "drop_path_rate" in kwargs:
             arch = arch.replace(drop_path_rate=float(kwargs.pop("drop_path_rate")))
+        kwargs.pop("cache_dir", None)
+        cfg = kwargs.pop("pretrained_cfg", None) or get_pretrained_cfg(name).to_dict()
+        cfg = {**cfg, **(kwargs.pop("pretrained_cfg_overlay", None) or {})}
         if kwargs:
             raise TypeError(f"{name}: unsupported arguments {sorted(kwargs)}")
-        return build(arch)
+        # what timm's build_model_with_cfg does without weights; it cannot be used itself, as it asserts a
+        # 3-entry (C, H, W) input_size where a clip has (C, T, H, W)
+        model = build(arch)
+        model.pretrained_cfg = model.default_cfg = cfg
+        return model
 
     create.__name__ = create.__qualname__ = name
     create.__module__ = __name__
@@ -406,16 +483,20 @@ def _timm_entry(name: str):
     return create
 
 
-def register_timm_models() -> list[str]:
-    """Register every preset with timm's model registry (idempotent); returns the names added."""
-    from timm.models import is_model, register_model
+# timm's register_model reads the pretrained configs from the registering module's ``default_cfgs``
+default_cfgs: dict = {}
 
-    added = []
-    for name in preset_names():
-        if not is_model(name):
-            register_model(_timm_entry(name))
-            added.append(name)
-    return added
+
+def register_timm_models() -> list[str]:
+    """Register every preset with timm's model registry, with its default config (idempotent); returns the
+    names added. Called once at the end of this module's import."""
+    from timm.models import generate_default_cfgs, is_model, register_model
+
+    names = [name for name in preset_names() if not is_model(name)]
+    default_cfgs.update(generate_default_cfgs({name: default_cfg(preset(name)) for name in names}))
+    for name in names:
+        register_model(_timm_entry(name))
+    return names
 
 
 register_timm_models()

@@ -37,12 +37,17 @@ class Infeasible(RuntimeError):
 _DATA_CACHE: dict[tuple, Any] = {}  # per worker process: reused actors load the task once
 
 
+# Share of every class's training clips held out for validation: the sampler, ASHA and the front see validation
+# accuracy only; test accuracy is recorded beside it and never drives a decision.
+VAL_FRACTION = 0.2
+
+
 def _task_data(space: SearchSpace):
-    from explorer.data import load_task
+    from explorer.data import load_task, with_validation
 
     key = space.task.model_dump_json()
     if key not in _DATA_CACHE:
-        _DATA_CACHE[key] = load_task(space.task)
+        _DATA_CACHE[key] = with_validation(load_task(space.task), VAL_FRACTION, seed=space.task.seed)
     return _DATA_CACHE[key]
 
 
@@ -180,7 +185,8 @@ def _train_or_replay(config: dict[str, Any], space: SearchSpace, cache: Path, st
                             seed=space.task.seed, threads=threads, device=_trial_device(space))
     reports = []
     for result in train_epochs(model, data, train_cfg):
-        reports.append({"accuracy": result.accuracy, **cost, "cost_json": json.dumps(breakdown),
+        reports.append({"accuracy": result.accuracy, "val_accuracy": result.accuracy,
+                        "test_accuracy": result.test_accuracy, **cost, "cost_json": json.dumps(breakdown),
                         "train_loss": result.train_loss, "epoch": result.epoch,
                         "train_time_s": result.train_time_s, "cached": 0.0})
         tune.report({**reports[-1], **where, "trial_time_s": time.perf_counter() - started})
@@ -345,7 +351,7 @@ def _status(error: BaseException | None) -> str:
     return "INFEASIBLE" if isinstance(getattr(error, "cause", None) or error, Infeasible) else "FAILED"
 
 
-_METRIC_COLUMNS = ("accuracy", "gflops", "params_m", "latency_ms", "predicted_latency_ms", "throughput",
+_METRIC_COLUMNS = ("accuracy", "val_accuracy", "test_accuracy", "gflops", "params_m", "latency_ms", "predicted_latency_ms", "throughput",
                    "peak_mem_mb", "train_time_s", "trial_time_s", "train_loss")
 _HISTORY_KEYS = ("epoch", *_METRIC_COLUMNS)
 
@@ -497,7 +503,8 @@ def _searcher(space: SearchSpace, run_dir: Path):
     points = [dict(p) for p in (getattr(space, "seed_points", None) or [])]
     searcher = RecordingOptunaSearch(space=functools.partial(_define_by_run, space), metric=space.metric_names,
                                      mode=space.modes, sampler=_sampler(space), study_name=run_dir.name,
-                                     storage=storage, points_to_evaluate=points or None)
+                                     storage=storage, points_to_evaluate=points or None,
+                                     epochs=space.budget.epochs)
     return ConcurrencyLimiter(searcher, max_concurrent=space.budget.concurrency)
 
 

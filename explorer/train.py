@@ -39,9 +39,11 @@ class TrainConfig:
 @dataclass(frozen=True)
 class EpochResult:
     epoch: int
-    accuracy: float  # held-out top-1 in [0, 1]
+    # top-1 in [0, 1] that selection uses: on the validation split when the data has one, else on the test split
+    accuracy: float
     train_loss: float
     train_time_s: float  # cumulative time spent training and evaluating, data generation excluded
+    test_accuracy: float | None = None  # on the test split, reported beside a validation accuracy
 
 
 def to_input(clips: torch.Tensor, device: str | torch.device = "cpu") -> torch.Tensor:
@@ -98,7 +100,8 @@ def warmup_length(cfg: TrainConfig, total: int) -> int:
 
 
 def train_epochs(model: nn.Module, data, cfg: TrainConfig) -> Iterator[EpochResult]:
-    """Train ``model`` on ``data`` (a ``ProxyData``), yielding held-out accuracy after every epoch.
+    """Train ``model`` on ``data`` (a ``ProxyData``), yielding held-out accuracy after every epoch: validation
+    accuracy (and test accuracy beside it) when ``data`` has a validation split, else test accuracy.
 
     Raises ``FloatingPointError`` when the loss stops being finite, so a search records the trial as failed.
     """
@@ -135,9 +138,12 @@ def train_epochs(model: nn.Module, data, cfg: TrainConfig) -> Iterator[EpochResu
             opt.step()
             sched.step()
             loss_sum += loss.item()
-        acc = evaluate(model, data.test_x, data.test_y, device=cfg.device, amp=cfg.amp)
+        test_acc = evaluate(model, data.test_x, data.test_y, device=cfg.device, amp=cfg.amp)
+        val_x = getattr(data, "val_x", None)
+        acc = test_acc if val_x is None else evaluate(model, val_x, data.val_y, device=cfg.device, amp=cfg.amp)
         elapsed += time.perf_counter() - start
-        yield EpochResult(epoch, acc, loss_sum / steps_per_epoch, elapsed)
+        yield EpochResult(epoch, acc, loss_sum / steps_per_epoch, elapsed,
+                          test_accuracy=None if val_x is None else test_acc)
 
 
 def train_arch(arch: Arch, data, cfg: TrainConfig,

@@ -38,3 +38,62 @@ def test_every_preset_is_valid_and_listed():
     for name in preset_names():
         assert timm.is_model(name)
         preset(name)  # validates against the registry
+
+
+def test_timm_data_config_gives_the_clip_shape():
+    """timm's model contract: the preset's default config carries the clip (C, T, H, W) and the classifier."""
+    import timm
+    from timm.data import resolve_data_config
+
+    m = timm.create_model("video_focalnet_t", num_classes=174)
+    config = resolve_data_config(model=m)
+    assert config["input_size"] == (3, 8, 224, 224)
+    assert config["mean"] == pytest.approx((0.485, 0.456, 0.406)) and config["crop_pct"] == 1.0
+    assert m.pretrained_cfg["classifier"] == "head" and m.get_classifier() is m.head
+    assert (m.num_classes, m.num_features, m.get_classifier().out_features) == (174, 768, 174)
+    assert resolve_data_config(model=timm.create_model("mobile_former_tiny"))["input_size"] == (3, 8, 32, 32)
+
+
+@pytest.mark.parametrize("name", ["focal_tiny", "vit_tiny_tome", "mobile_former_tiny", "posmlp_tiny",
+                                  "mobile_former_26m"])
+def test_forward_head_and_reset_classifier(name):
+    import timm
+
+    torch.manual_seed(0)
+    m = timm.create_model(name).eval()
+    shape = m.arch.input
+    x = torch.randn(2, shape.in_chans, shape.frames, shape.resolution, shape.resolution)
+    features, state = m.forward_tokens(x)
+    if m.norm is not None:
+        assert torch.equal(m.forward_head(m.forward_features(x), state=state), m(x))
+        assert m.forward_head(features, pre_logits=True, state=state).shape == (2, m.num_features)
+    else:  # the Mobile-Former head reads the tokens as the last stage left them
+        _, _, z = m._run(x)
+        assert torch.equal(m.forward_head(features, tokens=z), m(x))
+        with pytest.raises(ValueError, match="global tokens"):
+            m.forward_head(features)
+    m.reset_classifier(5)
+    assert m(x).shape == (2, 5) and m.num_classes == 5 and m.arch.input.num_classes == 5
+    assert m.get_classifier().out_features == 5
+    m.reset_classifier(0)
+    assert m(x).shape == (2, m.num_features)
+
+
+@pytest.mark.parametrize("name", ["focal_tiny", "vit_tiny_sttm", "mobile_former_tiny"])
+def test_grad_checkpointing_gives_the_same_gradients(name):
+    torch.manual_seed(0)
+    m = build(preset(name)).eval()  # eval: BatchNorm statistics are not updated twice by the recomputation
+    x = torch.randn(2, 3, 8, 32, 32)
+    grads = []
+    for enable in (False, True):
+        m.set_grad_checkpointing(enable)
+        m.zero_grad()
+        m(x).square().sum().backward()
+        grads.append(torch.cat([p.grad.flatten() for p in m.parameters() if p.grad is not None]))
+    assert torch.allclose(grads[0], grads[1], atol=1e-6)
+
+
+def test_drop_path_rates_rise_linearly_over_all_blocks():
+    m = build(preset("video_focalnet_t"))
+    rates = [getattr(b.drop_path, "drop_prob", 0.0) for stage in m.stages for b in stage]
+    assert rates == pytest.approx([0.2 * i / 11 for i in range(12)])

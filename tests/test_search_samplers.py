@@ -27,6 +27,18 @@ def test_asha_stops_weak_trials_and_every_epoch_reports_every_objective(local_ra
         history = json.loads(row.history_json)
         assert [h["epoch"] for h in history] == list(range(1, row.epochs + 1))
         assert all(h["gflops"] > 0 and h["accuracy"] is not None for h in history)
+    # Optuna hears the truth: stopped trials are PRUNED (with the epoch they reached), not COMPLETE with an epoch-1
+    # accuracy, and a COMPLETE trial's accuracy objective is its validation accuracy, never the test accuracy
+    study = optuna.load_study(study_name="run", storage=f"sqlite:///{tmp_path / 'run' / 'study.db'}")
+    state = optuna.trial.TrialState
+    pruned = [t for t in study.trials if t.state == state.PRUNED]
+    assert sorted(t.user_attrs["epochs_reached"] for t in pruned) == sorted(stopped["epochs"])
+    assert all(t.values is None for t in pruned)
+    finished = {t.number: t.values[0] for t in study.trials if t.state == state.COMPLETE}
+    assert len(finished) == len(complete)
+    assert sorted(finished.values()) == pytest.approx(sorted(complete["val_accuracy"]))
+    assert (df["accuracy"] == df["val_accuracy"]).all() and df["test_accuracy"].between(0, 1).all()
+    assert (df["val_accuracy"] != df["test_accuracy"]).any()
 
 
 @pytest.mark.slow

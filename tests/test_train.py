@@ -101,3 +101,17 @@ def test_gradient_clipping_and_warmup_steps_change_training_deterministically(sm
                for _ in range(2)]
     assert clipped[0][0].train_loss == clipped[1][0].train_loss
     assert clipped[0][0].train_loss != plain[0].train_loss
+
+
+def test_with_a_validation_split_accuracy_is_validation_and_test_is_beside_it(smoke):
+    from explorer.data import with_validation
+    from explorer.models import build
+    from explorer.train import evaluate
+
+    data = with_validation(smoke, 0.25, seed=0)
+    model = build(preset("conv3d_tiny"))
+    for result in train_epochs(model, data, TrainConfig(epochs=1, seed=0, threads=1)):
+        assert result.accuracy == evaluate(model, data.val_x, data.val_y)
+        assert result.test_accuracy == evaluate(model, data.test_x, data.test_y)
+    plain = list(train_epochs(build(preset("conv3d_tiny")), smoke, TrainConfig(epochs=1, seed=0, threads=1)))
+    assert plain[0].test_accuracy is None  # no validation split: accuracy is the test accuracy, as before

@@ -85,9 +85,72 @@ def _sigma02_modulator(model) -> None:
             init_linear(module.h)
 
 
-# changes made to a built model before training (initialisation hypotheses)
-MODEL_INITS: dict[str, Callable[[Any], None]] = {"focal_sigma02_h": _sigma02_modulator}
+def _stem_without_norm(model) -> None:
+    """The per-frame patch stem without its LayerNorm (which scales every near-uniform background patch to unit
+    variance, so noise tokens could drown the sprite in the mean pool)."""
+    import torch.nn as nn
+
+    model.stem.norm = nn.Identity()
+
+
+def _conv_stem_without(kind: type) -> Callable[[Any], None]:
+    """The two-conv stem with its layers of one kind (BatchNorm3d or GELU) replaced by identities."""
+    def change(model) -> None:
+        import torch.nn as nn
+
+        layers = model.stem.proj
+        for i, layer in enumerate(layers):
+            if isinstance(layer, kind):
+                layers[i] = nn.Identity()
+    return change
+
+
+# changes made to a built model before training (initialisation and wiring hypotheses)
+MODEL_INITS: dict[str, Callable[[Any], None]] = {"focal_sigma02_h": _sigma02_modulator,
+                                                 "focal_patch_no_ln": _stem_without_norm}
+MODELS["focal_conv_stem_no_bn"] = MODELS["focal_conv_stem"]
+MODELS["focal_conv_stem_no_gelu"] = MODELS["focal_conv_stem"]
 MODELS["focal_sigma02_h"] = _preset("focal_tiny")
+
+
+def _vit_conv_stem() -> dict:
+    """The plain ViT behind the two-conv stem (first conv 3×3×3, temporal stride 2: the tubelet's (4, 8, 8) grid)."""
+    spec = _vit_plain()
+    spec["stem"] = {"kind": "conv", "patch": 4, "temporal_kernel": 3, "temporal_stride": 2}
+    return spec
+
+
+def _add_pos_embed(model) -> None:
+    """A learned position embedding (σ = 0.02, as the tubelet stem's) after whatever stem the model has."""
+    import torch
+    import torch.nn as nn
+    from timm.layers import trunc_normal_
+
+    grid, dim = model.stages[0].grid, model.arch.stages[0].width
+
+    class WithPosition(nn.Module):
+        def __init__(self, stem: nn.Module):
+            super().__init__()
+            self.stem = stem
+            self.pos_embed = nn.Parameter(trunc_normal_(torch.zeros(1, *grid, dim), std=0.02))
+
+        def forward(self, x):
+            return self.stem(x) + self.pos_embed
+
+    model.stem = WithPosition(model.stem)
+
+
+def _late_inits() -> None:
+    import torch.nn as nn
+
+    MODEL_INITS["focal_conv_stem_no_bn"] = _conv_stem_without(nn.BatchNorm3d)
+    MODEL_INITS["focal_conv_stem_no_gelu"] = _conv_stem_without(nn.GELU)
+    MODELS["vit_conv_stem"] = _vit_conv_stem
+    MODEL_INITS["vit_conv_stem"] = _add_pos_embed
+
+
+_late_inits()
+MODELS["focal_patch_no_ln"] = _preset("focal_tiny")
 
 RECIPES: dict[str, dict[str, Any]] = {
     "old": {},  # AdamW lr 3e-3, weight decay 0.05 on every parameter, 10 % linear warm-up, cosine, batch 32

@@ -358,10 +358,13 @@ class MobileFormerHead(nn.Module):
         self.drop = nn.Dropout(dropout)
         self.classifier = nn.Linear(hidden, num_classes)
 
-    def forward(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:  # x (B, T, H, W, C), z (B, M, d)
+    def pre_logits(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:  # x (B, T, H, W, C), z (B, M, d)
         z = self.to_former(x.flatten(1, 3), z)
         y = F.hardswish(self.conv(x.permute(0, 4, 1, 2, 3)).mean(dim=(2, 3, 4)))
-        return self.classifier(self.drop(self.fc(torch.cat([y, z[:, 0]], dim=1))))
+        return self.drop(self.fc(torch.cat([y, z[:, 0]], dim=1)))
+
+    def forward(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.pre_logits(x, z))
 
 
 @register_mixer("mobile_former", MobileFormerOptions, resamples=True)

@@ -812,6 +812,9 @@ class ProxyData:
     config: SynthConfig  # or a DatasetConfig for a dataset on disk
     content_hash: str
     skipped: list = dataclasses.field(default_factory=list, repr=False)  # unreadable dataset files (video.Skipped)
+    # a validation split carved out of the training clips (explorer.data.with_validation); None: not split
+    val_x: torch.Tensor | None = dataclasses.field(default=None, repr=False)
+    val_y: torch.Tensor | None = dataclasses.field(default=None, repr=False)
 
 
 def default_cache_dir() -> Path:

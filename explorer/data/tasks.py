@@ -14,6 +14,7 @@ data exists. ``load_task`` returns a ``ProxyData`` either way.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from pathlib import Path
 from typing import Literal
@@ -23,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from explorer.data import synthvid
 from explorer.data.synthvid import PRESETS, ProxyData, default_cache_dir, task_class_names
 
-__all__ = ["DatasetConfig", "TaskConfig", "load_task", "task_shape"]
+__all__ = ["DatasetConfig", "TaskConfig", "load_task", "task_shape", "with_validation"]
 
 
 class _Strict(BaseModel):
@@ -116,6 +117,30 @@ def task_shape(config: TaskConfig | dict | str) -> dict[str, int]:
 
         num_classes = len(read_annotations(ds, "train")[1])
     return {"frames": ds.frames, "resolution": ds.resolution, "in_chans": 3, "num_classes": num_classes}
+
+
+def with_validation(data: ProxyData, fraction: float = 0.2, seed: int = 0) -> ProxyData:
+    """``data`` with ``fraction`` of every class's training clips moved to a validation split.
+
+    A search selects on validation and reports test: the sampler, ASHA and the Pareto front see only the
+    validation accuracy, and the test clips stay unseen until the end. The split is stratified (each class keeps
+    the same share, at least one clip in each split when it has two) and depends only on ``seed``.
+    """
+    import torch
+
+    if not 0 < fraction < 1:
+        raise ValueError(f"validation fraction must be in (0, 1), got {fraction}")
+    gen = torch.Generator().manual_seed(int(seed))
+    val_parts, train_parts = [], []
+    for label in torch.unique(data.train_y).tolist():
+        members = torch.nonzero(data.train_y == label).flatten()
+        members = members[torch.randperm(len(members), generator=gen)]
+        n_val = min(max(round(fraction * len(members)), 1), len(members) - 1) if len(members) > 1 else 0
+        val_parts.append(members[:n_val])
+        train_parts.append(members[n_val:])
+    val_idx, train_idx = torch.cat(val_parts).sort().values, torch.cat(train_parts).sort().values
+    return dataclasses.replace(data, train_x=data.train_x[train_idx], train_y=data.train_y[train_idx],
+                               val_x=data.train_x[val_idx], val_y=data.train_y[val_idx])
 
 
 def load_task(config: TaskConfig | dict | str = "trev", preset: str | None = None, seed: int = 0,

@@ -34,6 +34,7 @@ LIVE_REFRESH_S = 5
 
 LABELS = {
     "accuracy": "accuracy (%)",
+    "test_accuracy": "test accuracy (%)",
     "gflops": "GFLOPs",
     "params_m": "params (M)",
     "latency_ms": "latency (ms)",
@@ -136,7 +137,7 @@ Promise.all(window.PLOTS||[]).then(()=>{document.body.dataset.plots='drawn';});
 
 
 def _is_percent(metric: str) -> bool:
-    return metric == "accuracy" or metric.startswith(("acc", "top"))
+    return metric.endswith("accuracy") or metric.startswith(("acc", "top"))
 
 
 def _label(metric: str) -> str:

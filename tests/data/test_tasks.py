@@ -124,3 +124,24 @@ def test_leakage_helpers_exact_values() -> None:
     shuffled = shuffle_frames(clips, seed=1)
     assert not torch.equal(shuffled, clips)
     assert torch.equal(shuffled.sort(dim=2).values, clips)  # same frames, new order, per clip
+
+
+def test_validation_split_is_stratified_disjoint_and_seeded():
+    import torch
+
+    from explorer.data import load_task, with_validation
+
+    data = load_task("trev", "smoke", seed=0)
+    split = with_validation(data, 0.25, seed=3)
+    assert len(split.train_x) + len(split.val_x) == len(data.train_x)
+    assert torch.equal(split.test_x, data.test_x)
+    for label in range(data.num_classes):
+        n = int((data.train_y == label).sum())
+        assert int((split.val_y == label).sum()) == round(0.25 * n)
+    # every training clip lands in exactly one split
+    flat = lambda x: {bytes(c.flatten().numpy()) for c in x}  # noqa: E731
+    assert flat(split.train_x) | flat(split.val_x) == flat(data.train_x)
+    assert not flat(split.train_x) & flat(split.val_x)
+    again = with_validation(data, 0.25, seed=3)
+    assert torch.equal(again.val_y, split.val_y) and torch.equal(again.val_x, split.val_x)
+    assert not torch.equal(with_validation(data, 0.25, seed=4).val_x, split.val_x)

@@ -1,0 +1,109 @@
+"""Quick probes behind the hypotheses in README.md, each on the model variants of ``diagnose.py``:
+
+    .venv/bin/python experiments/proxy_recipe/probe.py scale focal_tiny focal_sigma02_h   # output/gradient scale at init
+    .venv/bin/python experiments/proxy_recipe/probe.py steps focal_tiny focal_conv_stem   # loss over 120 AdamW steps, task A
+    .venv/bin/python experiments/proxy_recipe/probe.py overfit vit_joint focal_tiny       # 60 steps on one batch, task A
+
+One torch thread, seed 0. ``scale`` feeds a unit-variance clip and prints the rms of every focal modulation's output
+and the smallest per-tensor gradient maxima (a tensor whose gradients sit far below AdamW's eps, 1e-8, hardly moves).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import torch
+import torch.nn.functional as F
+
+from diagnose import MODEL_INITS, MODELS
+
+
+def _model(name: str, num_classes: int = 12):
+    from explorer.arch import Arch
+    from explorer.models import build
+
+    spec = MODELS[name]()
+    spec["input"]["num_classes"] = num_classes
+    torch.manual_seed(0)
+    model = build(Arch.from_dict(spec))
+    if name in MODEL_INITS:
+        MODEL_INITS[name](model)
+    return model
+
+
+def scale(name: str) -> None:
+    model = _model(name)
+    outputs: dict[str, float] = {}
+    for path, module in model.named_modules():
+        if path.endswith("modulations.0"):
+            module.register_forward_hook(
+                lambda m, i, o, path=path: outputs.__setitem__(path, o.pow(2).mean().sqrt().item()))
+    torch.manual_seed(1)
+    logits = model(torch.randn(8, 3, 8, 32, 32))
+    F.cross_entropy(logits, torch.randint(0, 12, (8,))).backward()
+    for path, rms in outputs.items():
+        print(f"{name} {path}: output rms {rms:.2e} (input rms 1)")
+    grads = sorted((p.grad.abs().max().item(), n) for n, p in model.named_parameters()
+                   if p.grad is not None and p.grad.abs().max() > 0)
+    print(f"{name} smallest non-zero gradient maxima: " + ", ".join(f"{n} {g:.1e}" for g, n in grads[:3]))
+
+
+def _task_a():
+    from explorer.data.tasks import TaskConfig, load_task
+
+    return load_task(TaskConfig(name="a", preset="demo", seed=0))
+
+
+def steps(name: str, data, count: int = 120, lr: float = 3e-3) -> None:
+    from explorer.train import to_input
+
+    model = _model(name, data.num_classes)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.05)
+    gen = torch.Generator().manual_seed(0)
+    losses = []
+    for step in range(count):
+        idx = torch.randint(0, len(data.train_x), (32,), generator=gen)
+        loss = F.cross_entropy(model(to_input(data.train_x[idx])), data.train_y[idx])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        if step % 20 == 0:
+            losses.append(f"{step}:{loss.item():.2f}")
+    print(f"{name} training loss by step (batch 32, lr {lr}): {' '.join(losses)}")
+
+
+def overfit(name: str, data, count: int = 60) -> None:
+    from explorer.train import to_input
+
+    model = _model(name, data.num_classes)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.0)
+    x, y = to_input(data.train_x[:32]), data.train_y[:32]
+    losses = []
+    for step in range(count):
+        loss = F.cross_entropy(model(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        if step % 15 == 0 or step == count - 1:
+            losses.append(f"{loss.item():.2f}")
+    print(f"{name} one-batch losses: {' '.join(losses)}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("probe", choices=["scale", "steps", "overfit"])
+    parser.add_argument("models", nargs="+", choices=sorted(MODELS))
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    data = _task_a() if args.probe != "scale" else None
+    for name in args.models:
+        if args.probe == "scale":
+            scale(name)
+        elif args.probe == "steps":
+            steps(name, data)
+        else:
+            overfit(name, data)
+
+
+if __name__ == "__main__":
+    main()
