@@ -19,6 +19,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from explorer.pareto import HV_REFERENCE, as_loss, hypervolume, pareto_mask
+
 STATUS_COMPLETE = "COMPLETE"
 STATUS_FAILED = "FAILED"
 STATUS_INFEASIBLE = "INFEASIBLE"
@@ -27,8 +29,6 @@ PARAM_PREFIX = "param."
 METRIC_COLUMNS = ("accuracy", "test_accuracy", "gflops", "params_m", "latency_ms")
 # Columns that are text even when every value looks like a number (an arch hash can be all digits, or "1e5...").
 TEXT_COLUMNS = ("trial_id", "status", "error", "arch_hash", "arch_summary", "arch_json")
-
-_ROW_BLOCK = 512  # rows compared at once in pareto_mask: bounds memory at _ROW_BLOCK * n * n_objectives bools
 
 
 @dataclass(frozen=True)
@@ -77,29 +77,6 @@ def split_objectives(objectives: Iterable[ObjectiveLike]) -> tuple[Objective, li
         raise ValueError(f"no maximised (accuracy-like) objective among {[str(o) for o in objs]}")
     quality = maximised[0]
     return quality, [o for o in objs if o is not quality]
-
-
-def pareto_mask(values: np.ndarray, maximize: Sequence[bool]) -> np.ndarray:
-    """Boolean mask of the non-dominated rows of `values` (n_points, n_objectives).
-
-    Row i is dominated when some row j is at least as good in every objective and strictly better in one.
-    Rows holding a NaN are never on the front and never dominate others; exact duplicates of a non-dominated
-    point do not dominate each other, so all copies stay on the front.
-    """
-    loss = _as_loss(values, maximize)  # every objective minimised from here on
-    valid = ~np.isnan(loss).any(axis=1)
-    pts = loss[valid]
-    dominated = np.zeros(len(pts), dtype=bool)
-    for start in range(0, len(pts), _ROW_BLOCK):
-        block = pts[start : start + _ROW_BLOCK, None, :]  # (b, 1, m): candidates
-        # others[j] dominates block[i]: others <= block everywhere and < somewhere
-        no_worse = (pts[None, :, :] <= block).all(axis=2)
-        better = (pts[None, :, :] < block).any(axis=2)
-        dominated[start : start + _ROW_BLOCK] = (no_worse & better).any(axis=1)
-
-    mask = np.zeros(len(loss), dtype=bool)
-    mask[np.flatnonzero(valid)] = ~dominated
-    return mask
 
 
 def load_run_meta(run_dir: str | Path) -> dict:
@@ -185,60 +162,8 @@ def pareto_table(df: pd.DataFrame, objectives: Iterable[ObjectiveLike]) -> pd.Da
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Non-dominated sorting and hypervolume
+# Hypervolume of a table (the front and hypervolume of arrays: explorer.pareto)
 # ---------------------------------------------------------------------------------------------------------------
-
-# Hypervolume normalisation: each objective is mapped to a loss in [0, 1] (0 = best value seen among the COMPLETE
-# trials, 1 = worst), so axes in % and in GFLOPs weigh alike; the reference point is 1.1 on every axis (the worst
-# corner pushed out 10%, as pymoo/BoTorch do), so the worst points of the front still add volume.
-HV_REFERENCE = 1.1
-
-
-def _as_loss(values: np.ndarray, maximize: Sequence[bool]) -> np.ndarray:
-    v = np.asarray(values, dtype=float)
-    if v.ndim != 2:
-        raise ValueError(f"values must be 2-D (n_points, n_objectives), got shape {v.shape}")
-    maximize = np.asarray(maximize, dtype=bool)
-    if maximize.shape != (v.shape[1],):
-        raise ValueError(f"maximize has {maximize.size} entries for {v.shape[1]} objectives")
-    return np.where(maximize, -v, v)
-
-
-def non_dominated_ranks(values: np.ndarray, maximize: Sequence[bool]) -> np.ndarray:
-    """Rank of every row in non-dominated sorting (NSGA-II fronts F_1, F_2, ...): 0 for the Pareto front, 1 for
-    the front of what is left, and so on; -1 for rows holding a NaN (failed trials are not ranked)."""
-    v = np.asarray(values, dtype=float)
-    ranks = np.full(len(v), -1, dtype=int)
-    remaining = np.flatnonzero(~np.isnan(v).any(axis=1)) if v.ndim == 2 else np.array([], dtype=int)
-    rank = 0
-    while remaining.size:
-        front = pareto_mask(v[remaining], maximize)
-        ranks[remaining[front]] = rank
-        remaining = remaining[~front]
-        rank += 1
-    return ranks
-
-
-def hypervolume(values: np.ndarray, maximize: Sequence[bool], reference: Sequence[float]) -> float:
-    """Exact hypervolume dominated by the valid rows of `values` up to `reference` (in the objectives' own units).
-
-    The volume of ∪_i [f(x_i), r] with every objective turned into a loss (max objectives negated, and `reference`
-    with them). Computed by Optuna's exact implementation (2-D sweep, WFG for ≥3 objectives) on the Pareto rows;
-    rows with a NaN or not strictly better than `reference` in every objective add nothing.
-    """
-    from optuna._hypervolume import compute_hypervolume  # exact; not a public API, hence the local import
-
-    loss = _as_loss(values, maximize)
-    ref = np.where(np.asarray(maximize, dtype=bool), -np.asarray(reference, dtype=float),
-                   np.asarray(reference, dtype=float))
-    if ref.shape != (loss.shape[1],):
-        raise ValueError(f"reference has {ref.size} entries for {loss.shape[1]} objectives")
-    keep = ~np.isnan(loss).any(axis=1) & (loss < ref).all(axis=1)
-    pts = loss[keep]
-    if not len(pts):
-        return 0.0
-    pts = np.unique(pts[pareto_mask(pts, [False] * pts.shape[1])], axis=0)
-    return float(compute_hypervolume(pts, ref, assume_pareto=True))
 
 
 def normalised_losses(df: pd.DataFrame, objectives: Iterable[ObjectiveLike]) -> np.ndarray:
@@ -249,7 +174,7 @@ def normalised_losses(df: pd.DataFrame, objectives: Iterable[ObjectiveLike]) -> 
     _check_columns(df, objs)
     values = df[[o.metric for o in objs]].to_numpy(dtype=float, na_value=np.nan, copy=True)
     values[(df["status"] != STATUS_COMPLETE).to_numpy()] = np.nan
-    loss = _as_loss(values, [o.maximize for o in objs])
+    loss = as_loss(values, [o.maximize for o in objs])
     with np.errstate(all="ignore"):
         best, worst = np.nanmin(loss, axis=0), np.nanmax(loss, axis=0)
         span = np.where(worst > best, worst - best, 1.0)
@@ -294,7 +219,7 @@ def _complete(df: pd.DataFrame, metric: str) -> pd.DataFrame:
     return df[(df["status"] == STATUS_COMPLETE) & df[metric].notna()] if metric in df.columns else df.iloc[:0]
 
 
-def _value_key(value: object) -> str:
+def value_key(value: object) -> str:
     """A choice value as a label ('—' for a conditional parameter that was not sampled)."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "—"
@@ -321,7 +246,7 @@ def error_edfs(df: pd.DataFrame, metric: str = "accuracy", maximize: bool = True
     error = scale - values if maximize else values
     parts = []
     for p in param_columns(data):
-        keys = data[p].map(_value_key).to_numpy()
+        keys = data[p].map(value_key).to_numpy()
         for key in sorted(set(keys), key=_sort_key):
             e = np.sort(error[keys == key])
             parts.append(pd.DataFrame({"param": p, "value": key, "n": len(e), "error": e,
@@ -347,7 +272,7 @@ def front_shares(df: pd.DataFrame, objectives: Iterable[ObjectiveLike]) -> pd.Da
     total_front = int(mask.sum())
     rows = []
     for p in param_columns(df):
-        keys = df[p].map(_value_key).to_numpy()
+        keys = df[p].map(value_key).to_numpy()
         for key in sorted(set(keys[complete]), key=_sort_key):
             sel = complete & (keys == key)
             n, n_front = int(sel.sum()), int((mask & sel).sum())
@@ -394,7 +319,7 @@ def parallel_table(df: pd.DataFrame, objectives: Iterable[ObjectiveLike]) -> tup
         if is_numeric_param(data[p]) and data[p].notna().all():
             out[name] = data[p].to_numpy(dtype=float)
         else:
-            keys = data[p].map(_value_key)
+            keys = data[p].map(value_key)
             cats = sorted(set(keys), key=_sort_key)
             labels[name] = cats
             out[name] = keys.map({c: i for i, c in enumerate(cats)}).to_numpy(dtype=float)
@@ -428,12 +353,12 @@ def _study_from_table(df: pd.DataFrame, objs: Sequence[Objective]):
 
     data = df[(df["status"] == STATUS_COMPLETE)].dropna(subset=[o.metric for o in objs])
     params = param_columns(data)
-    choices = {p: sorted({_value_key(v) for v in data[p]}, key=_sort_key) for p in params}
+    choices = {p: sorted({value_key(v) for v in data[p]}, key=_sort_key) for p in params}
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # no "A new study created in memory" line per report
     study = optuna.create_study(directions=["maximize" if o.maximize else "minimize" for o in objs])
     trials = []
     for _, row in data.iterrows():
-        ps = {p.removeprefix(PARAM_PREFIX): _value_key(row[p]) for p in params}
+        ps = {p.removeprefix(PARAM_PREFIX): value_key(row[p]) for p in params}
         dists = {p.removeprefix(PARAM_PREFIX): CategoricalDistribution(choices[p]) for p in params}
         trials.append(optuna.trial.create_trial(params=ps, distributions=dists,
                                                 values=[float(row[o.metric]) for o in objs]))
@@ -521,7 +446,7 @@ def _param_importances(df: pd.DataFrame, objs: list[Objective], run_dir: str | P
     results = []
     for i, o in enumerate(objs):
         data = _complete(df, o.metric)
-        varied = [p for p in param_columns(data) if data[p].map(_value_key).nunique() > 1]
+        varied = [p for p in param_columns(data) if data[p].map(value_key).nunique() > 1]
         if len(data) < MIN_TRIALS_FOR_IMPORTANCE:
             results.append(Importance(o.metric, {}, f"only {len(data)} complete trial(s); importance needs at least "
                                                     f"{MIN_TRIALS_FOR_IMPORTANCE}"))

@@ -348,7 +348,7 @@ def check_arch(arch: Arch) -> None:
         if last is None or last.num < 1:
             raise ArchError("head.pool", "the mobile_former head reads token z_0: the last stage needs "
                                          "global_tokens")
-    t, h = _after_stem(arch)
+    t, h = after_stem(arch)
     if t < 1 or h < 1 or inp.resolution % arch.stem.patch:
         raise ArchError("stem", f"input {inp.frames}x{inp.resolution}² does not fit patch {arch.stem.patch}, "
                                 f"temporal stride {arch.stem.temporal_stride}")
@@ -409,7 +409,7 @@ def _check_merge(m: MergeSpec, depth: int, p: str) -> None:
                                        "give one block index, e.g. layers: [3]")
 
 
-def _after_stem(arch: Arch) -> tuple[int, int]:
+def after_stem(arch: Arch) -> tuple[int, int]:
     s = arch.stem
     if s.kind == "frame_patch":
         return arch.input.frames, arch.input.resolution // s.patch
@@ -420,7 +420,7 @@ def _after_stem(arch: Arch) -> tuple[int, int]:
 
 def stage_grids(arch: Arch) -> list[tuple[int, int, int]]:
     """The (T, H, W) token grid each stage works on."""
-    t, h = _after_stem(arch)
+    t, h = after_stem(arch)
     grids = []
     for i, stage in enumerate(arch.stages):
         if i > 0 or stage.down.kind == "none":

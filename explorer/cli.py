@@ -219,11 +219,11 @@ def cmd_cost_calibrate(args: argparse.Namespace) -> int:
         archs = _sample_archs(args.space, args.archs, args.seed)
     except (SpaceError, FileNotFoundError) as err:
         return _fail(str(err))
-    from explorer.cost import _check_device, resolve_clock
-    from explorer.latency import LatencyTable, calibrate, default_table_path
+    from explorer.cost import check_device, resolve_clock
+    from explorer.cost.predictor import LatencyTable, calibrate, default_table_path
 
     try:
-        _check_device(args.device)
+        check_device(args.device)
         resolve_clock(args.device, args.clock)
     except ValueError as err:
         return _fail(str(err))
@@ -248,14 +248,14 @@ def cmd_cost(args: argparse.Namespace) -> int:
         arch = _load_arch(args.arch)
     except (ArchError, FileNotFoundError) as err:
         return _fail(str(err))
-    from explorer.cost import _check_device, cost_report, resolve_clock
+    from explorer.cost import check_device, cost_report, resolve_clock
 
     try:
-        _check_device(args.device)
+        check_device(args.device)
         resolve_clock(args.device, args.clock)
         table = None
         if args.table:
-            from explorer.latency import LatencyTable
+            from explorer.cost.predictor import LatencyTable
 
             table = LatencyTable.load(args.table, args.device)
     except ValueError as err:

@@ -23,9 +23,10 @@ Why optimistic and not expected: after a few trials the GP has seen only part of
 spends its trials on cheap, certain, small gains. The optimistic bound tries untried families sooner. On the tabular
 benchmark this needed fewer trials (experiments/search_efficiency/README.md).
 
-The first ``n_startup_trials`` (2; 4 and 8 were no better on the benchmark) proposals are random draws (each choice uniform, as random search draws) that were
-not seen before. The sampler is an Optuna sampler, so Ray Tune's OptunaSearch, SQLite storage and ``--resume`` use
-it like any other. A trial that Optuna fixes itself (``points_to_evaluate``, enqueued trials) is left alone.
+The first ``n_startup_trials`` (2; 4 and 8 were no better on the benchmark) proposals are random draws (each
+choice uniform, as random search draws) that were not seen before. The sampler is an Optuna sampler, so Ray Tune's
+OptunaSearch, SQLite storage and ``--resume`` use it like any other. A trial that Optuna fixes itself
+(``points_to_evaluate``, enqueued trials) is left alone.
 
 Optuna's own GP (``optuna._gp``) is private API and needs scipy, and its acquisition cannot use objectives that are
 known in advance. So this module has its own small GP in torch.
@@ -40,6 +41,8 @@ from typing import Any, Callable, Optional, Sequence
 import numpy as np
 import optuna
 import torch
+
+from explorer.pareto import HV_REFERENCE, hypervolume, pareto_mask
 
 # objectives the sampler models; every other objective must be given by `describe` before training
 LEARNED_METRICS = ("accuracy",)
@@ -76,8 +79,6 @@ def _uncovered_cost_volume(costs: np.ndarray, front_costs: np.ndarray, ref: np.n
     clipped = np.maximum(front_costs, costs)  # only the part of each box inside ours can cover it
     if costs.size == 1:
         return float(max(0.0, min(ref[0], clipped.min()) - costs[0]))
-    from explorer.analysis import hypervolume
-
     return box - hypervolume(clipped, [False] * costs.size, ref)
 
 
@@ -214,7 +215,8 @@ class GaussianProcess:
         nll = 0.5 * self.y @ alpha + torch.log(torch.diagonal(chol)).sum()
         mean, scale = LENGTHSCALE_PRIOR
         prior = 0.5 * (((raw[:d] - mean) / scale) ** 2).sum()  # log-normal lengthscales
-        prior = prior + 0.5 * ((raw[d:d + 2] - math.log(0.5)) ** 2).sum() + 0.5 * ((raw[-1] - math.log(0.05)) / 1.5) ** 2
+        prior = (prior + 0.5 * ((raw[d:d + 2] - math.log(0.5)) ** 2).sum()
+                 + 0.5 * ((raw[-1] - math.log(0.05)) / 1.5) ** 2)
         return nll + prior
 
     def _factor(self) -> None:
@@ -495,8 +497,6 @@ class CostAwareSampler(optuna.samplers.BaseSampler):
     def _front(observed: list[tuple[Candidate, float]]) -> list[Candidate]:
         if not observed:
             return []
-        from explorer.analysis import pareto_mask
-
         loss = np.array([[u, *c.costs] for c, u in observed])
         return [c for (c, _), keep in zip(observed, pareto_mask(loss, [False] * loss.shape[1])) if keep]
 
@@ -504,8 +504,6 @@ class CostAwareSampler(optuna.samplers.BaseSampler):
                 unseen: list[Candidate]) -> np.ndarray:
         """EHVI of every unseen candidate, in the report's normalisation (each objective's [best, worst] -> [0, 1],
         accuracy over the trials seen, costs over the pool; reference point 1.1)."""
-        from explorer.analysis import HV_REFERENCE
-
         all_costs = np.array([c.costs for c in self._pool.values()])
         encoder = _Encoder(self._distributions, all_costs)
         x = np.array([encoder.encode(c.params, c.costs) for c, _ in observed])

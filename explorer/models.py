@@ -35,7 +35,7 @@ from explorer.arch import (
     MergeSpec,
     MixerSpec,
     StemSpec,
-    _after_stem,
+    after_stem,
     stage_grids,
 )
 from explorer.blocks import BlockContext, get_mixer, mixer_names, parse_options, preset_spec
@@ -186,7 +186,7 @@ def make_stem(arch: Arch, dim: int) -> nn.Module:
     if spec.kind == "frame_patch":
         return FramePatchStem(arch.input.in_chans, dim, spec)
     if spec.kind == "tubelet":
-        t, h = _after_stem(arch)
+        t, h = after_stem(arch)
         return TubeletStem(arch.input.in_chans, dim, spec, (t, h, h))
     return Stem(arch.input.in_chans, dim, spec)
 
@@ -322,10 +322,10 @@ class VideoBackbone(nn.Module):
     def forward_tokens(self, x: torch.Tensor) -> tuple[torch.Tensor, TokenState | None]:
         """Features of the last stage — a grid ``(B, T, H, W, C)``, or a set ``(B, N, C)`` with its token state
         when the last stage is set-layout."""
-        x, state, _ = self._run(x)
+        x, state, _ = self.forward_trunk(x)
         return x, state
 
-    def _run(self, x: torch.Tensor) -> tuple[torch.Tensor, TokenState | None, torch.Tensor | None]:
+    def forward_trunk(self, x: torch.Tensor) -> tuple[torch.Tensor, TokenState | None, torch.Tensor | None]:
         """Last-stage features, their token state, and the global tokens (None without them)."""
         z = self.global_tokens(x.shape[0]) if self.global_tokens is not None else None
         x = self.stem(x)
@@ -390,7 +390,7 @@ class VideoBackbone(nn.Module):
         return x if pre_logits else self.head(x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x, state, z = self._run(x)
+        x, state, z = self.forward_trunk(x)
         return self.forward_head(x, state=state, tokens=z)
 
     def get_classifier(self) -> nn.Module:
@@ -398,8 +398,8 @@ class VideoBackbone(nn.Module):
 
     def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
         """A new, freshly initialised classifier for ``num_classes`` (0: an identity, features out); the spec
-        follows (for num_classes > 0) so cost and export describe the new model. ``global_pool`` is accepted for timm's signature; the
-        pooling is part of the spec."""
+        follows (for num_classes > 0) so cost and export describe the new model. ``global_pool`` is accepted for
+        timm's signature; the pooling is part of the spec."""
         head = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
         if isinstance(head, nn.Linear):
             init_linear(head)

@@ -199,11 +199,11 @@ from explorer.analysis import (  # noqa: E402
     good_ranges,
     hypervolume,
     hypervolume_history,
-    non_dominated_ranks,
     normalised_losses,
     parallel_table,
     param_importances,
 )
+from explorer.pareto import non_dominated_ranks  # noqa: E402
 
 
 def brute_force_ranks(values: np.ndarray, maximize: list[bool]) -> np.ndarray:

@@ -28,7 +28,8 @@ def test_json_and_yaml_round_trip():
 
 def test_hash_is_stable_across_processes_and_sensitive_to_content():
     arch = Arch.from_dict(SPEC)
-    code = f"from explorer.arch import Arch; import json; print(Arch.from_dict(json.loads({json.dumps(json.dumps(SPEC))})).content_hash)"
+    spec = json.dumps(json.dumps(SPEC))
+    code = f"from explorer.arch import Arch; import json; print(Arch.from_dict(json.loads({spec})).content_hash)"
     other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert other == arch.content_hash and len(other) == 12
     # an int written as 2 or 2.0 is the same spec; a different width is not
@@ -44,7 +45,8 @@ def test_grids_follow_stem_and_downsampling():
 
 
 @pytest.mark.parametrize("patch, path, fragment", [
-    ({"stages": [{"depth": 1, "width": 8, "mixer": {"kind": "conv3d"}, "widht": 3}]}, "stages[0].widht", "unknown field"),
+    ({"stages": [{"depth": 1, "width": 8, "mixer": {"kind": "conv3d"}, "widht": 3}]}, "stages[0].widht",
+     "unknown field"),
     ({"stem": {"patch": 3}}, "stem.patch", "expected 2 or 4"),
     ({"input": {"frames": "8"}}, "input.frames", "expected an integer"),
     ({"stages": [{"depth": 0, "width": 8, "mixer": {"kind": "conv3d"}}]}, "stages[0].depth", "must be positive"),
@@ -67,7 +69,8 @@ def test_registry_checks_mixer_and_fills_defaults():
     assert validate_arch(Arch.from_dict(explicit)).content_hash == arch.content_hash
     bad = json.loads(json.dumps(SPEC))
     bad["stages"][1]["mixer"]["kind"] = "posmlpp"
-    with pytest.raises(ArchError, match=r"stages\[1\]\.mixer\.kind: unknown mixer 'posmlpp'; known mixers: .*conv3d, .*posmlp"):
+    expected = r"stages\[1\]\.mixer\.kind: unknown mixer 'posmlpp'; known mixers: .*conv3d, .*posmlp"
+    with pytest.raises(ArchError, match=expected):
         validate_arch(Arch.from_dict(bad))
     bad["stages"][1]["mixer"] = {"kind": "posmlp", "options": {"group": 4}}
     with pytest.raises(ArchError, match=r"stages\[1\]\.mixer\.options: group: unknown option"):

@@ -45,8 +45,15 @@ from pathlib import Path  # noqa: E402
 import pytest  # noqa: E402
 
 from explorer.cost import (  # noqa: E402
-    METRICS, count_params, example_input, latency_stats, objective_metrics, params_by_part, peak_memory,
-    time_callable)
+    METRICS,
+    count_params,
+    example_input,
+    latency_stats,
+    objective_metrics,
+    params_by_part,
+    peak_memory,
+    time_callable,
+)
 from explorer.models import build  # noqa: E402
 
 REFERENCE = json.loads((Path(__file__).parent / "data" / "reference_numbers.json").read_text())["models"]
@@ -116,7 +123,7 @@ def test_objective_metrics_computes_only_what_is_asked():
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_cuda_latency_memory_and_prediction(tmp_path):
-    from explorer.latency import LatencyTable, predict
+    from explorer.cost.predictor import LatencyTable, predict
 
     arch = preset("focal_tiny")
     model = build(arch)

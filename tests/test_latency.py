@@ -5,8 +5,8 @@ import json
 import pytest
 import torch
 
-from explorer.latency import LatencyTable, calibrate, default_table_path, model_units, predict
 from explorer.cost import example_input, objective_metrics, predict_latency_ms
+from explorer.cost.predictor import LatencyTable, calibrate, default_table_path, model_units, predict
 from explorer.models import build, preset
 
 
@@ -56,11 +56,11 @@ def test_prediction_is_the_sum_of_entries_and_missing_keys_are_measured(tmp_path
 
 
 def test_an_empty_table_takes_the_default_clock_and_an_old_one_stays_wall(tmp_path):
-    from explorer.latency import _table_clock
+    from explorer.cost.predictor import table_clock
 
-    assert _table_clock(LatencyTable(device="cpu")) == "paired"
-    assert _table_clock(LatencyTable(device="cuda")) == "wall"
-    assert _table_clock(LatencyTable(device="cpu", entries={"stem|x": 1.0})) == "wall"  # saved before clocks
+    assert table_clock(LatencyTable(device="cpu")) == "paired"
+    assert table_clock(LatencyTable(device="cuda")) == "wall"
+    assert table_clock(LatencyTable(device="cpu", entries={"stem|x": 1.0})) == "wall"  # saved before clocks
 
 
 def test_calibrate_fits_a_scale_and_saves(tmp_path):

@@ -68,7 +68,7 @@ def test_forward_head_and_reset_classifier(name):
         assert torch.equal(m.forward_head(m.forward_features(x), state=state), m(x))
         assert m.forward_head(features, pre_logits=True, state=state).shape == (2, m.num_features)
     else:  # the Mobile-Former head reads the tokens as the last stage left them
-        _, _, z = m._run(x)
+        _, _, z = m.forward_trunk(x)
         assert torch.equal(m.forward_head(features, tokens=z), m(x))
         with pytest.raises(ValueError, match="global tokens"):
             m.forward_head(features)

@@ -9,12 +9,11 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-import numpy as np
 import pytest
+from test_report import CHROMIUM, make_run
 
 from explorer.analysis import load_trials, pareto_mask
 from explorer.report import write_comparison, write_report
-from test_report import CHROMIUM, make_run
 
 pytestmark = [pytest.mark.browser,
               pytest.mark.skipif(not CHROMIUM.exists(), reason="needs /usr/bin/chromium (apt-get install chromium)")]

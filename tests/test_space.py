@@ -41,7 +41,8 @@ def write(tmp_path: Path, text: str) -> Path:
     # wrong type
     (GOOD + "budget:\n  trials: eight\n", 11, "budget.trials", "valid integer, unable to parse string"),
     # wrong literal
-    (GOOD.replace("preset: smoke", "preset: huge"), 2, "task.preset", "expected one of 'smoke', 'demo', 'proxy' or 'hard'"),
+    (GOOD.replace("preset: smoke", "preset: huge"), 2, "task.preset",
+     "expected one of 'smoke', 'demo', 'proxy' or 'hard'"),
     # unknown mixer option
     (GOOD.replace("window: 8", "windw: 8"), 9, "stages[0].mixer.choice.posmlp.windw",
      "unknown option of mixer 'posmlp' (did you mean 'window'?); expected one of: arrangement, groups, window"),
@@ -103,6 +104,7 @@ def test_shipped_spaces_are_valid():
 
 
 def test_help_imports_no_heavy_library():
-    code = "import sys, explorer.cli as c; c._parser(); print(sorted(m for m in ('torch', 'ray', 'fvcore', 'optuna') if m in sys.modules))"
+    code = ("import sys, explorer.cli as c; c._parser(); "
+            "print(sorted(m for m in ('torch', 'ray', 'fvcore', 'optuna') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

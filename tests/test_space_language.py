@@ -7,8 +7,15 @@ from pathlib import Path
 import optuna
 import pytest
 
-from explorer.space import (SpaceError, arch_from_params, load_space, param_templates, parse_space, sample_arch,
-                            space_size)
+from explorer.space import (
+    SpaceError,
+    arch_from_params,
+    load_space,
+    param_templates,
+    parse_space,
+    sample_arch,
+    space_size,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 INCLUDE = ROOT / "tests" / "spaces" / "include"

@@ -28,7 +28,7 @@ import torch
 
 from explorer.cli import _sample_archs
 from explorer.cost import REFERENCE_PRESET, count_flops, count_params, example_input, latency_stats, reference_ms
-from explorer.latency import LatencyTable, calibrate, predict
+from explorer.cost.predictor import LatencyTable, calibrate, predict
 from explorer.models import build
 
 
@@ -56,7 +56,8 @@ def main() -> int:
     calib = [a for a in _sample_archs(args.space, args.calib * 2, seed=2) if a.content_hash not in seen][:args.calib]
     t0 = time.time()
     if "paired" in (args.clock, *args.compare):  # the yardstick's quiet speed, measured afresh for this run
-        print(f"reference {REFERENCE_PRESET}: {reference_ms(1, remeasure=True):.3f} ms (min of 20 round medians over ~2 s)",
+        print(f"reference {REFERENCE_PRESET}: {reference_ms(1, remeasure=True):.3f} ms "
+              "(min of 20 round medians over ~2 s)",
               file=sys.stderr)
     table = LatencyTable(device="cpu", path=Path(tempfile.mkdtemp()) / "cpu.json")
     calibrate(calib, "cpu", table, threads=1, clock=args.clock)

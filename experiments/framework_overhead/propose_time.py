@@ -24,7 +24,7 @@ def main() -> None:
 
     import optuna
 
-    from explorer.search import _define_by_run, make_sampler, predicted_costs
+    from explorer.search import define_by_run, make_sampler, predicted_costs
     from explorer.space import load_space
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -37,7 +37,7 @@ def main() -> None:
         start = time.perf_counter()
         trial = study.ask()
         waits.append(time.perf_counter() - start)
-        _define_by_run(space, trial)
+        define_by_run(space, trial)
         described = predicted_costs(space, trial.params)
         study.tell(trial, [float(rng.random()), described[1]["gflops"] if described else 1.0])
     print("seconds per proposal:", " ".join(f"{w:.1f}" for w in waits))

@@ -1,4 +1,5 @@
-"""Fidelity table from run.py's JSONL (docs/proxy_tasks.md, fidelity metrics): Kendall tau-b, Spearman rho, top-3 overlap and
+"""Fidelity table from run.py's JSONL (docs/proxy_tasks.md, fidelity metrics): Kendall tau-b, Spearman rho, top-3
+overlap and
 regret of the proxy ranking against the reference ranking, next to the seed-to-seed noise ceiling.
 
     python experiments/proxy_fidelity/analyze.py /tmp/proxy_fidelity/results.jsonl \

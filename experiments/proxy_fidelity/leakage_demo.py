@@ -1,4 +1,5 @@
-"""Leakage read-out on a full preset (docs/proxy_tasks.md, leakage checks): train one preset architecture on a synthvid task,
+"""Leakage read-out on a full preset (docs/proxy_tasks.md, leakage checks): train one preset architecture on a
+synthvid task,
 then report held-out 12-way accuracy, T-rev's direction accuracy (order-blind bound 0.5) and the accuracy on the
 same test clips with their frames shuffled.
 

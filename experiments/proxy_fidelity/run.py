@@ -14,7 +14,6 @@ import argparse
 import copy
 import json
 import multiprocessing as mp
-import os
 import time
 from pathlib import Path
 

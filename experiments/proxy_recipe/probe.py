@@ -1,8 +1,9 @@
 """Quick probes behind the hypotheses in README.md, each on the model variants of ``diagnose.py``:
 
-    .venv/bin/python experiments/proxy_recipe/probe.py scale focal_tiny focal_sigma02_h   # output/gradient scale at init
-    .venv/bin/python experiments/proxy_recipe/probe.py steps focal_tiny focal_conv_stem   # loss over 120 AdamW steps, task A
-    .venv/bin/python experiments/proxy_recipe/probe.py overfit vit_joint focal_tiny       # 60 steps on one batch, task A
+    cd experiments/proxy_recipe
+    ../../.venv/bin/python probe.py scale focal_tiny focal_sigma02_h   # output/gradient scale at init
+    ../../.venv/bin/python probe.py steps focal_tiny focal_conv_stem   # loss over 120 AdamW steps, task A
+    ../../.venv/bin/python probe.py overfit vit_joint focal_tiny       # 60 steps on one batch, task A
 
 One torch thread, seed 0. ``scale`` feeds a unit-variance clip and prints the rms of every focal modulation's output
 and the smallest per-tensor gradient maxima (a tensor whose gradients sit far below AdamW's eps, 1e-8, hardly moves).
@@ -14,7 +15,6 @@ import argparse
 
 import torch
 import torch.nn.functional as F
-
 from diagnose import MODEL_INITS, MODELS
 
 

@@ -134,7 +134,8 @@ def main() -> None:
     (run / ".importance.json").unlink(missing_ok=True)
     start, cpu_start = time.perf_counter(), time.process_time()
     write_report(run)  # cold: imports, plotly.min.js (once per reports folder), importance computed and cached
-    cold = {"cold_write_s": round(time.perf_counter() - start, 3), "cold_write_cpu_s": round(time.process_time() - cpu_start, 3)}
+    cold = {"cold_write_s": round(time.perf_counter() - start, 3),
+            "cold_write_cpu_s": round(time.process_time() - cpu_start, 3)}
     print(cold, flush=True)
     results = []
     for r in range(args.repeats):

@@ -24,6 +24,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import tabular  # noqa: E402
 
+
 def _done_hashes(jsonl: Path) -> set[str]:
     if not jsonl.exists():
         return set()

@@ -62,7 +62,8 @@ def build_conv3d_block(ctx: BlockContext, opts: Conv3dOptions) -> nn.Module:
 
 
 def _tiny(kernel_t: int) -> dict:
-    stages = [{"depth": 1, "width": w, "mixer": {"kind": "conv3d", "options": {"kernel_t": kernel_t}}} for w in (32, 64)]
+    mixer = {"kind": "conv3d", "options": {"kernel_t": kernel_t}}
+    stages = [{"depth": 1, "width": w, "mixer": mixer} for w in (32, 64)]
     return {"input": {"frames": 8, "resolution": 32, "in_chans": 3, "num_classes": 12}, "stages": stages,
             "stem": {"kind": "conv", "patch": 4}}
 

@@ -16,7 +16,8 @@ The network is a 2-D FocalNet run on every frame; the only place frames meet is 
 
 and the block is pre-norm: ``X ← X + DropPath(Mod(LN(X)))``, ``X ← X + DropPath(MLP(LN(X)))``.
 
-Design-space variants (the paper's ablations): ``serial`` (a spatial then a temporal modulation sub-layer, each with its own query
+Design-space variants (the paper's ablations): ``serial`` (a spatial then a temporal modulation sub-layer, each with
+its own query
 and residual), ``spatial_only`` (the image FocalNet per frame, ``Y = Q ⊙ M_s``), ``joint3d`` (depthwise k×k×k
 convs over (T, H, W), global mean over T·H·W, one modulator) and depthwise temporal convs.
 """

@@ -30,7 +30,6 @@ from timm.layers import trunc_normal_
 from explorer.blocks.layers import drop_path_or_identity
 from explorer.blocks.registry import BlockContext, InvalidCombination, MixerOptions, register_mixer, register_preset
 
-
 _LATER = {"omit_default": True}  # options added after the first presets: left out of specs at their default
 
 

@@ -17,12 +17,14 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from explorer.data import synthvid
-from explorer.data.synthvid import PRESETS, ProxyData, default_cache_dir, task_class_names
+from explorer.data.synthconfig import PRESETS, default_cache_dir, task_class_names
+
+if TYPE_CHECKING:
+    from explorer.data.synthvid import ProxyData
 
 __all__ = ["DatasetConfig", "TaskConfig", "load_task", "task_shape", "with_validation"]
 
@@ -152,11 +154,14 @@ def load_task(config: TaskConfig | dict | str = "trev", preset: str | None = Non
     """
     cfg = _as_config(config, preset, seed)
     if cfg.dataset is None:
+        from explorer.data import synthvid  # torch: imported when data is loaded, not with the config
+
         return synthvid.load_task(cfg.name, cfg.preset, cfg.seed, cache_dir, **overrides)
     if overrides:
         raise ValueError(f"synthvid overrides {sorted(overrides)} do not apply to a dataset task")
     import torch
 
+    from explorer.data.synthvid import ProxyData
     from explorer.data.video import load_split
 
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()

@@ -1,6 +1,7 @@
 """Real video datasets on disk: annotation formats, PyAV decoding, frame sampling and a decoded-clip cache.
 
-Every supported annotation format (docs/proxy_tasks.md, real datasets) is normalised into a list of ``Sample`` (a video file
+Every supported annotation format (docs/proxy_tasks.md, real datasets) is normalised into a list of ``Sample`` (a
+video file
 or a frame folder, an integer label, optional frame range). Clips are decoded with PyAV, sampled to ``frames``
 frames (``uniform``: the centre frame of T equal segments, TSN/TSM style -- the SSv2 norm; ``dense``: T frames at a
 fixed ``stride`` from the middle of the video -- the Kinetics/X3D norm), resized (short side) and centre-cropped to

@@ -11,8 +11,19 @@ import numpy as np
 import pandas as pd
 
 from explorer import analysis
-from explorer.report.page import (_CSS, _axis, _fmt, _nums, _plot, _plotly_tag, _scale, _table_html, PALETTE,
-                                  PLOTLY_JS, write_plotly_js)
+from explorer.report.html import (
+    CSS,
+    PALETTE,
+    PLOTLY_JS,
+    axis,
+    fmt,
+    nums,
+    plot,
+    plotly_tag,
+    scale,
+    table_html,
+    write_plotly_js,
+)
 
 _DRAWN_JS = "Promise.all(window.PLOTS||[]).then(()=>{document.body.dataset.plots='drawn';});"
 
@@ -47,7 +58,7 @@ def render_comparison(runs: dict[str, tuple[dict, pd.DataFrame]], plotly_src: st
     quality, costs = analysis.split_objectives(objectives)
     sections = ["<h2>Summary</h2>", '<p class="note">Hypervolume: objectives normalised to [0, 1] over the '
                 f"complete trials of all runs together, reference point {analysis.HV_REFERENCE} per axis.</p>",
-                _table_html(comparison_table(runs, objectives), "compare")]
+                table_html(comparison_table(runs, objectives), "compare")]
     charts = []
     for cost in costs:
         data = []
@@ -57,30 +68,30 @@ def render_comparison(runs: dict[str, tuple[dict, pd.DataFrame]], plotly_src: st
             for front in (False, True):
                 rows = table[table["on_front"] == front]
                 data.append({"type": "scatter", "name": f"{name} " + ("front" if front else "trials"),
-                             "legendgroup": name, "showlegend": front, "x": _nums(rows[cost.metric]),
-                             "y": _nums(rows[quality.metric] * _scale(quality.metric)),
+                             "legendgroup": name, "showlegend": front, "x": nums(rows[cost.metric]),
+                             "y": nums(rows[quality.metric] * scale(quality.metric)),
                              "mode": "lines+markers" if front else "markers",
                              "line": {"shape": "hv", "color": colour},
                              "marker": {"color": colour, "size": 10 if front else 6, "opacity": 1 if front else .35},
-                             "text": [f"{html.escape(name)} trial {_fmt(n)}" for n in rows["number"]],
+                             "text": [f"{html.escape(name)} trial {fmt(n)}" for n in rows["number"]],
                              "hovertemplate": "%{text}<extra></extra>"})
-        charts.append(_plot(f"front-{cost.metric}", data, {
+        charts.append(plot(f"front-{cost.metric}", data, {
             "title": {"text": html.escape(f"fronts: {quality.metric} vs {cost.metric}"), "x": 0.02},
-            "xaxis": _axis(cost.metric), "yaxis": _axis(quality.metric)}, css="pareto", height=460))
+            "xaxis": axis(cost.metric), "yaxis": axis(quality.metric)}, css="pareto", height=460))
     data = []
     for i, (name, (_, df)) in enumerate(runs.items()):
         acc = df.loc[(df["status"] == analysis.STATUS_COMPLETE), quality.metric].dropna().to_numpy(dtype=float)
-        scale = _scale(quality.metric)
-        err = np.sort(scale - acc * scale if quality.maximize else acc)
+        y_scale = scale(quality.metric)
+        err = np.sort(y_scale - acc * y_scale if quality.maximize else acc)
         data.append({"type": "scatter", "mode": "lines", "line": {"shape": "hv", "color": PALETTE[i % len(PALETTE)]},
-                     "name": f"{name} (n={len(err)})", "x": _nums(err), "y": _nums(np.arange(1, len(err) + 1) /
+                     "name": f"{name} (n={len(err)})", "x": nums(err), "y": nums(np.arange(1, len(err) + 1) /
                                                                              max(1, len(err)))})
-    charts.append(_plot("edf-runs", data, {"title": {"text": "error EDF per run", "x": 0.02},
-                                           "xaxis": {"title": {"text": "error"}}, "yaxis": {"title": {"text": "EDF"}}}))
+    charts.append(plot("edf-runs", data, {"title": {"text": "error EDF per run", "x": 0.02},
+                                          "xaxis": {"title": {"text": "error"}}, "yaxis": {"title": {"text": "EDF"}}}))
     sections.append(f'<h2>Fronts and EDFs</h2><div class="charts">{"".join(charts)}</div>')
     names = ", ".join(runs)
     return "\n".join(["<!doctype html>", f'<html lang="en"><head><meta charset="utf-8"><title>compare '
-                      f"{html.escape(names)}</title><style>{_CSS}</style>", _plotly_tag(plotly_src) + "</head><body>",
+                      f"{html.escape(names)}</title><style>{CSS}</style>", plotly_tag(plotly_src) + "</head><body>",
                       f"<h1>Comparison: {html.escape(names)}</h1>", *sections, f"<script>{_DRAWN_JS}</script>",
                       "</body></html>"])
 

@@ -13,7 +13,8 @@ from explorer.blocks.merge import TokenState
 from explorer.cost import count_flops, count_params, example_input
 from explorer.models import build, preset, validate_arch
 
-REF = json.loads((Path(__file__).parents[1] / "data" / "reference_numbers.json").read_text())["token_merging"]["tome_vit_s_video"]
+REFERENCE = json.loads((Path(__file__).parents[1] / "data" / "reference_numbers.json").read_text())
+REF = REFERENCE["token_merging"]["tome_vit_s_video"]
 
 
 def _block(dim=32, grid=(3, 4, 5), seed=0, **options):

@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from explorer.cost import _sdpa_flops, example_input
+from explorer.cost import example_input, sdpa_flops
 from explorer.models import build, preset
 
 # one small model per family, merging and global tokens included
@@ -20,7 +20,7 @@ def test_no_uncounted_operator_carries_work(name):
 
     arch = preset(name)
     analysis = FlopCountAnalysis(build(arch).eval(), example_input(arch))
-    analysis.set_op_handle("aten::scaled_dot_product_attention", _sdpa_flops)
+    analysis.set_op_handle("aten::scaled_dot_product_attention", sdpa_flops)
     analysis.unsupported_ops_warnings(False)
     analysis.uncalled_modules_warnings(False)
     assert analysis.total() > 0

@@ -117,7 +117,8 @@ def test_design_space_reference_flops(options, gflops):
 
 
 def _reference_parallel(mod: FocalModulation, x: torch.Tensor) -> torch.Tensor:
-    """The modulation formula written out: per-frame depthwise convs (a loop over frames), a dense Conv1d over T per position."""
+    """The modulation formula written out: per-frame depthwise convs (a loop over frames), a dense Conv1d over T per
+    position."""
     b, t, h, w, c = x.shape
     levels = mod.levels
     spatial, temporal = mod.contexts

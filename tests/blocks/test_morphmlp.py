@@ -12,8 +12,8 @@ from explorer.models import build, preset
 
 
 def chunk_fc_reference(fc: ChunkFC, x: torch.Tensor) -> torch.Tensor:
-    """Loop form of the chunked FC: flatten the frame (row- or column-major), cut L-token chunks, per (chunk, group) build
-    ``v[i·S + j] = x[token i of the chunk, channel kS + j]``, apply W, scatter back."""
+    """Loop form of the chunked FC: flatten the frame (row- or column-major), cut L-token chunks, per (chunk, group)
+    build ``v[i·S + j] = x[token i of the chunk, channel kS + j]``, apply W, scatter back."""
     b, h, w, c = x.shape
     length, s = fc.chunk_len, c // fc.chunk_len
     if fc.order == "row":

@@ -1,4 +1,4 @@
-"""Leakage checks (docs/proxy_tasks.md, leakage checks): order-agnostic models stay at their bound on the temporal tasks,
+"""Leakage checks (docs/proxy_tasks.md): order-agnostic models stay at their bound on the temporal tasks,
 a deliberately leaking generator is caught, and shuffling test frames hurts a temporal model on T-rev only."""
 
 import pytest
@@ -7,8 +7,14 @@ import torch
 from explorer.arch import Arch
 from explorer.blocks import preset_spec
 from explorer.data import load_task
-from explorer.data.leakage import (direction_accuracy, exceeds_bound, frame_bag_probe, frame_sequence_probe,
-                                   shuffle_frames, upper_limit)
+from explorer.data.leakage import (
+    direction_accuracy,
+    exceeds_bound,
+    frame_bag_probe,
+    frame_sequence_probe,
+    shuffle_frames,
+    upper_limit,
+)
 from explorer.models import build, validate_arch
 from explorer.train import TrainConfig, to_input, train_epochs
 

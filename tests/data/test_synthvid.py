@@ -1,4 +1,4 @@
-"""Tests for the synthetic reversal-pairs task T-rev (explorer/data/synthvid.py)."""
+"""Tests for the synthetic tasks (explorer/data/synthvid/), above all the reversal-pairs task T-rev."""
 
 import dataclasses
 import time
@@ -9,6 +9,7 @@ import torch
 
 from explorer.data import PRESETS, ProxyData, load_task
 from explorer.data import synthvid as sv
+from explorer.data.synthvid import loader, sampling
 
 # Nuisances off: the only randomness left is in the target tracks and the background.
 CLEAN = dataclasses.replace(PRESETS["smoke"], distractors=0, noise_sigma=0.0, pan=0.0)
@@ -66,7 +67,7 @@ def test_cache_round_trip_reads_the_file(tmp_path, monkeypatch: pytest.MonkeyPat
     def must_not_generate(*args: object, **kwargs: object) -> None:
         raise AssertionError("second load should come from the cache")
 
-    monkeypatch.setattr(sv, "generate_arrays", must_not_generate)
+    monkeypatch.setattr(loader, "generate_arrays", must_not_generate)
     second = load_task("trev", "smoke", seed=1, cache_dir=tmp_path, n_train=48, n_test=24)
     assert second.content_hash == first.content_hash and second.config == first.config
     for key in ("train_x", "train_y", "test_x", "test_y"):
@@ -196,21 +197,34 @@ def test_appearance_sprites_are_large_outlined_and_near_upright(monkeypatch: pyt
     (the square and the diamond, a 45 deg turn apart, stay different classes), with a dark rim under them."""
     config = dataclasses.replace(CLEAN, task="a")
     tracks = []
-    real_track = sv._track
+    real_track = sampling.make_track
 
     def spy(*args, **kwargs):
         tracks.append(real_track(*args, **kwargs))
         return tracks[-1]
 
-    monkeypatch.setattr(sv, "_track", spy)
+    monkeypatch.setattr(sampling, "make_track", spy)  # patched where render_appearance_batch looks it up
     outlined = sv.render_appearance_batch(np.arange(10).repeat(4), config, np.random.default_rng(4))
     (target,) = tracks
     assert np.abs(np.rad2deg(target.angle)).max() <= 10.0 + 1.0 * 3.5 + 1e-4
     assert 0.28 * 32 * 0.8 - 1e-4 <= target.radius.min() and target.radius.max() <= 0.34 * 32 * 1.2 + 1e-4
-    monkeypatch.setattr(sv, "A_OUTLINE", 0.0)
+    monkeypatch.setattr(sampling, "A_OUTLINE", 0.0)
     plain = sv.render_appearance_batch(np.arange(10).repeat(4), config, np.random.default_rng(4))
 
     def dark(clips: torch.Tensor) -> torch.Tensor:  # pixels darker than any vivid colour or background: the rim
         return (clips.amax(dim=1) < 64).flatten(1).sum(-1)
 
     assert (dark(outlined) > dark(plain) + 8).all()  # every clip has a rim of dark pixels
+
+
+def test_split_into_a_package_keeps_hashes_and_determinism(smoke: ProxyData) -> None:
+    """The trev/smoke seed-0 dataset keeps the content hash (and so the cache file name) it had before synthvid
+    became a package, and a tiny generation of every task is deterministic."""
+    assert smoke.content_hash == "60f701f38b31ad62"
+    assert sv.content_hash(sv.make_config("trev", "smoke"), 0) == "60f701f38b31ad62"
+    for task in sv.TASKS:
+        config = sv.make_config(task, "smoke", n_train=16, n_test=8)
+        a, b = sv.generate_arrays(config, 0), sv.generate_arrays(config, 0)
+        assert a.keys() == b.keys() == {"train_x", "train_y", "test_x", "test_y"}
+        for key in a:
+            assert np.array_equal(a[key], b[key]), (task, key)

@@ -9,6 +9,7 @@ import torch
 from explorer.data import PRESETS, TaskConfig, load_task, task_class_names, task_shape
 from explorer.data import synthvid as sv
 from explorer.data.leakage import direction_accuracy, exceeds_bound, shuffle_frames, upper_limit
+from explorer.data.synthvid import loader, sampling
 
 CLEAN = dataclasses.replace(PRESETS["smoke"], distractors=0, noise_sigma=0.0, pan=0.0)
 
@@ -73,11 +74,11 @@ def test_compositional_split_holds_out_combinations(monkeypatch: pytest.MonkeyPa
         seen[split["now"]].update((int(s), motion) for s in shapes)
         return real(motion, shapes, config, rng)
 
-    monkeypatch.setattr(sv, "render_compositional_batch", spy)
+    monkeypatch.setattr(sampling, "render_compositional_batch", spy)
     config = dataclasses.replace(CLEAN, task="c", n_train=240, n_test=120)
     for name, n in (("train", 240), ("test", 120)):
         split["now"] = name
-        _, labels = sv._generate_split(config, n, np.random.default_rng(1), name)
+        _, labels = sv.generate_split(config, n, np.random.default_rng(1), name)
         assert np.bincount(labels).tolist() == [n // 6] * 6
     assert seen["test"] == set(sv.C_HELD_OUT) and len(seen["test"]) == 8
     assert seen["train"] == {(s, m) for s in range(4) for m in range(6)} - set(sv.C_HELD_OUT)
@@ -96,7 +97,7 @@ def test_every_task_loads_balanced_smoke_data(tmp_path, task: str, classes: int)
 
 
 def test_task_shape_needs_no_data(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(sv, "generate_arrays", lambda *a, **k: pytest.fail("generated data"))
+    monkeypatch.setattr(loader, "generate_arrays", lambda *a, **k: pytest.fail("generated data"))
     assert task_shape("trev") == {"frames": 8, "resolution": 32, "in_chans": 3, "num_classes": 12}
     assert task_shape(TaskConfig(name="tord", preset="hard")) == \
         {"frames": 16, "resolution": 48, "in_chans": 3, "num_classes": 6}

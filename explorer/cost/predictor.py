@@ -1,4 +1,4 @@
-"""Latency predictor: a per-device lookup table of unit latencies, summed over a model's units.
+"""Latency predictor: LatencyTable, model_units, predict and calibrate (Σ per-unit lookup-table latencies).
 
 A model is cut into the units its forward pass runs one after another: the ``stem``, each downsampling layer, each
 block of each stage, and the ``head`` (final norm, pooling, classifier). A unit's key names its role, its class and
@@ -25,16 +25,21 @@ import torch
 import torch.nn as nn
 
 from explorer.arch import Arch
+from explorer.cost.paths import default_table_path
+from explorer.cost.timing import (
+    REFERENCE_PRESET,
+    check_device,
+    example_input,
+    latency_stats,
+    pinned_threads,
+    reference_ms,
+    resolve_clock,
+    summary,
+    time_callable,
+)
 
 TABLE_VERSION = 1
 _SKIP_IN_DIGEST = ("DropPath", "Dropout", "Identity")  # no work at inference; differ only by rate
-
-
-def default_table_path(device: str) -> Path:
-    """``$EXPLORER_CACHE/latency/<device>.json``, else ``~/.cache/video-explorer/latency/<device>.json``."""
-    root = os.environ.get("EXPLORER_CACHE")
-    base = Path(root) if root else Path.home() / ".cache" / "video-explorer"
-    return base / "latency" / f"{device}.json"
 
 
 @dataclass
@@ -160,7 +165,7 @@ def model_units(model: nn.Module, x: torch.Tensor, threads: int = 1) -> list[Uni
              for i, (_, _, m) in enumerate(labelled)]
     try:
         with torch.inference_mode():
-            head_in = model._run(x)
+            head_in = model.forward_trunk(x)
     finally:
         for h in hooks:
             h.remove()
@@ -186,10 +191,8 @@ def model_units(model: nn.Module, x: torch.Tensor, threads: int = 1) -> list[Uni
 
 
 def _measure_unit(unit: Unit, device: str, warmup: int, repeats: int, clock: str) -> float:
-    from explorer.cost import _summary, time_callable
-
     times, _ = time_callable(unit.run, device, warmup, repeats, clock=clock)
-    return _summary(times)[0]
+    return summary(times)[0]
 
 
 @dataclass
@@ -205,7 +208,6 @@ class Prediction:
 
 def _units_for(arch: Arch, model: nn.Module | None, device: str, threads: int, batch: int) -> tuple[nn.Module,
                                                                                                    list[Unit]]:
-    from explorer.cost import example_input
     from explorer.models import build
 
     model = model if model is not None else build(arch)
@@ -214,12 +216,10 @@ def _units_for(arch: Arch, model: nn.Module | None, device: str, threads: int, b
 
 
 def _default_clock(device: str) -> str:
-    from explorer.cost import resolve_clock
-
     return resolve_clock(device, None)
 
 
-def _table_clock(table: LatencyTable) -> str:
+def table_clock(table: LatencyTable) -> str:
     """The clock the table's entries were timed with; a table without the record is from before clocks were
     recorded (wall), unless it is still empty, when it takes the device's default."""
     if "clock" not in table.meta:
@@ -233,14 +233,12 @@ def predict(arch: Arch, device: str = "cpu", table: LatencyTable | None = None, 
     """Σ table[unit key] over the units of ``arch`` at ``batch``. Missing keys are measured now (``warmup`` +
     ``repeats`` calls of that unit, median) and added to the table, which is saved when it has a file. ``clock``
     (None: the one the table was calibrated with, else wall) times those units; see ``explorer.cost.time_callable``."""
-    from explorer.cost import _check_device, pinned_threads
-
-    _check_device(device)
+    check_device(device)
     table = table if table is not None else LatencyTable.default(device)
     if table.device != device:
         raise ValueError(f"latency table for {table.device!r} cannot predict on {device!r}")
     table.threads = threads
-    clock = clock or _table_clock(table)
+    clock = clock or table_clock(table)
     was_training = model.training if model is not None else False
     model, units = _units_for(arch, model, device, threads, batch)
     measured = []
@@ -265,12 +263,11 @@ def calibrate(archs: list[Arch], device: str = "cpu", table: LatencyTable | None
     """Measure every unit key of ``archs`` not yet in ``table`` (all of them with ``remeasure``, or when the table
     was timed with another ``clock``), fit the table's ``scale`` as the median of (whole-model latency / Σ unit
     entries) over ``archs``, and save it."""
-    from explorer.cost import example_input, latency_stats
     from explorer.models import build
 
     table = table if table is not None else LatencyTable.default(device)
     clock = clock or _default_clock(device)
-    fresh = remeasure or _table_clock(table) != clock  # entries timed with another clock don't add up
+    fresh = remeasure or table_clock(table) != clock  # entries timed with another clock don't add up
     if fresh:
         table.entries.clear()
     table.meta["clock"] = clock  # before the first unit: `predict` times the missing ones with the table's clock
@@ -291,8 +288,6 @@ def calibrate(archs: list[Arch], device: str = "cpu", table: LatencyTable | None
     table.meta.update({"calibrated_archs": table.meta.get("calibrated_archs", 0) + len(archs),
                        "torch": torch.__version__, "clock": clock, "seconds": round(time.time() - start, 1)})
     if clock == "paired":  # the entries are in ms of the reference's quiet speed: keep which speed that was
-        from explorer.cost import REFERENCE_PRESET, reference_ms
-
         table.meta.update({"reference": REFERENCE_PRESET, "reference_ms": reference_ms(threads)})
     if table.path is not None:
         table.save(merge=not fresh)

@@ -1,0 +1,175 @@
+"""The search driver: Ray, the Tuner (searcher, scheduler, trainable, callbacks) and the run folder around it."""
+
+from __future__ import annotations
+
+import functools
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+from explorer.search.callbacks import live_table_callback, progress_callback
+from explorer.search.rundir import (
+    keep_lost_rows,
+    load_run_space,
+    new_run_dir,
+    read_meta,
+    trials_table,
+    write_meta,
+    write_table,
+)
+from explorer.search.samplers import define_by_run, space_sampler
+from explorer.search.trial import run_trial
+from explorer.space import SearchSpace, load_space
+
+# a 2-core laptop or CI box: Ray must not pre-start workers or phone home (see docs/environment.md)
+_RAY_ENV = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_enable_worker_prestart": "0", "RAY_AIR_NEW_OUTPUT": "0",
+            # Tune's experiment state every second (default: adaptive, >= 10 s): a SIGKILLed driver resumes from it
+            "TUNE_GLOBAL_CHECKPOINT_S": "1"}
+_OBJECT_STORE_BYTES = 200 * 2**20
+
+
+def _num_trials(space: SearchSpace) -> int:
+    """The budget, or fewer for a grid smaller than it (conditional parameters counted only where they exist)."""
+    if space.sampler.name != "grid":
+        return space.budget.trials
+    from explorer.space import space_size
+
+    return min(space.budget.trials, space_size(space) or space.budget.trials)
+
+
+def _init_ray(address: str | None, num_cpus: int) -> bool:
+    """Start (or join) Ray; returns True if this call started it, so the caller shuts it down."""
+    import ray
+
+    if ray.is_initialized():
+        return False
+    if address:
+        ray.init(address=address, log_to_driver=False, logging_level="WARNING")
+    else:
+        ray.init(num_cpus=num_cpus, include_dashboard=False, object_store_memory=_OBJECT_STORE_BYTES,
+                 log_to_driver=False, logging_level="WARNING")
+    return True
+
+
+def _scheduler(space: SearchSpace):
+    """ASHA early stopping on accuracy (every objective is still reported at every epoch), or None (FIFO)."""
+    spec = getattr(space, "scheduler", None)
+    if spec is None or spec.name != "asha" or space.budget.epochs < 2:
+        return None
+    from ray.tune.schedulers import ASHAScheduler
+
+    return ASHAScheduler(metric="accuracy", mode="max", time_attr="training_iteration", max_t=space.budget.epochs,
+                         grace_period=min(spec.grace_period, space.budget.epochs),
+                         reduction_factor=spec.reduction_factor)
+
+
+def _resources(space: SearchSpace) -> dict[str, float]:
+    gpus = float(getattr(space.budget, "gpus_per_trial", 0) or 0)
+    return {"cpu": space.budget.cpus_per_trial, **({"gpu": gpus} if gpus else {})}
+
+
+def _searcher(space: SearchSpace, run_dir: Path):
+    import optuna
+    from ray.tune.search import ConcurrencyLimiter
+
+    from explorer.search.searcher import RecordingOptunaSearch
+
+    storage = optuna.storages.RDBStorage(f"sqlite:///{run_dir / 'study.db'}")
+    points = [dict(p) for p in (getattr(space, "seed_points", None) or [])]
+    searcher = RecordingOptunaSearch(space=functools.partial(define_by_run, space), metric=space.metric_names,
+                                     mode=space.modes, sampler=space_sampler(space), study_name=run_dir.name,
+                                     storage=storage, points_to_evaluate=points or None,
+                                     epochs=space.budget.epochs)
+    return ConcurrencyLimiter(searcher, max_concurrent=space.budget.concurrency)
+
+
+def _trainable(space: SearchSpace, run_dir: Path):
+    from ray import tune
+
+    return tune.with_resources(
+        tune.with_parameters(run_trial, space_data=space.model_dump(mode="json"), cache_dir=str(run_dir / "cache")),
+        _resources(space))
+
+
+def _callbacks(space: SearchSpace, run_dir: Path, progress: bool, live: bool) -> list:
+    callbacks = [progress_callback(_num_trials(space))] if progress else []
+    if live:
+        callbacks.append(live_table_callback(space, run_dir))
+    return callbacks
+
+
+def with_budget(space: SearchSpace, **overrides: Any) -> SearchSpace:
+    """The space with some budget fields replaced (command-line flags beat the YAML); None leaves a field alone."""
+    changes = {k: v for k, v in overrides.items() if v is not None}
+    if not changes:
+        return space
+    budget = type(space.budget).model_validate({**space.budget.model_dump(), **changes})  # checked like the YAML
+    return space.model_copy(update={"budget": budget})
+
+
+def run_search(space_path: str | Path | None = None, out_root: str | Path = "reports", address: str | None = None,
+               num_cpus: int | None = None, progress: bool = True, run_dir: str | Path | None = None,
+               resume: bool = False, live: bool = True, budget: dict[str, Any] | None = None) -> Path:
+    """Run a whole search and return the report's path (``<run_dir>/index.html``).
+
+    ``resume=True`` continues the run in ``run_dir`` (killed at any moment, SIGKILL included): Tune restores its
+    experiment state (finished trials stay finished, unfinished ones start again), the Optuna study continues in
+    ``study.db``, and a restarted trial whose architecture had already finished replays it from the run's cache."""
+    if resume:
+        if run_dir is None:
+            raise ValueError("resume needs the run folder")
+        run_dir = Path(run_dir).resolve()
+        meta = read_meta(run_dir)
+        space = load_run_space(run_dir, meta)
+        space_path = meta.get("space_file", str(run_dir / "space.yaml"))
+    else:
+        space = with_budget(load_space(space_path), **(budget or {}))
+        run_dir = (Path(run_dir) if run_dir else new_run_dir(space, out_root)).resolve()
+        run_dir.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(space_path, run_dir / "space.yaml")
+    write_meta(run_dir, space, str(space_path), wall_time_s=None, state="running")
+    for key, value in _RAY_ENV.items():
+        os.environ.setdefault(key, value)
+
+    import optuna
+    from ray import tune
+
+    from explorer.report import write_report
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    started = time.perf_counter()
+    concurrency = space.budget.concurrency
+    cpus = num_cpus or max(1, min(os.cpu_count() or 1, concurrency * space.budget.cpus_per_trial))
+    we_started_ray = _init_ray(address, cpus)
+    try:
+        trainable = _trainable(space, run_dir)
+        if resume and tune.Tuner.can_restore(run_dir / "tune"):
+            # finished trials stay; unfinished and errored (a dead worker) ones run again
+            tuner = tune.Tuner.restore(str(run_dir / "tune"), trainable=trainable, resume_unfinished=True,
+                                       resume_errored=False, restart_errored=True)
+        else:  # a fresh run, or a resume of a run killed before Tune saved any state
+            tuner = tune.Tuner(
+                trainable,
+                tune_config=tune.TuneConfig(search_alg=_searcher(space, run_dir), scheduler=_scheduler(space),
+                                            num_samples=_num_trials(space), reuse_actors=True),
+                run_config=tune.RunConfig(
+                    name="tune", storage_path=str(run_dir), verbose=0,
+                    callbacks=_callbacks(space, run_dir, progress, live),
+                    # retries are for workers or nodes that died: our own failures are reported, not raised
+                    failure_config=tune.FailureConfig(max_failures=getattr(space.budget, "retries", 2),
+                                                      fail_fast=False)),
+            )
+        results = tuner.fit()
+        table = trials_table(space, results, run_dir)
+        table = keep_lost_rows(table, run_dir, set(table["trial_id"].astype(str)))
+    finally:
+        if we_started_ray:
+            import ray
+
+            ray.shutdown()
+    write_table(table, run_dir)
+    write_meta(run_dir, space, str(space_path), wall_time_s=round(time.perf_counter() - started, 2),
+                concurrency=concurrency, address=address or "local", state="finished")
+    return write_report(run_dir)

@@ -1,0 +1,164 @@
+"""The run-folder contract: writes and reads run.json, space.yaml, archs/ and the trials table."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from explorer.search.samplers import resolve_sampler
+from explorer.search.trial import error_text, status_of
+from explorer.space import SearchSpace, arch_from_params, load_space, parse_space
+
+
+def new_run_dir(space: SearchSpace, root: str | Path = "reports") -> Path:
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    safe = re.sub(r"[^A-Za-z0-9_.-]+", "-", space.name)
+    run_dir = Path(root) / f"{safe}-{stamp}"
+    n = 1
+    while run_dir.exists():
+        n += 1
+        run_dir = Path(root) / f"{safe}-{stamp}-{n}"
+    return run_dir
+
+
+METRIC_COLUMNS = ("accuracy", "val_accuracy", "test_accuracy", "gflops", "params_m", "latency_ms",
+                  "predicted_latency_ms", "throughput", "peak_mem_mb", "train_time_s", "trial_time_s", "train_loss")
+HISTORY_KEYS = ("epoch", *METRIC_COLUMNS)
+
+
+def _history(rows: list[dict[str, Any]]) -> str:
+    """Per-epoch reports as JSON (the report draws training curves from it)."""
+    clean = [{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items() if k in HISTORY_KEYS}
+             for row in rows if "epoch" in row]
+    return json.dumps(clean)
+
+
+def trial_row(space: SearchSpace, run_dir: Path, number: int, trial_id: str, config: dict[str, Any],
+              metrics: dict[str, Any], history: list[dict[str, Any]], error: BaseException | None) -> dict[str, Any]:
+    """One row of the trials table (also writes the trial's Arch JSON under ``archs/``)."""
+    status = metrics.get("trial_status") or status_of(error)
+    epochs = int(metrics.get("epoch", 0) or 0)
+    if status == "COMPLETE" and epochs < space.budget.epochs:
+        status = "STOPPED"  # the scheduler (ASHA) ended it early: its accuracy is not comparable
+    row: dict[str, Any] = {"number": number, "trial_id": trial_id, "status": status,
+                           "error": metrics.get("trial_error") or error_text(error)}
+    for key in METRIC_COLUMNS:
+        row[key] = float(metrics[key]) if metrics.get(key) is not None else float("nan")
+    row["epochs"] = epochs
+    row["cached"] = bool(metrics.get("cached", 0.0))
+    row["node_ip"] = str(metrics.get("node_ip", ""))
+    row["cost_json"] = str(metrics.get("cost_json", ""))
+    row["attempts"] = int(metrics.get("attempt", 1) or 1)
+    row["history_json"] = _history(history)
+    try:
+        arch = arch_from_params(space, config)
+        row["arch_hash"], row["arch_summary"], row["arch_json"] = arch.content_hash, arch.summary(), arch.to_json(None)
+        spec = run_dir / "archs" / f"{arch.content_hash}.json"
+        if not spec.exists():  # the live table rebuilds every finished row after each trial: write each spec once
+            spec.parent.mkdir(parents=True, exist_ok=True)
+            spec.write_text(arch.to_json())
+    except Exception as err:  # noqa: BLE001 - a sample whose spec itself is invalid: keep the row, say why
+        row["arch_hash"], row["arch_summary"], row["arch_json"] = "", "", ""
+        row["status"], row["error"] = "FAILED", row["error"] or f"{type(err).__name__}: {err}"
+    for name, value in config.items():
+        row[f"param.{name}"] = value
+    return row
+
+
+def trials_table(space: SearchSpace, results, run_dir: Path):
+    """One row per trial from a Tune ResultGrid (trial creation order)."""
+    import pandas as pd
+
+    rows = []
+    for number, result in enumerate(results):
+        metrics = result.metrics or {}
+        frame = result.metrics_dataframe
+        history = frame.to_dict("records") if frame is not None else []
+        trial_id = str(metrics.get("trial_id") or Path(result.path).name)
+        rows.append(trial_row(space, run_dir, number, trial_id, dict(result.config or {}), metrics, history,
+                              result.error))
+    return pd.DataFrame(rows)
+
+
+def keep_lost_rows(df, run_dir: Path, known_ids: set[str]):
+    """``df`` plus the rows of the table already on disk whose trials Tune no longer knows.
+
+    Tune saves its state every second; a driver killed just after a trial finished can lose that trial from
+    Tune's state although the trial is in the live table (and in the Optuna study). Keeping its row means a resume
+    never loses finished work; the resumed search still runs its budget of trials besides."""
+    import pandas as pd
+
+    path = run_dir / "trials.parquet"
+    if not path.exists():
+        return df
+    try:
+        old = pd.read_parquet(path)
+    except Exception:  # noqa: BLE001 - an unreadable old table: nothing to keep
+        return df
+    lost = old[~old["trial_id"].astype(str).isin(known_ids)]
+    if lost.empty:
+        return df
+    lost = lost.assign(number=range(len(df), len(df) + len(lost)))
+    return pd.concat([df, lost], ignore_index=True)
+
+
+def write_table(df, run_dir: Path) -> None:
+    # params mix ints and strings across rows of one column: parquet needs one type per column
+    out = df.copy()
+    for col in [c for c in out.columns if c.startswith("param.")]:
+        if out[col].map(type).nunique() > 1:
+            out[col] = out[col].astype(str)
+    # written beside and renamed: the live report (or a user) never reads half a file
+    for name, write in (("trials.parquet", lambda f: out.to_parquet(f, index=False)),
+                        ("trials.csv", lambda f: out.to_csv(f, index=False))):
+        tmp = run_dir / f".{name}.tmp"
+        write(tmp)
+        os.replace(tmp, run_dir / name)
+
+
+def _task_label(space: SearchSpace) -> str:
+    """``trev/demo`` for a synthvid task, ``ucf101:/data/ucf101`` for a dataset."""
+    task = space.task
+    return f"{task.dataset.format}:{task.dataset.root}" if task.dataset is not None else f"{task.name}/{task.preset}"
+
+
+def write_meta(run_dir: Path, space: SearchSpace, space_path: str, **extra: Any) -> None:
+    meta = {
+        "name": run_dir.name,
+        "space_name": space.name,
+        "space_file": space_path,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "objectives": [o.model_dump() for o in space.objectives],
+        "task": _task_label(space),
+        "budget": space.budget.model_dump(),
+        "sampler": space.sampler.model_dump(),
+        "sampler_used": resolve_sampler(space)[0],
+        "constraints": space.constraints.model_dump(),
+        "space": space.model_dump(mode="json"),  # resolved (includes merged): --resume needs no other file
+        **extra,
+    }
+    path = run_dir / "run.json"
+    if path.exists():  # keep what an earlier write recorded (creation time) and update the rest
+        old = json.loads(path.read_text())
+        meta = {**meta, **{k: old[k] for k in ("created",) if k in old}}
+    tmp = run_dir / ".run.json.tmp"
+    tmp.write_text(json.dumps(meta, indent=2))
+    os.replace(tmp, path)
+
+
+def read_meta(run_dir: Path) -> dict[str, Any]:
+    """The run's ``run.json`` (FileNotFoundError when ``run_dir`` is not a run folder)."""
+    if not (run_dir / "run.json").exists():
+        raise FileNotFoundError(f"{run_dir}: not a run folder (no run.json)")
+    return json.loads((run_dir / "run.json").read_text())
+
+
+def load_run_space(run_dir: Path, meta: dict[str, Any] | None = None) -> SearchSpace:
+    """The resolved space a run searched: from ``run.json`` (``meta`` if already read), else its ``space.yaml``."""
+    meta = read_meta(run_dir) if meta is None else meta
+    return parse_space(meta["space"]) if "space" in meta else load_space(run_dir / "space.yaml")

@@ -1,0 +1,226 @@
+"""Reading a space: YAML with the line of every key, ``include:`` files merged underneath, schema errors turned
+into ``SpaceError`` (file, line, field), and the checks across settings; the template checks live in templates."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from explorer.space.errors import Loc, Located, SpaceError, did_you_mean
+from explorer.space.schema import METRIC_MODES, PREDICTABLE_COSTS, SearchSpace, complete_schema, costaware_objection
+from explorer.space.templates import check_seed_points, check_templates
+
+
+def _key(node: yaml.Node) -> Any:
+    """A mapping key as safe_load gives it (int keys stay ints: ``stages: {1: ...}`` overrides by index)."""
+    return int(node.value) if node.tag.endswith(":int") else node.value
+
+
+def _node_lines(node: yaml.Node, loc: Loc, lines: dict[Loc, int]) -> None:
+    """Record the 1-based line of every mapping key and sequence item, keyed by its path from the root."""
+    lines.setdefault(loc, node.start_mark.line + 1)
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            child = loc + (_key(key),)
+            lines[child] = key.start_mark.line + 1
+            _node_lines(value, child, lines)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            lines[loc + (i,)] = item.start_mark.line + 1
+            _node_lines(item, loc + (i,), lines)
+
+
+def _read_yaml(path: Path, located: Located | None, include_loc: Loc) -> tuple[Any, dict[Loc, tuple[str, int]]]:
+    file = str(path)
+    try:
+        text = path.read_text()
+    except OSError as err:
+        if located is not None:  # a bad include names the including file's line
+            raise located.error(include_loc, f"cannot read included file {file} ({err.strerror})") from None
+        raise SpaceError(file, None, "", f"cannot read the file ({err.strerror})") from None
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        raise SpaceError(file, mark.line + 1 if mark else None, "",
+                         f"not valid YAML: {getattr(err, 'problem', err)}") from None
+    lines: dict[Loc, int] = {}
+    if root is not None:
+        _node_lines(root, (), lines)
+    return data, {loc: (file, line) for loc, line in lines.items()}
+
+
+def _subtree(origins: dict[Loc, tuple[str, int]], loc: Loc) -> dict[Loc, tuple[str, int]]:
+    n = len(loc)
+    return {k: v for k, v in origins.items() if k[:n] == loc}
+
+
+def _merge(base: Any, over: Any, loc: Loc, bo: dict, oo: dict, out: dict, over_loc: Located) -> Any:
+    """Deep merge ``over`` onto ``base``: mappings key by key, a list replaced wholesale or, when ``over`` is a
+    mapping of integer keys, item by item; ``out`` collects the origin of every resulting path."""
+    if isinstance(base, dict) and isinstance(over, dict):
+        result = {}
+        out[loc] = oo.get(loc, bo.get(loc))
+        for key, value in base.items():
+            if key not in over:
+                result[key] = value
+                out.update(_subtree(bo, loc + (key,)))
+        for key, value in over.items():
+            if key in base:
+                result[key] = _merge(base[key], value, loc + (key,), bo, oo, out, over_loc)
+            else:
+                result[key] = value
+                out.update(_subtree(oo, loc + (key,)))
+        return result
+    if isinstance(base, list) and isinstance(over, dict) and over and all(isinstance(k, int) for k in over):
+        result = list(base)
+        out[loc] = oo.get(loc, bo.get(loc))
+        covered = set(over)
+        for i in range(len(base)):
+            if i not in covered:
+                out.update(_subtree(bo, loc + (i,)))
+        for i, value in over.items():
+            if not 0 <= i < len(base):
+                raise over_loc.error(loc + (i,), f"index {i} overrides no item: the included list has "
+                                                 f"{len(base)} item(s) (0..{len(base) - 1})")
+            result[i] = _merge(base[i], value, loc + (i,), bo, oo, out, over_loc)
+        return result
+    out.update(_subtree(oo, loc))
+    return over
+
+
+def _load_with_includes(path: Path, stack: tuple[Path, ...] = (), parent: Located | None = None,
+                        parent_loc: Loc = ()) -> tuple[Any, dict[Loc, tuple[str, int]]]:
+    """The document at ``path`` with its ``include:`` files merged underneath it (paths relative to it)."""
+    resolved = path.resolve()
+    if resolved in stack:
+        chain = " -> ".join(str(p) for p in stack + (resolved,))
+        raise parent.error(parent_loc, f"include cycle: {chain}")
+    data, origins = _read_yaml(path, parent, parent_loc)
+    if not isinstance(data, dict) or "include" not in data:
+        return data, origins
+    here = Located(str(path), origins)
+    includes = data.pop("include")
+    items = [includes] if isinstance(includes, str) else includes
+    if not isinstance(items, list) or not items or not all(isinstance(i, str) for i in items):
+        raise here.error(("include",), f"expected a file name or a list of file names, got {includes!r}")
+    merged: Any = None
+    merged_origins: dict[Loc, tuple[str, int]] = {}
+    for j, name in enumerate(items):
+        loc = ("include",) if isinstance(includes, str) else ("include", j)
+        base, base_origins = _load_with_includes(path.parent / name, stack + (resolved,), here, loc)
+        if not isinstance(base, dict):
+            raise here.error(loc, f"included file {path.parent / name} must hold a mapping of space settings")
+        if merged is None:
+            merged, merged_origins = base, base_origins
+        else:
+            out: dict = {}
+            merged = _merge(merged, base, (), merged_origins, base_origins, out, Located(str(path.parent / name),
+                                                                                         base_origins))
+            merged_origins = out
+    own = {k: v for k, v in origins.items() if not (k and k[0] == "include")}
+    out = {}
+    result = _merge(merged, data, (), merged_origins, own, out, here)
+    out[()] = origins.get((), (str(path), 1))
+    return result, out
+
+
+def load_space(path: str | Path) -> SearchSpace:
+    """Read and fully validate a space file (and its includes); every problem raises ``SpaceError`` naming the
+    file, line and field."""
+    path = Path(path)
+    data, origins = _load_with_includes(path)
+    return parse_space(data, Located(str(path), origins))
+
+
+def _apply_seed(data: dict) -> dict:
+    """A top-level ``seed`` seeds the sampler and the task unless they set their own."""
+    seed = data.get("seed")
+    if not isinstance(seed, int) or isinstance(seed, bool):
+        return data
+    data = dict(data)
+    for key in ("sampler", "task"):
+        section = data.get(key, {})
+        if isinstance(section, dict) and "seed" not in section:
+            data[key] = {**section, "seed": seed}
+    return data
+
+
+def parse_space(data: Any, located: Located | None = None) -> SearchSpace:
+    located = located or Located("<dict>", {})
+    if not isinstance(data, dict):
+        raise located.error((), "expected a mapping of space settings at the top level")
+    if "include" in data:
+        raise located.error(("include",), "includes are resolved by load_space (from a file)")
+    complete_schema()
+    try:
+        space = SearchSpace.model_validate({**_apply_seed(data), "source": located.file})
+    except ValidationError as err:
+        raise _translate(err, located) from None
+    _check_settings(space, located)
+    check_templates(space, located)
+    check_seed_points(space, located)
+    return space
+
+
+def _allowed_fields(loc: Loc) -> list[str]:
+    """The keys allowed at a path of the schema (to list them after an unknown key)."""
+    model: Any = SearchSpace
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        field = model.model_fields.get(part)
+        if field is None:
+            return []
+        ann = field.annotation
+        args = getattr(ann, "__args__", ()) or (ann,)
+        for arg in list(args):
+            args += getattr(arg, "__args__", ())
+        model = next((a for a in args if isinstance(a, type) and issubclass(a, BaseModel)), None)
+        if model is None:
+            return []
+    return [name for name in model.model_fields if name != "source"]
+
+
+def _translate(err: ValidationError, located: Located) -> SpaceError:
+    first = err.errors()[0]
+    loc = tuple(first["loc"])
+    kind = first["type"]
+    if kind == "extra_forbidden":
+        allowed = _allowed_fields(loc[:-1])
+        return located.error(loc, f"unknown key{did_you_mean(loc[-1], allowed)}; expected one of: "
+                                  f"{', '.join(allowed)}")
+    if kind == "missing":
+        return located.error(loc, "required key is missing")
+    if kind == "literal_error":
+        expected = first.get("ctx", {}).get("expected", "")
+        hint = did_you_mean(first.get("input"), [s.strip(" '") for s in expected.replace(" or ", ",").split(",")])
+        return located.error(loc, f"expected one of {expected}, got {first.get('input')!r}{hint}")
+    return located.error(loc, f"{first['msg']}, got {first.get('input')!r}")
+
+
+def _check_settings(space: SearchSpace, located: Located) -> None:
+    """Checks across fields of the settings (not the architecture template)."""
+    seen: dict[str, int] = {}
+    for i, obj in enumerate(space.objectives):
+        want = METRIC_MODES[obj.metric]
+        if obj.mode != want:
+            raise located.error(("objectives", i, "mode"), f"{obj.metric} is better when smaller/larger: expected "
+                                                          f"mode {want!r}, got {obj.mode!r}")
+        if obj.metric in seen:
+            raise located.error(("objectives", i, "metric"), f"{obj.metric!r} is already objective {seen[obj.metric]}")
+        seen[obj.metric] = i
+    if space.sampler.name == "costaware" and "name" in space.sampler.model_fields_set:  # the default falls back instead
+        metrics = space.metric_names
+        if costaware_objection(metrics) is not None:
+            raise located.error(("sampler", "name"), f"the costaware sampler models accuracy and works out every other "
+                                                     f"objective before training (any of "
+                                                     f"{', '.join(PREDICTABLE_COSTS)}); the objectives here are "
+                                                     f"{', '.join(metrics)}: name tpe, nsga2 or random instead")
+    if space.sampler.population is not None and space.sampler.name != "nsga2":
+        raise located.error(("sampler", "population"), f"only the nsga2 sampler has a population; "
+                                                       f"sampler is {space.sampler.name!r}")

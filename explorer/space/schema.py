@@ -1,0 +1,129 @@
+"""The pydantic schema of a space file: the settings (task, objectives, budget, sampler, scheduler, constraints)
+and the architecture template the stages are sampled from."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Literal, Optional
+
+from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt
+
+if TYPE_CHECKING:
+    from explorer.data.tasks import TaskConfig
+
+Scalar = (int, float, str, bool)
+
+# the direction each metric is better in (the search reports all of them for every trial)
+METRIC_MODES = {"accuracy": "max", "throughput": "max", "gflops": "min", "params_m": "min", "latency_ms": "min",
+                "predicted_latency_ms": "min", "peak_mem_mb": "min"}
+MERGE_FIELDS = ("r", "ratio", "layers", "temporal_ratio", "prop_attn", "size_weighted_pool")
+MERGE_KINDS = ("none", "tome", "sttm")  # "none": no merging in that stage
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ObjectiveSpec(_Strict):
+    metric: Literal["accuracy", "gflops", "params_m", "latency_ms", "predicted_latency_ms", "throughput",
+                    "peak_mem_mb"]
+    mode: Literal["max", "min"]
+    device: Literal["cpu", "cuda"] = "cpu"  # where latency/throughput/memory are measured
+
+
+class BudgetSpec(_Strict):
+    trials: PositiveInt = 8
+    epochs: PositiveInt = 3
+    concurrency: PositiveInt = 2
+    cpus_per_trial: PositiveInt = 1
+    gpus_per_trial: NonNegativeFloat = 0.0  # fractions share a GPU between trials
+    retries: NonNegativeInt = 2  # re-runs of a trial whose worker died
+    batch_size: PositiveInt = 32
+    lr: PositiveFloat = 3e-3
+
+
+# objectives the costaware sampler works out on the driver before training (latency: the per-block predictor)
+PREDICTABLE_COSTS = ("gflops", "params_m", "latency_ms", "predicted_latency_ms")
+
+
+def costaware_objection(metrics: list[str]) -> str | None:
+    """Why the costaware sampler cannot serve these objectives (None: it can): it models accuracy and needs every
+    other objective before training."""
+    if "accuracy" not in metrics:
+        return "it models accuracy, which is not an objective here"
+    unknown = [m for m in metrics if m not in ("accuracy", *PREDICTABLE_COSTS)]
+    return f"{', '.join(unknown)} cannot be worked out before training" if unknown else None
+
+
+class SamplerSpec(_Strict):
+    name: Literal["costaware", "tpe", "nsga2", "random", "grid"] = "costaware"
+    seed: int = 0
+    population: Optional[PositiveInt] = None  # nsga2 only; None: sized from the budget
+
+
+class SchedulerSpec(_Strict):
+    name: Literal["fifo", "asha"] = "fifo"
+    grace_period: PositiveInt = 1
+    reduction_factor: int = Field(2, ge=2)
+
+
+class ConstraintSpec(_Strict):
+    max_gflops: Optional[PositiveFloat] = None
+    max_params_m: Optional[PositiveFloat] = None
+    max_latency_ms: Optional[PositiveFloat] = None  # checked by the search with its latency predictor
+
+
+class StageTemplate(_Strict):
+    depth: Any
+    width: Any
+    mixer: Any
+    mlp_ratio: Any = 2.0
+    down: dict[str, Any] = Field(default_factory=dict)
+    global_tokens: Optional[dict[str, Any]] = None
+    merge: Any = None
+
+
+def _default_task() -> TaskConfig:
+    from explorer.data.tasks import TaskConfig
+
+    return TaskConfig()
+
+
+def _default_objectives() -> list[ObjectiveSpec]:
+    return [ObjectiveSpec(metric="accuracy", mode="max"), ObjectiveSpec(metric="gflops", mode="min")]
+
+
+class SearchSpace(_Strict):
+    name: str
+    description: str = ""
+    seed: Optional[int] = None
+    task: TaskConfig = Field(default_factory=_default_task)  # a synthvid task or a dataset on disk
+    objectives: list[ObjectiveSpec] = Field(default_factory=_default_objectives, min_length=2)
+    budget: BudgetSpec = Field(default_factory=BudgetSpec)
+    sampler: SamplerSpec = Field(default_factory=SamplerSpec)
+    scheduler: SchedulerSpec = Field(default_factory=SchedulerSpec)
+    constraints: ConstraintSpec = Field(default_factory=ConstraintSpec)
+    seed_points: list[dict[str, Any]] = Field(default_factory=list)
+    shared: dict[str, Any] = Field(default_factory=dict)
+    num_stages: Any = None
+    stem: dict[str, Any] = Field(default_factory=dict)
+    head: dict[str, Any] = Field(default_factory=dict)
+    drop_path_rate: float = 0.0
+    stages: list[StageTemplate] = Field(min_length=1)
+    source: str = Field("<dict>", exclude=True)
+
+    @property
+    def metric_names(self) -> list[str]:
+        return [o.metric for o in self.objectives]
+
+    @property
+    def modes(self) -> list[str]:
+        return [o.mode for o in self.objectives]
+
+
+def complete_schema() -> None:
+    """Resolve ``SearchSpace.task``'s type. ``TaskConfig`` is imported when the first space is validated, not when
+    this package is (``explorer.data.tasks`` is torch-free; the loaders it calls import torch when data is loaded)."""
+    if not SearchSpace.__pydantic_complete__:
+        from explorer.data.tasks import TaskConfig
+
+        SearchSpace.model_rebuild(_types_namespace={"TaskConfig": TaskConfig})
