@@ -10,7 +10,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from explorer.space.errors import Loc, Located, SpaceError, did_you_mean
-from explorer.space.schema import METRIC_MODES, PREDICTABLE_COSTS, SearchSpace, complete_schema, costaware_objection
+from explorer.space.schema import METRIC_MODES, PREDICTABLE_COSTS, SearchSpace, costaware_objection
 from explorer.space.templates import check_seed_points, check_templates
 
 
@@ -156,7 +156,6 @@ def parse_space(data: Any, located: Located | None = None) -> SearchSpace:
         raise located.error((), "expected a mapping of space settings at the top level")
     if "include" in data:
         raise located.error(("include",), "includes are resolved by load_space (from a file)")
-    complete_schema()
     try:
         space = SearchSpace.model_validate({**_apply_seed(data), "source": located.file})
     except ValidationError as err:

@@ -3,12 +3,11 @@ and the architecture template the stages are sampled from."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Literal, Optional
+from typing import Any, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt
 
-if TYPE_CHECKING:
-    from explorer.data.tasks import TaskConfig
+from explorer.data.tasks import TaskConfig
 
 Scalar = (int, float, str, bool)
 
@@ -82,12 +81,6 @@ class StageTemplate(_Strict):
     merge: Any = None
 
 
-def _default_task() -> TaskConfig:
-    from explorer.data.tasks import TaskConfig
-
-    return TaskConfig()
-
-
 def _default_objectives() -> list[ObjectiveSpec]:
     return [ObjectiveSpec(metric="accuracy", mode="max"), ObjectiveSpec(metric="gflops", mode="min")]
 
@@ -96,7 +89,7 @@ class SearchSpace(_Strict):
     name: str
     description: str = ""
     seed: Optional[int] = None
-    task: TaskConfig = Field(default_factory=_default_task)  # a synthvid task or a dataset on disk
+    task: TaskConfig = Field(default_factory=TaskConfig)  # a synthvid task or a dataset on disk
     objectives: list[ObjectiveSpec] = Field(default_factory=_default_objectives, min_length=2)
     budget: BudgetSpec = Field(default_factory=BudgetSpec)
     sampler: SamplerSpec = Field(default_factory=SamplerSpec)
@@ -118,12 +111,3 @@ class SearchSpace(_Strict):
     @property
     def modes(self) -> list[str]:
         return [o.mode for o in self.objectives]
-
-
-def complete_schema() -> None:
-    """Resolve ``SearchSpace.task``'s type. ``TaskConfig`` is imported when the first space is validated, not when
-    this package is (``explorer.data.tasks`` is torch-free; the loaders it calls import torch when data is loaded)."""
-    if not SearchSpace.__pydantic_complete__:
-        from explorer.data.tasks import TaskConfig
-
-        SearchSpace.model_rebuild(_types_namespace={"TaskConfig": TaskConfig})
