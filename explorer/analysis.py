@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from explorer.logs import optuna_warnings_only
 from explorer.pareto import HV_REFERENCE, as_loss, hypervolume, pareto_mask
 
 STATUS_COMPLETE = "COMPLETE"
@@ -354,8 +355,8 @@ def _study_from_table(df: pd.DataFrame, objs: Sequence[Objective]):
     data = df[(df["status"] == STATUS_COMPLETE)].dropna(subset=[o.metric for o in objs])
     params = param_columns(data)
     choices = {p: sorted({value_key(v) for v in data[p]}, key=_sort_key) for p in params}
-    optuna.logging.set_verbosity(optuna.logging.WARNING)  # no "A new study created in memory" line per report
-    study = optuna.create_study(directions=["maximize" if o.maximize else "minimize" for o in objs])
+    with optuna_warnings_only():  # no "A new study created in memory" line per report
+        study = optuna.create_study(directions=["maximize" if o.maximize else "minimize" for o in objs])
     trials = []
     for _, row in data.iterrows():
         ps = {p.removeprefix(PARAM_PREFIX): value_key(row[p]) for p in params}

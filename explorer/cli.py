@@ -8,6 +8,8 @@ import json
 import sys
 from pathlib import Path
 
+from explorer.logs import show_messages
+
 EPILOG = """examples:
   explorer search search_spaces/tiny.yaml          # 8-trial demo search on synthetic T-rev clips
   explorer search SPACE.yaml --address HOST:PORT   # on an existing Ray cluster
@@ -365,6 +367,7 @@ HANDLERS = {"search": cmd_search, "report": cmd_report, "cost": cmd_cost, "expor
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
+    show_messages()
     if args.command is None:
         parser.print_help()
         return 0

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
 from explorer.search.rundir import HISTORY_KEYS, keep_lost_rows, trial_row, write_table
 from explorer.space import SearchSpace
+
+_log = logging.getLogger(__name__)
 
 
 def live_table_callback(space: SearchSpace, run_dir: Path):
@@ -41,7 +44,7 @@ def live_table_callback(space: SearchSpace, run_dir: Path):
 
                 write_report(run_dir, live=True)
             except Exception as err:  # noqa: BLE001 - a report glitch must never stop the search
-                print(f"warning: live report not refreshed: {type(err).__name__}: {err}")
+                _log.warning("warning: live report not refreshed: %s: %s", type(err).__name__, err)
 
         def on_trial_complete(self, iteration, trials, trial, **info):
             self._refresh(trials)

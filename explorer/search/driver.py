@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from explorer.logs import optuna_warnings_only
 from explorer.search.callbacks import live_table_callback, progress_callback
 from explorer.search.rundir import (
     keep_lost_rows,
@@ -109,6 +110,7 @@ def with_budget(space: SearchSpace, **overrides: Any) -> SearchSpace:
     return space.model_copy(update={"budget": budget})
 
 
+@optuna_warnings_only()
 def run_search(space_path: str | Path | None = None, out_root: str | Path = "reports", address: str | None = None,
                num_cpus: int | None = None, progress: bool = True, run_dir: str | Path | None = None,
                resume: bool = False, live: bool = True, budget: dict[str, Any] | None = None) -> Path:
@@ -133,12 +135,10 @@ def run_search(space_path: str | Path | None = None, out_root: str | Path = "rep
     for key, value in _RAY_ENV.items():
         os.environ.setdefault(key, value)
 
-    import optuna
     from ray import tune
 
     from explorer.report import write_report
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
     started = time.perf_counter()
     concurrency = space.budget.concurrency
     cpus = num_cpus or max(1, min(os.cpu_count() or 1, concurrency * space.budget.cpus_per_trial))

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import functools
+import logging
 from typing import Any
 
 from explorer.search.trial import Infeasible, check_constraints
 from explorer.space import SearchSpace, arch_from_params, costaware_objection, grid_space, sample_arch
+
+_log = logging.getLogger(__name__)
 
 
 def define_by_run(space: SearchSpace, trial) -> None:
@@ -109,7 +112,7 @@ def resolve_sampler(space: SearchSpace) -> tuple[str, str | None]:
 def space_sampler(space: SearchSpace):
     name, note = resolve_sampler(space)
     if note:
-        print(f"note: {note}")
+        _log.info("note: %s", note)
     grid = grid_space(space) if name == "grid" else None
     return make_sampler(name, space.sampler.seed, space.budget.trials,
                         population=getattr(space.sampler, "population", None), grid=grid, space=space)

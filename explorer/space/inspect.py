@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from explorer.logs import optuna_warnings_only
 from explorer.space.counting import space_size
 from explorer.space.sampling import sample_arch
 from explorer.space.schema import SearchSpace
@@ -20,6 +21,7 @@ def text_histogram(values: list[float], bins: int = 8, width: int = 40, fmt: str
             f"{'#' * round(width * int(c) / top)}" for j, (lo, hi, c) in enumerate(zip(edges, edges[1:], counts))]
 
 
+@optuna_warnings_only()
 def sample_costs(space: SearchSpace, samples: int, seed: int = 0, progress: Any = None) -> dict[str, Any]:
     """Params and fvcore GFLOPs of ``samples`` random architectures (no training): ``{"archs": [...],
     "gflops": [...], "params_m": [...], "invalid": {reason: count}}``; equal architectures are costed once."""
@@ -31,7 +33,6 @@ def sample_costs(space: SearchSpace, samples: int, seed: int = 0, progress: Any 
     from explorer.cost import count_flops, example_input
     from explorer.models import build
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
     out: dict[str, Any] = {"archs": [], "gflops": [], "params_m": [], "invalid": {}}
     cache: dict[str, tuple[float, float]] = {}
