@@ -115,3 +115,48 @@ def test_with_a_validation_split_accuracy_is_validation_and_test_is_beside_it(sm
         assert result.test_accuracy == evaluate(model, data.test_x, data.test_y)
     plain = list(train_epochs(build(preset("conv3d_tiny")), smoke, TrainConfig(epochs=1, seed=0, threads=1)))
     assert plain[0].test_accuracy is None  # no validation split: accuracy is the test accuracy, as before
+
+
+def test_width_scaled_init_sets_the_gain_and_keeps_zero_init_parts():
+    from explorer.models import build
+    from explorer.train import RELEASE_GAIN, width_scaled_init
+
+    torch.manual_seed(0)
+    model = build(preset("morphmlp_tiny"))  # MorphFC_t's W_t starts at zero by design
+    zero = {n for n, m in model.named_modules() if isinstance(m, nn.Linear) and not m.weight.abs().max() > 0}
+    width_scaled_init(model)
+    linears = {n: m for n, m in model.named_modules() if isinstance(m, nn.Linear)}
+    assert zero and all(not linears[n].weight.abs().max() > 0 for n in zero)
+    wide = [m for n, m in linears.items() if n not in zero and m.weight.numel() >= 2048]
+    assert wide and all(m.weight.std().item() * m.in_features ** 0.5 == pytest.approx(RELEASE_GAIN, rel=0.15)
+                        for m in wide)
+    assert RELEASE_GAIN == pytest.approx(0.02 * 768 ** 0.5)
+
+
+def test_init_gain_makes_a_branch_start_equally_strong_at_every_width(smoke):
+    """At width 32 the releases' σ = 0.02 leaves a residual MLP branch several times weaker (its output over its
+    input, at init) than at width 768; with the width-scaled init its strength no longer depends on the width."""
+    from explorer.blocks.layers import init_linear
+    from explorer.train import width_scaled_init
+
+    def relative_output(width: int, scaled: bool) -> float:
+        torch.manual_seed(0)
+        mlp = nn.Sequential(nn.Linear(width, 4 * width), nn.GELU(), nn.Linear(4 * width, width))
+        mlp.apply(init_linear)
+        if scaled:
+            width_scaled_init(mlp)
+        x = torch.randn(4096, width)
+        return (mlp(x).std() / x.std()).item()
+
+    assert relative_output(32, scaled=False) < relative_output(768, scaled=False) / 3
+    assert relative_output(32, scaled=True) == pytest.approx(relative_output(768, scaled=True), rel=0.2)
+    with_gain = list(train_epochs(build_preset("conv3d_tiny"), smoke, TrainConfig(epochs=1, threads=1, init_gain=0.55)))
+    without = list(train_epochs(build_preset("conv3d_tiny"), smoke, TrainConfig(epochs=1, threads=1)))
+    assert with_gain[0].train_loss != without[0].train_loss
+
+
+def build_preset(name: str):
+    from explorer.models import build
+
+    torch.manual_seed(0)
+    return build(preset(name))

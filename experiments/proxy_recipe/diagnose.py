@@ -140,12 +140,49 @@ def _add_pos_embed(model) -> None:
     model.stem = WithPosition(model.stem)
 
 
+def _temporal_stem(make: Callable[[], dict]) -> Callable[[], dict]:
+    """The same model behind a conv stem whose first conv also spans 3 frames (temporal stride 1): motion of a pixel
+    per frame is seen at full resolution, before the 4x patchify."""
+    def spec() -> dict:
+        s = make()
+        s["stem"] = {"kind": "conv", "patch": 4, "temporal_kernel": 3, "temporal_stride": 1}
+        return s
+    return spec
+
+
+def _width_scaled_init(model, gain: float = 0.02 * 768 ** 0.5) -> None:
+    """Every Linear weight initialised at std gain/sqrt(fan_in) instead of 0.02 (the default gain, 0.55, makes the
+    two agree at fan_in 768, the width the 0.02 convention was tuned at); weights that start at exactly zero by
+    design stay zero."""
+    import torch
+    import torch.nn as nn
+    from timm.layers import trunc_normal_
+
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, nn.Linear) and module.weight.abs().max() > 0:
+                trunc_normal_(module.weight, std=gain / module.in_features ** 0.5)
+
+
 def _late_inits() -> None:
     import torch.nn as nn
 
     MODEL_INITS["focal_conv_stem_no_bn"] = _conv_stem_without(nn.BatchNorm3d)
     MODEL_INITS["focal_conv_stem_no_gelu"] = _conv_stem_without(nn.GELU)
     MODELS["vit_conv_stem"] = _vit_conv_stem
+    for name in ("conv3d_tiny", "posmlp_tiny", "mobile_former_tiny"):
+        MODELS[f"{name}_tstem"] = _temporal_stem(_preset(name))
+    MODELS["focal_tstem"] = _temporal_stem(lambda: _focal("parallel"))
+    for name, make in (("conv3d_tiny", _preset("conv3d_tiny")), ("posmlp_tiny", _preset("posmlp_tiny")),
+                       ("focal_conv_stem", MODELS["focal_conv_stem"]), ("vit_conv_stem", _vit_conv_stem)):
+        MODELS[f"{name}_winit"] = make
+        MODEL_INITS[f"{name}_winit"] = _width_scaled_init if name != "vit_conv_stem" else \
+            (lambda m: (_add_pos_embed(m), _width_scaled_init(m)))
+        MODELS[f"{name}_winit1"] = make  # gain 1: std 1/sqrt(fan_in)
+        MODEL_INITS[f"{name}_winit1"] = (lambda m: _width_scaled_init(m, 1.0)) if name != "vit_conv_stem" else \
+            (lambda m: (_add_pos_embed(m), _width_scaled_init(m, 1.0)))
+    MODELS["mobile_former_tiny_winit"] = _preset("mobile_former_tiny")
+    MODEL_INITS["mobile_former_tiny_winit"] = _width_scaled_init
     MODEL_INITS["vit_conv_stem"] = _add_pos_embed
 
 
@@ -160,6 +197,7 @@ RECIPES: dict[str, dict[str, Any]] = {
     "filter_lr1e-3": {"filter_decay": True, "lr": 1e-3},
     "no_decay": {"weight_decay": 0.0},
     "warmup20": {"filter_decay": True, "warmup_steps": 20},
+    "width_init": {"init_gain": 0.02 * 768 ** 0.5},  # TrainConfig's width-scaled init (explorer.train.RELEASE_GAIN)
 }
 
 

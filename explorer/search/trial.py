@@ -146,7 +146,7 @@ def _train_or_replay(config: dict[str, Any], space: SearchSpace, cache: Path, st
     from ray import tune
 
     from explorer.models import build
-    from explorer.train import TrainConfig, train_epochs
+    from explorer.train import RELEASE_GAIN, TrainConfig, train_epochs
 
     threads = space.budget.cpus_per_trial
     torch.set_num_threads(threads)
@@ -163,7 +163,8 @@ def _train_or_replay(config: dict[str, Any], space: SearchSpace, cache: Path, st
     check_constraints(space, cost, arch, model)
     data = _task_data(space)
     train_cfg = TrainConfig(epochs=space.budget.epochs, batch_size=space.budget.batch_size, lr=space.budget.lr,
-                            seed=space.task.seed, threads=threads, device=_trial_device(space))
+                            seed=space.task.seed, threads=threads, device=_trial_device(space),
+                            init_gain=RELEASE_GAIN if space.budget.init == "width_scaled" else None)
     reports = []
     for result in train_epochs(model, data, train_cfg):
         reports.append({"accuracy": result.accuracy, "val_accuracy": result.accuracy,

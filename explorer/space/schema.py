@@ -38,6 +38,9 @@ class BudgetSpec(_Strict):
     retries: NonNegativeInt = 2  # re-runs of a trial whose worker died
     batch_size: PositiveInt = 32
     lr: PositiveFloat = 3e-3
+    # width_scaled: Linear weights redrawn at σ = 0.55/√fan_in, so a narrow proxy model's blocks start as strong as a
+    # released model's (explorer.train.width_scaled_init); release: trained as built (σ = 0.02)
+    init: Literal["width_scaled", "release"] = "width_scaled"
 
 
 # objectives the costaware sampler works out on the driver before training (latency: the per-block predictor)
