@@ -57,6 +57,8 @@ class StemSpec:
       learned position embedding when ``pos_embed``.
     - ``single_conv`` (Mobile-Former): one Conv3d (kt,3,3), stride (st,2,2), no bias, + BN + ReLU6 (patch 2).
 
+    ``pos_embed``: a learned position embedding over the stem's output grid, for every kind.
+
     ``width``: the stem's output channels; 0 (default, left out of the serialised spec) = the first stage's
     width. A different width needs a first stage with ``down.kind = "none"`` whose first block resamples.
     """

@@ -179,16 +179,34 @@ class SingleConvStem(nn.Module):
         return self.proj(x).permute(0, 2, 3, 4, 1)
 
 
+class PositionEmbedded(nn.Module):
+    """Any stem followed by a learned position embedding over its (T', H', W') grid (σ = 0.02, as the tubelet
+    stem's): what an order-blind mixer (attention) needs to see where and when a token is."""
+
+    def __init__(self, body: nn.Module, grid: tuple[int, int, int], dim: int):
+        super().__init__()
+        self.body = body
+        self.pos_embed = nn.Parameter(trunc_normal_(torch.zeros(1, *grid, dim), std=0.02))
+
+    def no_weight_decay(self) -> set[str]:
+        return {"pos_embed"}
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x) + self.pos_embed
+
+
 def make_stem(arch: Arch, dim: int) -> nn.Module:
     spec = arch.stem
-    if spec.kind == "single_conv":
-        return SingleConvStem(arch.input.in_chans, dim, spec)
-    if spec.kind == "frame_patch":
-        return FramePatchStem(arch.input.in_chans, dim, spec)
-    if spec.kind == "tubelet":
-        t, h = after_stem(arch)
+    t, h = after_stem(arch)
+    if spec.kind == "tubelet":  # its position embedding is its own (the ViT layout)
         return TubeletStem(arch.input.in_chans, dim, spec, (t, h, h))
-    return Stem(arch.input.in_chans, dim, spec)
+    if spec.kind == "single_conv":
+        stem: nn.Module = SingleConvStem(arch.input.in_chans, dim, spec)
+    elif spec.kind == "frame_patch":
+        stem = FramePatchStem(arch.input.in_chans, dim, spec)
+    else:
+        stem = Stem(arch.input.in_chans, dim, spec)
+    return PositionEmbedded(stem, (t, h, h), dim) if spec.pos_embed else stem
 
 
 class PatchMerge(nn.Module):

@@ -100,7 +100,7 @@ def width_scaled_init(model: nn.Module, gain: float = RELEASE_GAIN) -> None:
 
     Why: σ = 0.02 suits width 768, but at the proxy's widths (16–64) it is 3–7× below 0.55/√fan_in, so every
     residual branch starts near zero and the network begins as *stem → pool → linear head*: on T-rev (6 epochs,
-    seed 0) PosMLP-Video reached 55 % at σ = 0.02 and 73 % with this init (experiments/proxy_recipe).
+    seeds 0/1) PosMLP-Video reached 54/45 % at σ = 0.02 and 70/75 % with this init (experiments/proxy_recipe).
     """
     for module in model.modules():
         if isinstance(module, nn.Linear) and module.weight.abs().max() > 0:

@@ -97,3 +97,27 @@ def test_drop_path_rates_rise_linearly_over_all_blocks():
     m = build(preset("video_focalnet_t"))
     rates = [getattr(b.drop_path, "drop_prob", 0.0) for stage in m.stages for b in stage]
     assert rates == pytest.approx([0.2 * i / 11 for i in range(12)])
+
+
+@pytest.mark.parametrize("kind", ["conv", "frame_patch"])
+def test_a_position_embedding_follows_any_stem(kind):
+    """``pos_embed`` on a conv or per-frame stem adds a learned (T', H', W', C) embedding (it used to be ignored
+    there): an attention stage behind such a stem then tells frames apart."""
+    from explorer.arch import Arch
+    from explorer.blocks import preset_spec
+
+    spec = preset_spec("vit_tiny_sttm")
+    spec["stages"][0].pop("merge")
+    spec["stem"] = {"kind": kind, "patch": 4, "pos_embed": True}
+    with_pos = build(Arch.from_dict(spec))
+    spec["stem"]["pos_embed"] = False
+    without = build(Arch.from_dict(spec))
+    grid_params = 8 * 8 * 8 * 64  # (T', H', W') = (8, 8, 8) at width 64
+    assert sum(p.numel() for p in with_pos.parameters()) - sum(p.numel() for p in without.parameters()) == grid_params
+    assert with_pos.no_weight_decay() == {"stem.pos_embed"}
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, 8, 32, 32)
+    reversed_x = x.flip(2)
+    with torch.no_grad():  # joint attention without positions is blind to frame order; with them it is not
+        assert torch.allclose(without.eval()(x), without(reversed_x), atol=1e-5)
+        assert not torch.allclose(with_pos.eval()(x), with_pos(reversed_x), atol=1e-5)
