@@ -144,6 +144,11 @@ def cmd_search(args: argparse.Namespace) -> int:
             return _fail("give either a space file or --resume RUN (a run folder keeps its space)")
         if not (Path(args.resume) / "run.json").exists():
             return _fail(f"{args.resume}: not a run folder (no run.json)")
+        from explorer.search.rundir import read_meta, stale_run_reason
+
+        reason = stale_run_reason(Path(args.resume), read_meta(Path(args.resume)))
+        if reason:
+            return _fail(reason)
     elif not args.space:
         return _fail("a search-space YAML file is required (or --resume RUN)")
     else:

@@ -42,3 +42,14 @@ def test_help_lists_the_subcommands():
     assert proc.returncode == 0
     for word in ("search", "report", "cost", "presets", "--address"):
         assert word in proc.stdout
+
+
+def test_resuming_a_run_from_before_the_validation_split_is_refused(tmp_path):
+    """A run whose run.json has no recipe selected on the test clips with the releases' init: resuming it would mix
+    two recipes on one front, so the CLI refuses before starting anything and says what to do."""
+    run = tmp_path / "old-run"
+    run.mkdir()
+    (run / "run.json").write_text(json.dumps({"name": "old-run", "space": {"name": "x"}}))
+    proc = explorer("search", "--resume", str(run))
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "started by an earlier version" in proc.stderr and "Start a new search" in proc.stderr

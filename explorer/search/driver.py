@@ -16,6 +16,7 @@ from explorer.search.rundir import (
     load_run_space,
     new_run_dir,
     read_meta,
+    stale_run_reason,
     trials_table,
     write_meta,
     write_table,
@@ -124,6 +125,9 @@ def run_search(space_path: str | Path | None = None, out_root: str | Path = "rep
             raise ValueError("resume needs the run folder")
         run_dir = Path(run_dir).resolve()
         meta = read_meta(run_dir)
+        reason = stale_run_reason(run_dir, meta)
+        if reason:
+            raise ValueError(reason)
         space = load_run_space(run_dir, meta)
         space_path = meta.get("space_file", str(run_dir / "space.yaml"))
     else:

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from explorer.search.samplers import resolve_sampler
-from explorer.search.trial import error_text, status_of
+from explorer.search.trial import VAL_FRACTION, error_text, status_of
 from explorer.space import SearchSpace, arch_from_params, load_space, parse_space
 
 
@@ -140,6 +140,8 @@ def write_meta(run_dir: Path, space: SearchSpace, space_path: str, **extra: Any)
         "sampler_used": resolve_sampler(space)[0],
         "constraints": space.constraints.model_dump(),
         "space": space.model_dump(mode="json"),  # resolved (includes merged): --resume needs no other file
+        # how trials are trained and selected; a resume must continue with the same recipe (stale_run_reason)
+        "recipe": {"validation_fraction": VAL_FRACTION, "init": space.budget.init},
         **extra,
     }
     path = run_dir / "run.json"
@@ -156,6 +158,17 @@ def read_meta(run_dir: Path) -> dict[str, Any]:
     if not (run_dir / "run.json").exists():
         raise FileNotFoundError(f"{run_dir}: not a run folder (no run.json)")
     return json.loads((run_dir / "run.json").read_text())
+
+
+def stale_run_reason(run_dir: Path, meta: dict[str, Any]) -> str | None:
+    """Why a run cannot be resumed by this version, or None. A run written before trials were selected on a
+    validation split (and trained with the width-scaled init) has no ``recipe``: new trials would be scored and
+    trained differently from its finished ones, so they could not share a front."""
+    if "recipe" in meta:
+        return None
+    return (f"{run_dir}: started by an earlier version, which selected trials on the test clips and trained them with "
+            f"the releases' init; new trials would not be comparable with its finished ones. Start a new search "
+            f"(`explorer report {run_dir}` still draws this one)")
 
 
 def load_run_space(run_dir: Path, meta: dict[str, Any] | None = None) -> SearchSpace:
