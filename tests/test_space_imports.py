@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 HEAVY = ("torch", "ray", "fvcore", "timm")
 
 
@@ -50,3 +52,49 @@ def test_unknown_top_level_key_is_reported_without_torch(tmp_path):
     result = _run(code, str(path))
     assert result.returncode == 0, result.stderr
     assert result.stdout.split("\n")[:2] == [f"{path}:4: budgt: unknown key (did you mean 'budget'?)", "[]"]
+
+
+HOSTILE = [
+    # a key given twice: YAML would keep the last one silently
+    ("name: dup\nstages:\n  - {depth: 1, width: 16, mixer: conv3d}\nname: again\n", 4, "name",
+     "duplicate key 'name' (first given at line 1"),
+    ("name: dup\nstages:\n  - {depth: 1, width: 16, depth: 2, mixer: conv3d}\n", 3, "stages[0].depth",
+     "duplicate key 'depth'"),
+    # a billion-laughs alias bomb: refused at the first alias, before anything is expanded
+    ("name: bomb\na: &a [x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\n"
+     "c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]\nd: [*c, *c, *c, *c, *c, *c, *c, *c, *c]\n"
+     "stages:\n  - {depth: 1, width: 16, mixer: conv3d}\n", 2, "b[0]", "anchors and aliases"),  # the anchor's line
+    # nesting far deeper than any space
+    ("name: deep\nshared: {x: " + "[" * 200 + "]" * 200 + "}\nstages:\n  - {depth: 1, width: 16, mixer: conv3d}\n",
+     None, "", "nested deeper than 32 levels"),
+]
+
+
+@pytest.mark.parametrize("text, line, field, fragment", HOSTILE, ids=["dup-top", "dup-stage", "alias-bomb", "deep"])
+def test_hostile_yaml_is_refused_with_one_line(tmp_path, text, line, field, fragment):
+    from explorer.space import SpaceError, load_space
+
+    path = tmp_path / "hostile.yaml"
+    path.write_text(text)
+    with pytest.raises(SpaceError) as info:
+        load_space(path)
+    err = info.value
+    assert fragment in err.message and "\n" not in str(err), str(err)
+    if line is not None:
+        assert (err.line, err.field) == (line, field), str(err)
+
+
+def test_files_that_are_not_small_text_are_refused_without_echoing_them(tmp_path):
+    from explorer.space import SpaceError, load_space
+
+    binary = tmp_path / "binary.yaml"
+    binary.write_bytes(b"name: \xff\xfe secret-content\n")
+    huge = tmp_path / "huge.yaml"
+    huge.write_text("name: huge\n# " + "x" * (2 << 20) + "\n")
+    device = tmp_path / "includes-a-device.yaml"
+    device.write_text("include: /dev/zero\nname: x\n")
+    for path, reason in ((binary, "not a UTF-8 text file"), (huge, "larger than 1 MiB"),
+                         (device, "not a regular file")):
+        with pytest.raises(SpaceError) as info:
+            load_space(path)
+        assert reason in str(info.value) and "secret-content" not in str(info.value), str(info.value)

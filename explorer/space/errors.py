@@ -35,14 +35,17 @@ class Located:
 
     def error(self, loc: Loc, message: str) -> SpaceError:
         file, line = self.where(loc)
-        return SpaceError(file, line, _dotted(loc), message)
+        return SpaceError(file, line, dotted(loc), message)
 
 
-def _dotted(loc: Loc) -> str:
+def dotted(loc: Loc) -> str:
+    """A path as the error messages spell it: ``stages[0].mixer``."""
     out = ""
     for p in loc:
         out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
     return out
+
+
 def did_you_mean(word: str, allowed: list[str]) -> str:
     close = difflib.get_close_matches(str(word), [str(a) for a in allowed], n=1)
     return f" (did you mean '{close[0]}'?)" if close else ""

@@ -9,7 +9,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from explorer.space.errors import Loc, Located, SpaceError, did_you_mean
+from explorer.space.errors import Loc, Located, SpaceError, did_you_mean, dotted
 from explorer.space.schema import METRIC_MODES, PREDICTABLE_COSTS, SearchSpace, costaware_objection
 from explorer.space.templates import check_seed_points, check_templates
 
@@ -19,38 +19,88 @@ def _key(node: yaml.Node) -> Any:
     return int(node.value) if node.tag.endswith(":int") else node.value
 
 
-def _node_lines(node: yaml.Node, loc: Loc, lines: dict[Loc, int]) -> None:
-    """Record the 1-based line of every mapping key and sequence item, keyed by its path from the root."""
-    lines.setdefault(loc, node.start_mark.line + 1)
+# Limits of a space file: far above any real space, far below what exhausts a laptop
+MAX_FILE_BYTES = 1 << 20
+MAX_DEPTH = 32
+
+
+class _Unsafe(Exception):
+    """A structural problem of the YAML itself, at a 1-based line and a path."""
+
+    def __init__(self, line: int, loc: Loc, message: str):
+        super().__init__(message)
+        self.line, self.loc, self.message = line, loc, message
+
+
+def _node_lines(node: yaml.Node, loc: Loc, lines: dict[Loc, int], seen: set[int] | None = None) -> None:
+    """Record the 1-based line of every mapping key and sequence item, keyed by its path from the root.
+
+    Refuses what a space never needs and an attacker would use: a key given twice in one mapping (YAML keeps the
+    last one silently), anchors and aliases (a node met twice: an alias bomb expands exponentially), and nesting
+    deeper than ``MAX_DEPTH``."""
+    seen = set() if seen is None else seen
+    line = node.start_mark.line + 1
+    if id(node) in seen:
+        raise _Unsafe(line, loc, "YAML anchors and aliases (&name, *name) are not supported in a space file; "
+                                 "use shared: for a value used in several places")
+    seen.add(id(node))
+    if len(loc) > MAX_DEPTH:
+        raise _Unsafe(line, loc, f"nested deeper than {MAX_DEPTH} levels")
+    lines.setdefault(loc, line)
     if isinstance(node, yaml.MappingNode):
+        first: dict[Any, int] = {}
         for key, value in node.value:
-            child = loc + (_key(key),)
+            name = _key(key)
+            child = loc + (name,)
+            if name in first:
+                raise _Unsafe(key.start_mark.line + 1, child, f"duplicate key {name!r} (first given at line "
+                                                              f"{first[name]}; YAML would keep only the last)")
+            first[name] = key.start_mark.line + 1
             lines[child] = key.start_mark.line + 1
-            _node_lines(value, child, lines)
+            _node_lines(value, child, lines, seen)
     elif isinstance(node, yaml.SequenceNode):
         for i, item in enumerate(node.value):
             lines[loc + (i,)] = item.start_mark.line + 1
-            _node_lines(item, loc + (i,), lines)
+            _node_lines(item, loc + (i,), lines, seen)
+
+
+def _read_text(path: Path) -> str:
+    """The file's text, refusing what is not a small regular UTF-8 file (a device, a huge or binary file) without
+    echoing any of its content."""
+    if not path.is_file():
+        raise OSError(f"not a regular file{' (it does not exist)' if not path.exists() else ''}")
+    if path.stat().st_size > MAX_FILE_BYTES:
+        raise OSError(f"larger than {MAX_FILE_BYTES >> 20} MiB")
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise OSError("not a UTF-8 text file") from None
 
 
 def _read_yaml(path: Path, located: Located | None, include_loc: Loc) -> tuple[Any, dict[Loc, tuple[str, int]]]:
     file = str(path)
     try:
-        text = path.read_text()
+        text = _read_text(path)
     except OSError as err:
+        reason = err.strerror or str(err)
         if located is not None:  # a bad include names the including file's line
-            raise located.error(include_loc, f"cannot read included file {file} ({err.strerror})") from None
-        raise SpaceError(file, None, "", f"cannot read the file ({err.strerror})") from None
+            raise located.error(include_loc, f"cannot read included file {file} ({reason})") from None
+        raise SpaceError(file, None, "", f"cannot read the file ({reason})") from None
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         raise SpaceError(file, mark.line + 1 if mark else None, "",
                          f"not valid YAML: {getattr(err, 'problem', err)}") from None
+    except RecursionError:
+        raise SpaceError(file, None, "", f"nested deeper than {MAX_DEPTH} levels") from None
     lines: dict[Loc, int] = {}
     if root is not None:
-        _node_lines(root, (), lines)
+        try:
+            _node_lines(root, (), lines)
+        except _Unsafe as err:
+            raise SpaceError(file, err.line, dotted(err.loc), err.message) from None
+    data = yaml.safe_load(text)  # safe now: no aliases, no duplicate keys, bounded depth
     return data, {loc: (file, line) for loc, line in lines.items()}
 
 
