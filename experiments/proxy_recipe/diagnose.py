@@ -121,23 +121,11 @@ def _vit_conv_stem() -> dict:
 
 
 def _add_pos_embed(model) -> None:
-    """A learned position embedding (σ = 0.02, as the tubelet stem's) after whatever stem the model has."""
-    import torch
-    import torch.nn as nn
-    from timm.layers import trunc_normal_
+    """A learned position embedding (σ = 0.02, as the tubelet stem's) after whatever stem the model has, drawn after
+    the model is built (as in the runs the README quotes; a spec with ``stem.pos_embed`` draws it during the build)."""
+    from explorer.models import PositionEmbedded
 
-    grid, dim = model.stages[0].grid, model.arch.stages[0].width
-
-    class WithPosition(nn.Module):
-        def __init__(self, stem: nn.Module):
-            super().__init__()
-            self.stem = stem
-            self.pos_embed = nn.Parameter(trunc_normal_(torch.zeros(1, *grid, dim), std=0.02))
-
-        def forward(self, x):
-            return self.stem(x) + self.pos_embed
-
-    model.stem = WithPosition(model.stem)
+    model.stem = PositionEmbedded(model.stem, model.stages[0].grid, model.arch.stages[0].width)
 
 
 def _temporal_stem(make: Callable[[], dict]) -> Callable[[], dict]:
@@ -150,18 +138,20 @@ def _temporal_stem(make: Callable[[], dict]) -> Callable[[], dict]:
     return spec
 
 
-def _width_scaled_init(model, gain: float = 0.02 * 768 ** 0.5) -> None:
-    """Every Linear weight initialised at std gain/sqrt(fan_in) instead of 0.02 (the default gain, 0.55, makes the
-    two agree at fan_in 768, the width the 0.02 convention was tuned at); weights that start at exactly zero by
-    design stay zero."""
-    import torch
-    import torch.nn as nn
-    from timm.layers import trunc_normal_
+def _width_scaled(gain: float | None = None) -> Callable[[Any], None]:
+    """``explorer.train.width_scaled_init`` at ``gain`` (None: its default, 0.55), applied right after the build."""
+    def change(model) -> None:
+        from explorer.train import RELEASE_GAIN, width_scaled_init
 
-    with torch.no_grad():
-        for module in model.modules():
-            if isinstance(module, nn.Linear) and module.weight.abs().max() > 0:
-                trunc_normal_(module.weight, std=gain / module.in_features ** 0.5)
+        width_scaled_init(model, RELEASE_GAIN if gain is None else gain)
+    return change
+
+
+def _both(first: Callable[[Any], None], second: Callable[[Any], None]) -> Callable[[Any], None]:
+    def change(model) -> None:
+        first(model)
+        second(model)
+    return change
 
 
 def _late_inits() -> None:
@@ -175,14 +165,12 @@ def _late_inits() -> None:
     MODELS["focal_tstem"] = _temporal_stem(lambda: _focal("parallel"))
     for name, make in (("conv3d_tiny", _preset("conv3d_tiny")), ("posmlp_tiny", _preset("posmlp_tiny")),
                        ("focal_conv_stem", MODELS["focal_conv_stem"]), ("vit_conv_stem", _vit_conv_stem)):
-        MODELS[f"{name}_winit"] = make
-        MODEL_INITS[f"{name}_winit"] = _width_scaled_init if name != "vit_conv_stem" else \
-            (lambda m: (_add_pos_embed(m), _width_scaled_init(m)))
-        MODELS[f"{name}_winit1"] = make  # gain 1: std 1/sqrt(fan_in)
-        MODEL_INITS[f"{name}_winit1"] = (lambda m: _width_scaled_init(m, 1.0)) if name != "vit_conv_stem" else \
-            (lambda m: (_add_pos_embed(m), _width_scaled_init(m, 1.0)))
+        for suffix, gain in (("winit", None), ("winit1", 1.0)):  # winit1: std 1/sqrt(fan_in)
+            MODELS[f"{name}_{suffix}"] = make
+            init = _width_scaled(gain)
+            MODEL_INITS[f"{name}_{suffix}"] = _both(_add_pos_embed, init) if name == "vit_conv_stem" else init
     MODELS["mobile_former_tiny_winit"] = _preset("mobile_former_tiny")
-    MODEL_INITS["mobile_former_tiny_winit"] = _width_scaled_init
+    MODEL_INITS["mobile_former_tiny_winit"] = _width_scaled()
     MODEL_INITS["vit_conv_stem"] = _add_pos_embed
 
 
