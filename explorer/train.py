@@ -51,8 +51,13 @@ class EpochResult:
 
 
 def to_input(clips: torch.Tensor, device: str | torch.device = "cpu") -> torch.Tensor:
-    """uint8 clips (moved as uint8: a quarter of the bytes) to normalised float on ``device``."""
-    return (clips.to(device, non_blocking=True).float() - _MEAN) / _STD
+    """uint8 clips (moved as uint8: a quarter of the bytes) to normalised float on ``device``, channels-last.
+
+    The same values in the channels-last layout, where the CPU's 3-D convolutions are faster: 12–21 % more
+    training clips/s for every tiny preset (experiments/proxy_recipe/README.md, training-loop speed).
+    """
+    x = (clips.to(device, non_blocking=True).float() - _MEAN) / _STD
+    return x.contiguous(memory_format=torch.channels_last_3d) if x.dim() == 5 else x
 
 
 def _autocast(device: str, amp: bool):

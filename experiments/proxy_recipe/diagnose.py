@@ -186,6 +186,10 @@ RECIPES: dict[str, dict[str, Any]] = {
     "no_decay": {"weight_decay": 0.0},
     "warmup20": {"filter_decay": True, "warmup_steps": 20},
     "width_init": {"init_gain": 0.02 * 768 ** 0.5},  # TrainConfig's width-scaled init (explorer.train.RELEASE_GAIN)
+    # the width-scaled init with twice the optimiser steps per epoch, or a lower / higher learning rate
+    "width_bs16": {"init_gain": 0.02 * 768 ** 0.5, "batch_size": 16},
+    "width_lr1e-3": {"init_gain": 0.02 * 768 ** 0.5, "lr": 1e-3},
+    "width_lr6e-3": {"init_gain": 0.02 * 768 ** 0.5, "lr": 6e-3},
 }
 
 

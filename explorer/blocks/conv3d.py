@@ -11,7 +11,7 @@ import torch.nn as nn
 from pydantic import Field, field_validator
 from timm.layers import Mlp
 
-from explorer.blocks.layers import drop_path_or_identity
+from explorer.blocks.layers import DepthwiseConv3d, drop_path_or_identity
 from explorer.blocks.registry import BlockContext, MixerOptions, register_mixer, register_preset
 
 
@@ -34,8 +34,9 @@ class Conv3dMixer(nn.Module):
     def __init__(self, dim: int, kernel_t: int, kernel_s: int, depthwise: bool):
         super().__init__()
         kernel = (kernel_t, kernel_s, kernel_s)
-        self.conv = nn.Conv3d(dim, dim, kernel, padding=tuple(k // 2 for k in kernel),
-                              groups=dim if depthwise else 1)
+        padding = tuple(k // 2 for k in kernel)
+        self.conv = DepthwiseConv3d(dim, dim, kernel, padding=padding) if depthwise else \
+            nn.Conv3d(dim, dim, kernel, padding=padding)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, T, H, W, C)
         return self.conv(x.permute(0, 4, 1, 2, 3)).permute(0, 2, 3, 4, 1)

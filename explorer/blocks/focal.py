@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from pydantic import Field, field_validator, model_validator
 from timm.layers import Mlp
 
-from explorer.blocks.layers import drop_path_or_identity, init_linear
+from explorer.blocks.layers import DepthwiseConv3d, drop_path_or_identity, init_linear
 from explorer.blocks.registry import BlockContext, MixerOptions, register_mixer, register_preset
 
 Combination = Literal["parallel", "serial", "spatial_only", "joint3d"]
@@ -95,7 +95,7 @@ class FocalContext(nn.Module):
             elif axes == "temporal":
                 conv = nn.Conv2d(dim, dim, (k, 1), padding=(k // 2, 0), groups=1 if dense else dim, bias=False)
             else:
-                conv = nn.Conv3d(dim, dim, k, padding=k // 2, groups=dim, bias=False)
+                conv = DepthwiseConv3d(dim, dim, k, padding=k // 2, bias=False)
             layers.append(nn.Sequential(conv, nn.GELU()))
         self.focal_layers = nn.ModuleList(layers)
         self.global_dims = {"spatial": (2, 3), "temporal": (2,), "joint": (2, 3, 4)}[axes]
