@@ -25,6 +25,7 @@ from explorer.pareto import HV_REFERENCE, as_loss, hypervolume, pareto_mask
 STATUS_COMPLETE = "COMPLETE"
 STATUS_FAILED = "FAILED"
 STATUS_INFEASIBLE = "INFEASIBLE"
+STATUS_STOPPED = "STOPPED"  # ended early by the scheduler (ASHA): pruned in study.db
 PARAM_PREFIX = "param."
 # accuracy is what selection used (validation in a search); test_accuracy is shown beside it, never selected on
 METRIC_COLUMNS = ("accuracy", "test_accuracy", "gflops", "params_m", "latency_ms")
@@ -120,8 +121,22 @@ def run_counts(df: pd.DataFrame) -> dict[str, int]:
         "complete": int((status == STATUS_COMPLETE).sum()),
         "failed": int((status == STATUS_FAILED).sum()),
         "infeasible": int((status == STATUS_INFEASIBLE).sum()),
+        "stopped": int((status == STATUS_STOPPED).sum()),
         "total": len(df),
     }
+
+
+def search_outcome(df: pd.DataFrame, top: int = 3) -> tuple[str, bool]:
+    """A search's one-line outcome and whether any trial finished (complete, or stopped early by the scheduler);
+    when none did, the line names the most common errors, so a search that learned nothing does not pass quietly."""
+    counts = run_counts(df)
+    line = (f"{counts['total']} trials: {counts['complete']} complete, {counts['stopped']} stopped early, "
+            f"{counts['failed']} failed, {counts['infeasible']} infeasible")
+    if counts["complete"] + counts["stopped"]:
+        return line, True
+    errors = df["error"][df["error"] != ""] if "error" in df.columns else pd.Series([], dtype="str")
+    reasons = "; ".join(f"{n}x {reason[:200]}" for reason, n in errors.value_counts().head(top).items())
+    return f"no trial finished ({line}){': ' + reasons if reasons else ''}", False
 
 
 def _check_columns(df: pd.DataFrame, objs: Sequence[Objective]) -> None:

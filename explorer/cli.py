@@ -163,6 +163,13 @@ def cmd_search(args: argparse.Namespace) -> int:
                         progress=not args.no_progress, run_dir=args.resume, resume=bool(args.resume),
                         budget={"concurrency": args.concurrency, "cpus_per_trial": args.cpus_per_trial,
                                 "gpus_per_trial": args.gpus_per_trial})
+    from explorer.analysis import load_trials, search_outcome
+
+    outcome, finished = search_outcome(load_trials(report.parent))
+    print(outcome if finished else f"report: {report}")
+    if not finished:
+        print(f"error: {outcome}", file=sys.stderr)
+        return 1
     print(f"report: {report}")
     return 0
 

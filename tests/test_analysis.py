@@ -18,6 +18,7 @@ from explorer.analysis import (
     pareto_table,
     parse_objectives,
     run_counts,
+    search_outcome,
     split_objectives,
 )
 
@@ -160,7 +161,20 @@ def test_pareto_table_rejects_an_unknown_metric() -> None:
 
 
 def test_run_counts() -> None:
-    assert run_counts(trials_frame()) == {"complete": 4, "failed": 1, "infeasible": 1, "total": 6}
+    assert run_counts(trials_frame()) == {"complete": 4, "failed": 1, "infeasible": 1, "stopped": 0, "total": 6}
+
+
+def test_search_outcome_names_the_errors_when_no_trial_finished() -> None:
+    line, finished = search_outcome(trials_frame())
+    assert finished and line == "6 trials: 4 complete, 0 stopped early, 1 failed, 1 infeasible"
+    failed = pd.DataFrame({"status": ["FAILED", "FAILED", "FAILED", "INFEASIBLE"],
+                           "error": ["FloatingPointError: loss became nan", "FloatingPointError: loss became nan",
+                                     "RuntimeError: boom", "gflops 9.0 > max_gflops 2"]})
+    line, finished = search_outcome(failed)
+    assert not finished
+    assert line == ("no trial finished (4 trials: 0 complete, 0 stopped early, 3 failed, 1 infeasible): "
+                    "2x FloatingPointError: loss became nan; 1x RuntimeError: boom; 1x gflops 9.0 > max_gflops 2")
+    assert search_outcome(pd.DataFrame({"status": ["STOPPED"], "error": [""]}))[1]
 
 
 def test_load_trials_parquet_and_csv_fallback(tmp_path) -> None:

@@ -111,3 +111,17 @@ def test_export_pareto_specs_load_and_build(smoke_run, tmp_path):
         arch = Arch.from_file(path)
         assert validate_arch(arch).content_hash == path.stem  # the run's hash is the canonical one
         build(arch)
+
+
+def test_a_search_where_every_trial_fails_exits_1_and_says_why(local_ray, tmp_path, capsys):
+    from explorer.cli import main
+
+    rc = main(["search", str(SPACES / "all_failing.yaml"), "--out", str(tmp_path), "--no-progress"])
+    out, err = capsys.readouterr()
+    assert rc == 1
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("error: no trial finished (2 trials: 0 complete, 0 stopped early, 2 failed, 0 infeasible)")
+    assert "2x FloatingPointError: loss became" in last
+    assert out.strip().splitlines()[-1].startswith("report: ")  # the page still shows the failures
+    df = pd.read_parquet(next(tmp_path.glob("*/trials.parquet")))
+    assert df["status"].tolist() == ["FAILED", "FAILED"]
