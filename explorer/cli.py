@@ -134,6 +134,22 @@ def _fail(message: str) -> int:
     return 2
 
 
+def _unwritable(folder: Path) -> str | None:
+    """Why run folders cannot be written under ``folder`` (None when they can): checked before Ray starts, so a
+    wrong ``--out`` fails in a second instead of after the first trials."""
+    import tempfile
+
+    if folder.exists() and not folder.is_dir():
+        return f"--out {folder}: not a folder"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-check-"):
+            pass
+    except OSError as err:
+        return f"--out {folder}: cannot write there ({err.strerror or err})"
+    return None
+
+
 def cmd_search(args: argparse.Namespace) -> int:
     import os
 
@@ -156,6 +172,9 @@ def cmd_search(args: argparse.Namespace) -> int:
             load_space(args.space)  # validate before any heavy start-up
         except SpaceError as err:
             return _fail(str(err))
+    reason = None if args.resume else _unwritable(Path(args.out))
+    if reason:
+        return _fail(reason)
     from explorer.search import run_search
 
     address = args.address or os.environ.get("RAY_ADDRESS")

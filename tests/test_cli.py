@@ -1,6 +1,10 @@
 import json
 import subprocess
 import sys
+import time
+from pathlib import Path
+
+import pytest
 
 KNOWN = "attention, conv3d, focal, mobile_former, morphmlp, posmlp"  # every registered family, sorted
 
@@ -53,3 +57,18 @@ def test_resuming_a_run_from_before_the_validation_split_is_refused(tmp_path):
     proc = explorer("search", "--resume", str(run))
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "started by an earlier version" in proc.stderr and "Start a new search" in proc.stderr
+
+
+@pytest.mark.parametrize("out", ["a_file", "a_file/runs"])
+def test_an_unusable_out_folder_fails_at_once(tmp_path, out):
+    (tmp_path / "a_file").write_text("not a folder")
+    start = time.perf_counter()
+    space = Path(__file__).parents[1] / "search_spaces" / "tiny.yaml"
+    proc = explorer("search", str(space), "--out", str(tmp_path / out))
+    seconds = time.perf_counter() - start
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr and proc.stdout == ""
+    assert proc.stderr.strip().splitlines() == [proc.stderr.strip()]  # one line
+    assert proc.stderr.startswith(f"error: --out {tmp_path / out}: ")
+    assert ("not a folder" if out == "a_file" else "cannot write there") in proc.stderr
+    assert seconds < 5, seconds  # before Ray or torch start (about 1 s here, most of it the interpreter)
+    assert (tmp_path / "a_file").read_text() == "not a folder"
