@@ -167,14 +167,13 @@ def cmd_search(args: argparse.Namespace) -> int:
             return _fail(reason)
     elif not args.space:
         return _fail("a search-space YAML file is required (or --resume RUN)")
+    elif reason := _unwritable(Path(args.out)):  # first: it needs no import of torch
+        return _fail(reason)
     else:
         try:
             load_space(args.space)  # validate before any heavy start-up
         except SpaceError as err:
             return _fail(str(err))
-    reason = None if args.resume else _unwritable(Path(args.out))
-    if reason:
-        return _fail(reason)
     from explorer.search import run_search
 
     address = args.address or os.environ.get("RAY_ADDRESS")
