@@ -174,8 +174,41 @@ def _late_inits() -> None:
     MODEL_INITS["vit_conv_stem"] = _add_pos_embed
 
 
+def _modulator_bias(value: float) -> Callable[[Any], None]:
+    """Focal modulation with every modulator ``h`` starting at bias ``value``: with 1, ``M_s ≈ M_t ≈ 1`` at init, so
+    ``Q ⊙ M_s ⊙ M_t ≈ Q`` and no factor of the product starts small (the release's bias is uniform in ±1/√C)."""
+    def change(model) -> None:
+        import torch.nn as nn
+
+        from explorer.blocks.focal import FocalContext
+
+        for module in model.modules():
+            if isinstance(module, FocalContext):
+                nn.init.constant_(module.h.bias, value)
+    return change
+
+
+def _pos_embed_std(std: float) -> Callable[[Any], None]:
+    """The ViT behind the conv stem with its position embedding drawn at ``std`` instead of 0.02 (the stem's
+    BatchNorm-ed features are of unit scale, so at 0.02 the tokens barely know where and when they are)."""
+    def change(model) -> None:
+        import torch.nn as nn
+
+        _add_pos_embed(model)
+        nn.init.trunc_normal_(model.stem.pos_embed, std=std, a=-2 * std, b=2 * std)
+    return change
+
+
 _late_inits()
 MODELS["focal_patch_no_ln"] = _preset("focal_tiny")
+MODELS["focal_hbias1"] = MODELS["focal_conv_stem"]
+MODEL_INITS["focal_hbias1"] = _modulator_bias(1.0)
+MODELS["focal_serial_hbias1"] = lambda: _conv_stem(_focal("serial"))
+MODEL_INITS["focal_serial_hbias1"] = _modulator_bias(1.0)
+MODELS["focal_serial_conv_stem"] = lambda: _conv_stem(_focal("serial"))
+for _std in (0.2, 1.0):
+    MODELS[f"vit_conv_stem_pe{_std:g}"] = _vit_conv_stem
+    MODEL_INITS[f"vit_conv_stem_pe{_std:g}"] = _pos_embed_std(_std)
 
 RECIPES: dict[str, dict[str, Any]] = {
     "old": {},  # AdamW lr 3e-3, weight decay 0.05 on every parameter, 10 % linear warm-up, cosine, batch 32
