@@ -199,7 +199,43 @@ def _pos_embed_std(std: float) -> Callable[[Any], None]:
     return change
 
 
+def _vit_tiny_conv_stem(space_time: str = "joint", merge: dict | None | str = "none") -> Callable[[], dict]:
+    """vit_tiny_sttm's ViT (4 blocks, width 64, 4 heads) behind the conv stem with a position embedding (the stem
+    of search_spaces/token_merging.yaml), with ``merge`` ("preset": the preset's STTM merge; "none": no merge)."""
+    def spec() -> dict:
+        from explorer.blocks import preset_spec
+
+        s = preset_spec("vit_tiny_sttm")
+        s["stem"] = {"kind": "conv", "patch": 4, "temporal_kernel": 3, "temporal_stride": 2, "pos_embed": True}
+        stage = s["stages"][0]
+        stage["mixer"]["options"]["space_time"] = space_time
+        if merge == "none":
+            stage.pop("merge", None)
+        elif merge != "preset":
+            stage["merge"] = merge
+        return s
+    return spec
+
+
 _late_inits()
+def _focal_as_in_the_ready_space(combination: str) -> Callable[[], dict]:
+    """focal_tiny's two stages as search_spaces/focal.yaml builds them: the conv stem, conv downsampling between
+    stages and the default MLP ratio (2) instead of the release's patch merging and ratio 4."""
+    def spec() -> dict:
+        s = _conv_stem(_focal(combination))
+        for stage in s["stages"]:
+            stage.pop("down", None)
+            stage.pop("mlp_ratio", None)
+        return s
+    return spec
+
+
+MODELS["focal_ready"] = _focal_as_in_the_ready_space("parallel")
+MODELS["focal_ready_serial"] = _focal_as_in_the_ready_space("serial")
+MODELS["vit_tiny_cs"] = _vit_tiny_conv_stem()
+MODELS["vit_tiny_cs_divided"] = _vit_tiny_conv_stem("divided")
+MODELS["vit_tiny_cs_tome"] = _vit_tiny_conv_stem(merge={"method": "tome", "r": 16})
+MODELS["vit_tiny_cs_sttm"] = _vit_tiny_conv_stem(merge="preset")
 MODELS["focal_patch_no_ln"] = _preset("focal_tiny")
 MODELS["focal_hbias1"] = MODELS["focal_conv_stem"]
 MODEL_INITS["focal_hbias1"] = _modulator_bias(1.0)
@@ -223,21 +259,25 @@ RECIPES: dict[str, dict[str, Any]] = {
     "width_bs16": {"init_gain": 0.02 * 768 ** 0.5, "batch_size": 16},
     "width_lr1e-3": {"init_gain": 0.02 * 768 ** 0.5, "lr": 1e-3},
     "width_lr6e-3": {"init_gain": 0.02 * 768 ** 0.5, "lr": 6e-3},
+    "width_bs16_lr1e-3": {"init_gain": 0.02 * 768 ** 0.5, "batch_size": 16, "lr": 1e-3},
+    "width_bs16_lr2e-3": {"init_gain": 0.02 * 768 ** 0.5, "batch_size": 16, "lr": 2e-3},
 }
 
 
-def _run(job: tuple[str, str, str, str, int, int]) -> dict:
-    model_name, recipe_name, task, preset, epochs, seed = job
+def _run(job: tuple[str, str, str, str, int, int, bool]) -> dict:
+    model_name, recipe_name, task, preset, epochs, seed, validation = job
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     import torch
 
     torch.set_num_threads(1)
     from explorer.arch import Arch
-    from explorer.data.tasks import TaskConfig, load_task
+    from explorer.data.tasks import TaskConfig, load_task, with_validation
     from explorer.models import build
     from explorer.train import TrainConfig, train_epochs
 
     data = load_task(TaskConfig(name=task, preset=preset, seed=0))
+    if validation:  # as a search splits it (explorer.search.VAL_FRACTION)
+        data = with_validation(data, 0.2, seed=0)
     spec = MODELS[model_name]()
     spec["input"].update(num_classes=data.num_classes)
     arch = Arch.from_dict(spec)
@@ -248,22 +288,28 @@ def _run(job: tuple[str, str, str, str, int, int]) -> dict:
     if model_name in MODEL_INITS:
         MODEL_INITS[model_name](model)
     results = list(train_epochs(model, data, cfg))
-    return {"model": model_name, "recipe": recipe_name, "task": task, "preset": preset, "epochs": epochs,
-            "seed": seed, "accuracy": [round(r.accuracy, 4) for r in results],
-            "train_loss": [round(r.train_loss, 4) for r in results], "seconds": round(time.perf_counter() - start, 1)}
+    row = {"model": model_name, "recipe": recipe_name, "task": task, "preset": preset, "epochs": epochs,
+           "seed": seed, "split": "val" if validation else "test", "accuracy": [round(r.accuracy, 4) for r in results],
+           "train_loss": [round(r.train_loss, 4) for r in results], "seconds": round(time.perf_counter() - start, 1)}
+    if validation:
+        row["test_accuracy"] = [round(r.test_accuracy, 4) for r in results]
+    return row
 
 
 def _key(row: dict) -> tuple:
-    return row["model"], row["recipe"], row["task"], row["preset"], row["epochs"], row["seed"]
+    return (row["model"], row["recipe"], row["task"], row["preset"], row["epochs"], row["seed"],
+            row.get("split", "test") == "val")
 
 
 def _table(rows: list[dict]) -> str:
-    lines = ["| model | recipe | task | epochs | seed | top-1 after each epoch (%) | final loss | s |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = ["| model | recipe | task | epochs | seed | top-1 after each epoch (%) | final test | final loss | s |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for r in sorted(rows, key=_key):
         acc = " ".join(f"{100 * a:.0f}" for a in r["accuracy"])
+        split = r.get("split", "test")
+        test = f"{100 * r['test_accuracy'][-1]:.0f}" if "test_accuracy" in r else ""
         lines.append(f"| {r['model']} | {r['recipe']} | {r['task']}/{r['preset']} | {r['epochs']} | {r['seed']} | "
-                     f"{acc} | {r['train_loss'][-1]:.2f} | {r['seconds']:.0f} |")
+                     f"{split}: {acc} | {test} | {r['train_loss'][-1]:.2f} | {r['seconds']:.0f} |")
     return "\n".join(lines)
 
 
@@ -277,6 +323,9 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--validation", action="store_true",
+                        help="hold out 20 %% of the training clips as a search does; accuracy is on validation, "
+                             "test accuracy beside it")
     parser.add_argument("--table", action="store_true", help="print the table of --out and exit")
     args = parser.parse_args()
     rows = [json.loads(line) for line in args.out.read_text().splitlines()] if args.out.exists() else []
@@ -284,8 +333,9 @@ def main() -> None:
         print(_table(rows))
         return
     done = {_key(r) for r in rows}
-    jobs = [(m, r, args.task, args.preset, args.epochs, s) for m in args.models for r in args.recipes
-            for s in args.seeds if (m, r, args.task, args.preset, args.epochs, s) not in done]
+    jobs = [(m, r, args.task, args.preset, args.epochs, s, args.validation) for m in args.models
+            for r in args.recipes for s in args.seeds
+            if (m, r, args.task, args.preset, args.epochs, s, args.validation) not in done]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     with mp.get_context("spawn").Pool(args.workers, maxtasksperchild=1) as pool, args.out.open("a") as out:
         for row in pool.imap_unordered(_run, jobs):

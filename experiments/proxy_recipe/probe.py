@@ -4,6 +4,7 @@
     ../../.venv/bin/python probe.py scale focal_tiny focal_sigma02_h   # output/gradient scale at init
     ../../.venv/bin/python probe.py steps focal_tiny focal_conv_stem   # loss over 120 AdamW steps, task A
     ../../.venv/bin/python probe.py overfit vit_joint focal_tiny       # 60 steps on one batch, task A
+    ../../.venv/bin/python probe.py tput conv3d_tiny --batch 32 128 [--contiguous]   # training clips/s of a step
 
 One torch thread, seed 0. ``scale`` feeds a unit-variance clip and prints the rms of every focal modulation's output
 and the smallest per-tensor gradient maxima (a tensor whose gradients sit far below AdamW's eps, 1e-8, hardly moves).
@@ -89,15 +90,49 @@ def overfit(name: str, data, count: int = 60) -> None:
     print(f"{name} one-batch losses: {' '.join(losses)}")
 
 
+def tput(name: str, batches: list[int], channels_last: bool = True, repeats: int = 3) -> None:
+    """Training clips/s of one AdamW step on random clips (median of ``repeats`` timings of >= 256 clips, after 3
+    warm-up steps): the model's own speed, without data, evaluation or the loop around it."""
+    import statistics
+    import time
+
+    model = _model(name)
+    opt = torch.optim.AdamW(model.parameters(), 1e-3)
+    for batch in batches:
+        x = torch.randn(batch, 3, 8, 32, 32)
+        x = x.contiguous(memory_format=torch.channels_last_3d) if channels_last else x
+        y = torch.randint(0, 12, (batch,))
+
+        def step() -> None:
+            loss = F.cross_entropy(model(x), y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        for _ in range(3):
+            step()
+        count, speeds = max(1, 256 // batch), []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            for _ in range(count):
+                step()
+            speeds.append(count * batch / (time.perf_counter() - start))
+        layout = "channels-last" if channels_last else "contiguous"
+        print(f"{name:24s} batch {batch:4d} {layout}: {statistics.median(speeds):7.1f} training clips/s", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("probe", choices=["scale", "steps", "overfit"])
+    parser.add_argument("probe", choices=["scale", "steps", "overfit", "tput"])
     parser.add_argument("models", nargs="+", choices=sorted(MODELS))
+    parser.add_argument("--batch", type=int, nargs="+", default=[32], help="tput: batch sizes")
+    parser.add_argument("--contiguous", action="store_true", help="tput: contiguous clips instead of channels-last")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    data = _task_a() if args.probe != "scale" else None
+    data = _task_a() if args.probe in ("steps", "overfit") else None
     for name in args.models:
-        if args.probe == "scale":
+        if args.probe == "tput":
+            tput(name, args.batch, channels_last=not args.contiguous)
+        elif args.probe == "scale":
             scale(name)
         elif args.probe == "steps":
             steps(name, data)
