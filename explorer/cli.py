@@ -158,6 +158,11 @@ def cmd_search(args: argparse.Namespace) -> int:
     if args.resume:
         if args.space:
             return _fail("give either a space file or --resume RUN (a run folder keeps its space)")
+        flags = [f"--{name.replace('_', '-')}" for name in ("concurrency", "cpus_per_trial", "gpus_per_trial")
+                 if getattr(args, name) is not None]
+        if flags:  # a resumed run keeps its budget: silently ignoring the flags would look as if they applied
+            return _fail(f"{', '.join(flags)} cannot change a resumed run (it keeps the budget in its run.json); "
+                         "start a new search to use them")
         if not (Path(args.resume) / "run.json").exists():
             return _fail(f"{args.resume}: not a run folder (no run.json)")
         from explorer.search.rundir import read_meta, stale_run_reason

@@ -399,8 +399,8 @@ class CostAwareSampler(optuna.samplers.BaseSampler):
         trial = study.ask()
         try:
             self.space_fn(trial)
-        except Exception:  # noqa: BLE001 - an invalid draw is simply not a candidate
-            pass
+        except (ValueError, optuna.TrialPruned):  # an invalid draw (InvalidCombination, a bad spec) is no candidate;
+            pass  # anything else is a programming error and surfaces
         study.tell(trial, state=optuna.trial.TrialState.PRUNED)  # PRUNED: no warning logged
         self._distributions.update(trial.distributions)
         return self._candidate(trial.params)

@@ -72,3 +72,13 @@ def test_an_unusable_out_folder_fails_at_once(tmp_path, out):
     assert ("not a folder" if out == "a_file" else "cannot write there") in proc.stderr
     assert seconds < 2, seconds  # before torch or Ray are imported
     assert (tmp_path / "a_file").read_text() == "not a folder"
+
+
+def test_resume_refuses_budget_flags_instead_of_ignoring_them(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "run.json").write_text("{}")
+    proc = explorer("search", "--resume", str(run), "--concurrency", "4", "--cpus-per-trial", "2")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip() == ("error: --concurrency, --cpus-per-trial cannot change a resumed run (it keeps the "
+                                   "budget in its run.json); start a new search to use them")
