@@ -43,6 +43,16 @@ def test_four_trial_search_records_both_objectives(smoke_run):
     assert all(len(t.values) == 2 for t in trials)
 
 
+def test_the_run_folder_holds_the_resolved_space(smoke_run):
+    import json
+
+    from explorer.space import load_space
+
+    resolved = load_space(smoke_run / "space.resolved.yaml")  # loads as it is: no include left to find
+    assert resolved.model_dump(mode="json") == json.loads((smoke_run / "run.json").read_text())["space"]
+    assert (smoke_run / "space.yaml").read_text() == (SPACES / "smoke.yaml").read_text()
+
+
 def test_failing_trials_are_recorded_and_the_others_finish(local_ray, tmp_path):
     from explorer.search import run_search
 

@@ -19,6 +19,7 @@ from explorer.search.rundir import (
     stale_run_reason,
     trials_table,
     write_meta,
+    write_resolved_space,
     write_table,
 )
 from explorer.search.samplers import define_by_run, space_sampler
@@ -135,6 +136,7 @@ def run_search(space_path: str | Path | None = None, out_root: str | Path = "rep
         run_dir = (Path(run_dir) if run_dir else new_run_dir(space, out_root)).resolve()
         run_dir.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(space_path, run_dir / "space.yaml")
+        write_resolved_space(run_dir, space)
     write_meta(run_dir, space, str(space_path), wall_time_s=None, state="running")
     for key, value in _RAY_ENV.items():
         os.environ.setdefault(key, value)

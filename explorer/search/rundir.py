@@ -127,6 +127,20 @@ def _task_label(space: SearchSpace) -> str:
     return f"{task.dataset.format}:{task.dataset.root}" if task.dataset is not None else f"{task.name}/{task.preset}"
 
 
+RESOLVED_SPACE = "space.resolved.yaml"
+
+
+def write_resolved_space(run_dir: Path, space: SearchSpace) -> None:
+    """The space as it was searched, in one file: includes merged, command-line budget flags applied, every default
+    spelled out. ``space.yaml`` is the user's file, which may include others that are not in the run folder;
+    ``explorer search <run>/space.resolved.yaml`` searches the same space again from anywhere."""
+    import yaml
+
+    header = ("# The space this run searched, resolved: includes merged, command-line budget flags applied, defaults\n"
+              "# spelled out. `explorer search` accepts this file as it is; space.yaml is the file as written.\n")
+    (run_dir / RESOLVED_SPACE).write_text(header + yaml.safe_dump(space.model_dump(mode="json"), sort_keys=False))
+
+
 def write_meta(run_dir: Path, space: SearchSpace, space_path: str, **extra: Any) -> None:
     meta = {
         "name": run_dir.name,
