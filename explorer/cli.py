@@ -189,10 +189,11 @@ def cmd_search(args: argparse.Namespace) -> int:
     from explorer.analysis import load_trials, search_outcome
 
     outcome, finished = search_outcome(load_trials(report.parent))
-    print(outcome if finished else f"report: {report}")
-    if not finished:
+    if not finished:  # the page still shows the failures; the last line says what happened
+        print(f"report: {report}")
         print(f"error: {outcome}", file=sys.stderr)
         return 1
+    print(outcome)
     print(f"report: {report}")
     return 0
 
