@@ -261,6 +261,8 @@ RECIPES: dict[str, dict[str, Any]] = {
     "width_lr6e-3": {"init_gain": 0.02 * 768 ** 0.5, "lr": 6e-3},
     "width_bs16_lr1e-3": {"init_gain": 0.02 * 768 ** 0.5, "batch_size": 16, "lr": 1e-3},
     "width_bs16_lr2e-3": {"init_gain": 0.02 * 768 ** 0.5, "batch_size": 16, "lr": 2e-3},
+    "width_bs16_warm30": {"init_gain": 0.02 * 768 ** 0.5, "batch_size": 16, "warmup_frac": 0.3},
+    "width_bs16_clip": {"init_gain": 0.02 * 768 ** 0.5, "batch_size": 16, "clip_grad": 0.5},
 }
 
 
