@@ -101,6 +101,7 @@ def random_archs(space, n: int, seed: int = 0):
     (BASE + "scheduler: {name: hyperband}\n", 16, "scheduler.name", "expected one of 'fifo' or 'asha'"),
     (BASE + "budget: {gpus_per_trial: half}\n", 16, "budget.gpus_per_trial", "valid number"),
     (BASE + "budget: {init: kaiming}\n", 16, "budget.init", "expected one of 'width_scaled' or 'release'"),
+    (BASE + "budget: {warmup: 1.5}\n", 16, "budget.warmup", "less than or equal to 1"),
     (BASE + "constraints: {max_latency_ms: -2}\n", 16, "constraints.max_latency_ms", "greater than 0"),
     # an int range with a bad step, a float range with a step
     (BASE.replace("depth: {choice: [1, 2]}", "depth: {int: [1, 4], step: 0}"), 6, "stages[0].depth.step",

@@ -160,3 +160,20 @@ def build_preset(name: str):
 
     torch.manual_seed(0)
     return build(preset(name))
+
+
+def test_a_search_trains_with_its_budget():
+    """Every budget key reaches the TrainConfig of a trial (a key that is parsed but never passed on does nothing)."""
+    from explorer.search.trial import train_config
+    from explorer.space import parse_space
+    from explorer.train import RELEASE_GAIN
+
+    space = parse_space({"name": "b", "task": {"name": "trev", "preset": "smoke", "seed": 4},
+                         "budget": {"epochs": 5, "batch_size": 24, "lr": 0.002, "warmup": 0.3, "cpus_per_trial": 2},
+                         "stages": [{"depth": 1, "width": 8, "mixer": {"conv3d": {}}}]})
+    cfg = train_config(space, threads=2)
+    assert (cfg.epochs, cfg.batch_size, cfg.lr, cfg.warmup_frac, cfg.seed, cfg.threads, cfg.device) == \
+        (5, 24, 0.002, 0.3, 4, 2, "cpu")
+    assert cfg.init_gain == RELEASE_GAIN
+    released = parse_space({**space.model_dump(mode="json"), "budget": {"init": "release"}})
+    assert train_config(released, threads=1).init_gain is None

@@ -6,9 +6,12 @@ import json
 import os
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from explorer.space import SearchSpace, arch_from_params, parse_space
+
+if TYPE_CHECKING:  # explorer.train imports torch, which a Ray worker loads only when it trains
+    from explorer.train import TrainConfig
 
 
 class Infeasible(RuntimeError):
@@ -134,6 +137,16 @@ def _trial_device(space: SearchSpace) -> str:
     return "cuda" if gpus > 0 and torch.cuda.is_available() else "cpu"
 
 
+def train_config(space: SearchSpace, threads: int) -> TrainConfig:
+    """The one recipe every trial of ``space`` is trained with (explorer.train.TrainConfig), from its budget."""
+    from explorer.train import RELEASE_GAIN, TrainConfig
+
+    budget = space.budget
+    return TrainConfig(epochs=budget.epochs, batch_size=budget.batch_size, lr=budget.lr, warmup_frac=budget.warmup,
+                       seed=space.task.seed, threads=threads, device=_trial_device(space),
+                       init_gain=RELEASE_GAIN if budget.init == "width_scaled" else None)
+
+
 def _train_or_replay(config: dict[str, Any], space: SearchSpace, cache: Path, started: float,
                      where: dict[str, Any]) -> None:
     """Build the sampled Arch, measure its cost (before training, so infeasible samples cost nothing and every
@@ -146,7 +159,7 @@ def _train_or_replay(config: dict[str, Any], space: SearchSpace, cache: Path, st
     from ray import tune
 
     from explorer.models import build
-    from explorer.train import RELEASE_GAIN, TrainConfig, train_epochs
+    from explorer.train import train_epochs
 
     threads = space.budget.cpus_per_trial
     torch.set_num_threads(threads)
@@ -162,9 +175,7 @@ def _train_or_replay(config: dict[str, Any], space: SearchSpace, cache: Path, st
     cost, breakdown = trial_cost(space, arch, model, threads)
     check_constraints(space, cost, arch, model)
     data = _task_data(space)
-    train_cfg = TrainConfig(epochs=space.budget.epochs, batch_size=space.budget.batch_size, lr=space.budget.lr,
-                            seed=space.task.seed, threads=threads, device=_trial_device(space),
-                            init_gain=RELEASE_GAIN if space.budget.init == "width_scaled" else None)
+    train_cfg = train_config(space, threads)
     reports = []
     for result in train_epochs(model, data, train_cfg):
         reports.append({"accuracy": result.accuracy, "val_accuracy": result.accuracy,

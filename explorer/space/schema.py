@@ -40,6 +40,8 @@ class BudgetSpec(_Strict):
     retries: NonNegativeInt = 2  # re-runs of a trial whose worker died
     batch_size: PositiveInt = 16
     lr: PositiveFloat = 3e-3
+    # linear warm-up over this fraction of the optimiser steps, then cosine decay to zero
+    warmup: float = Field(0.1, gt=0, le=1)
     # width_scaled: Linear weights redrawn at σ = 0.55/√fan_in, so a narrow proxy model's blocks start as strong as a
     # released model's (explorer.train.width_scaled_init); release: trained as built (σ = 0.02)
     init: Literal["width_scaled", "release"] = "width_scaled"
