@@ -167,9 +167,17 @@ def cmd_search(args: argparse.Namespace) -> int:
             return _fail(f"{args.resume}: not a run folder (no run.json)")
         from explorer.search.rundir import read_meta, stale_run_reason
 
-        reason = stale_run_reason(Path(args.resume), read_meta(Path(args.resume)))
+        meta = read_meta(Path(args.resume))
+        reason = stale_run_reason(Path(args.resume), meta)
         if reason:
             return _fail(reason)
+        if meta.get("state") == "finished":  # its budget is spent: say so at once instead of starting Ray for nothing
+            from explorer.analysis import load_trials, search_outcome
+
+            run = Path(args.resume).resolve()
+            print(f"{run}: finished already, nothing to resume ({search_outcome(load_trials(run))[0]})")
+            print(f"report: {run / 'index.html'}")
+            return 0
     elif not args.space:
         return _fail("a search-space YAML file is required (or --resume RUN)")
     elif reason := _unwritable(Path(args.out)):  # first: it needs no import of torch

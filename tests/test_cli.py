@@ -82,3 +82,22 @@ def test_resume_refuses_budget_flags_instead_of_ignoring_them(tmp_path):
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert proc.stderr.strip() == ("error: --concurrency, --cpus-per-trial cannot change a resumed run (it keeps the "
                                    "budget in its run.json); start a new search to use them")
+
+
+def test_resuming_a_finished_run_returns_at_once(tmp_path):
+    import pandas as pd
+    from test_report import make_run
+
+    run = tmp_path / "done"
+    make_run(run, n=6)
+    meta = json.loads((run / "run.json").read_text())
+    (run / "run.json").write_text(json.dumps({**meta, "recipe": {"validation_fraction": 0.2}, "state": "finished"}))
+    start = time.perf_counter()
+    proc = explorer("search", "--resume", str(run))
+    assert proc.returncode == 0, proc.stderr
+    assert time.perf_counter() - start < 5  # Ray is never started (it takes ~10 s here)
+    first, last = proc.stdout.strip().splitlines()
+    n = len(pd.read_parquet(run / "trials.parquet"))
+    assert first.startswith(f"{run}: finished already, nothing to resume ({n} trials: ")
+    assert last == f"report: {run / 'index.html'}"
+    assert not (run / "tune").exists()
