@@ -150,6 +150,18 @@ def _unwritable(folder: Path) -> str | None:
     return None
 
 
+def _finished_outcome(run_dir: Path) -> str | None:
+    """The one-line outcome of a finished run, or None when its trials table cannot be read (the resume then runs
+    as usual and rebuilds it)."""
+    from explorer.analysis import load_trials, search_outcome
+
+    try:
+        outcome = search_outcome(load_trials(run_dir))[0]
+    except (OSError, ValueError):  # a missing or unreadable table (pyarrow and pandas raise these)
+        return None
+    return f"{run_dir.resolve()}: finished already, nothing to resume ({outcome})"
+
+
 def cmd_search(args: argparse.Namespace) -> int:
     import os
 
@@ -171,12 +183,9 @@ def cmd_search(args: argparse.Namespace) -> int:
         reason = stale_run_reason(Path(args.resume), meta)
         if reason:
             return _fail(reason)
-        if meta.get("state") == "finished":  # its budget is spent: say so at once instead of starting Ray for nothing
-            from explorer.analysis import load_trials, search_outcome
-
-            run = Path(args.resume).resolve()
-            print(f"{run}: finished already, nothing to resume ({search_outcome(load_trials(run))[0]})")
-            print(f"report: {run / 'index.html'}")
+        if meta.get("state") == "finished" and (finished := _finished_outcome(Path(args.resume))):
+            print(finished)  # its budget is spent: said at once instead of starting Ray for nothing
+            print(f"report: {Path(args.resume).resolve() / 'index.html'}")
             return 0
     elif not args.space:
         return _fail("a search-space YAML file is required (or --resume RUN)")
