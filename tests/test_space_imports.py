@@ -84,8 +84,10 @@ def test_hostile_yaml_is_refused_with_one_line(tmp_path, text, line, field, frag
         assert (err.line, err.field) == (line, field), str(err)
 
 
-def test_files_that_are_not_small_text_are_refused_without_echoing_them(tmp_path):
+def test_files_that_are_not_small_text_are_refused_without_echoing_them(tmp_path, monkeypatch):
     from explorer.space import SpaceError, load_space
+
+    monkeypatch.setenv("EXPLORER_INCLUDE_PATH", "/dev")  # let the include reach the device, to be refused as one
 
     binary = tmp_path / "binary.yaml"
     binary.write_bytes(b"name: \xff\xfe secret-content\n")
@@ -98,3 +100,31 @@ def test_files_that_are_not_small_text_are_refused_without_echoing_them(tmp_path
         with pytest.raises(SpaceError) as info:
             load_space(path)
         assert reason in str(info.value) and "secret-content" not in str(info.value), str(info.value)
+
+
+def test_includes_stay_under_the_space_files_folder(tmp_path, monkeypatch):
+    from explorer.space import SpaceError, load_space
+
+    monkeypatch.delenv("EXPLORER_INCLUDE_PATH", raising=False)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.yaml").write_text("seed: 1  # secret-content\n")
+    spaces = tmp_path / "spaces"
+    (spaces / "base").mkdir(parents=True)
+    stage = "stages:\n  - depth: 1\n    width: 8\n    mixer: {conv3d: {}}\n"
+    (spaces / "ok.yaml").write_text("name: ok\ninclude: base/b.yaml\n" + stage)
+    (spaces / "base" / "b.yaml").write_text("seed: 3\n")
+    assert load_space(spaces / "ok.yaml").seed == 3  # a folder below is fine
+    (spaces / "link.yaml").symlink_to(outside / "secret.yaml")
+    (spaces / "base" / "escape.yaml").write_text("include: ../../outside/secret.yaml\n")
+    cases = {"up.yaml": "../outside/secret.yaml", "absolute.yaml": str(outside / "secret.yaml"),
+             "symlink.yaml": "link.yaml", "nested.yaml": "base/escape.yaml"}
+    for name, include in cases.items():
+        (spaces / name).write_text(f"name: x\ninclude: {include}\n" + stage)
+        with pytest.raises(SpaceError) as info:
+            load_space(spaces / name)
+        message = str(info.value)
+        assert "is outside" in message and "secret-content" not in message, (name, message)
+        assert message.count("\n") == 0
+    monkeypatch.setenv("EXPLORER_INCLUDE_PATH", str(outside))  # a folder the user names is allowed
+    assert load_space(spaces / "up.yaml").seed == 1

@@ -3,6 +3,7 @@ into ``SpaceError`` (file, line, field), and the checks across settings; the tem
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,9 @@ def _key(node: yaml.Node) -> Any:
 # Limits of a space file: far above any real space, far below what exhausts a laptop
 MAX_FILE_BYTES = 1 << 20
 MAX_DEPTH = 32
+# includes resolve only under the top space file's folder, or under a folder this variable names (os.pathsep-separated):
+# a space file from elsewhere must not read, or report on, any file of the machine
+INCLUDE_PATH_ENV = "EXPLORER_INCLUDE_PATH"
 
 
 class _Unsafe(Exception):
@@ -143,9 +147,23 @@ def _merge(base: Any, over: Any, loc: Loc, bo: dict, oo: dict, out: dict, over_l
     return over
 
 
+def include_roots(space_file: Path) -> tuple[Path, ...]:
+    """The folders includes may resolve into: the top space file's folder, then those of ``$EXPLORER_INCLUDE_PATH``."""
+    extra = [Path(p).resolve() for p in os.environ.get(INCLUDE_PATH_ENV, "").split(os.pathsep) if p]
+    return (space_file.parent.resolve(), *extra)
+
+
+def _check_include(here: Located, loc: Loc, target: Path, roots: tuple[Path, ...]) -> None:
+    if not any(target.resolve().is_relative_to(root) for root in roots):
+        raise here.error(loc, f"included file {target} is outside {roots[0]}: includes must stay under the space "
+                              f"file's folder (name other folders in ${INCLUDE_PATH_ENV})")
+
+
 def _load_with_includes(path: Path, stack: tuple[Path, ...] = (), parent: Located | None = None,
-                        parent_loc: Loc = ()) -> tuple[Any, dict[Loc, tuple[str, int]]]:
+                        parent_loc: Loc = (), roots: tuple[Path, ...] | None = None
+                        ) -> tuple[Any, dict[Loc, tuple[str, int]]]:
     """The document at ``path`` with its ``include:`` files merged underneath it (paths relative to it)."""
+    roots = include_roots(path) if roots is None else roots
     resolved = path.resolve()
     if resolved in stack:
         chain = " -> ".join(str(p) for p in stack + (resolved,))
@@ -162,7 +180,8 @@ def _load_with_includes(path: Path, stack: tuple[Path, ...] = (), parent: Locate
     merged_origins: dict[Loc, tuple[str, int]] = {}
     for j, name in enumerate(items):
         loc = ("include",) if isinstance(includes, str) else ("include", j)
-        base, base_origins = _load_with_includes(path.parent / name, stack + (resolved,), here, loc)
+        _check_include(here, loc, path.parent / name, roots)
+        base, base_origins = _load_with_includes(path.parent / name, stack + (resolved,), here, loc, roots)
         if not isinstance(base, dict):
             raise here.error(loc, f"included file {path.parent / name} must hold a mapping of space settings")
         if merged is None:
