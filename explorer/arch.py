@@ -315,6 +315,18 @@ def _positive(value: float, path: str) -> None:
         raise ArchError(path, f"must be positive, got {value}")
 
 
+# Far above every released model (the deepest stage: 18 blocks, Video-FocalNet-B; the widest: 1,024) and far below
+# sizes that exhaust memory while the model is built: a depth of 1e8 grew `inspect` past 4.8 GB before failing
+MAX_STAGE_DEPTH = 64
+MAX_WIDTH = 8192
+MAX_GLOBAL_TOKENS = 256
+
+
+def _at_most(value: float, limit: float, path: str) -> None:
+    if value > limit:
+        raise ArchError(path, f"must be at most {limit}, got {value}")
+
+
 def check_arch(arch: Arch) -> None:
     """Structural checks that need no registry: positive sizes, strides dividing the grid, legal merges."""
     inp = arch.input
@@ -333,6 +345,7 @@ def check_arch(arch: Arch) -> None:
     _positive(arch.stem.temporal_kernel, "stem.temporal_kernel")
     if arch.stem.width < 0:
         raise ArchError("stem.width", f"must be >= 0 (0: the first stage's width), got {arch.stem.width}")
+    _at_most(arch.stem.width, MAX_WIDTH, "stem.width")
     _positive(arch.stem.temporal_stride, "stem.temporal_stride")
     if not arch.stages:
         raise ArchError("stages", "at least one stage is required")
@@ -357,7 +370,9 @@ def check_arch(arch: Arch) -> None:
     for i, stage in enumerate(arch.stages):
         p = f"stages[{i}]"
         _positive(stage.depth, f"{p}.depth")
+        _at_most(stage.depth, MAX_STAGE_DEPTH, f"{p}.depth")
         _positive(stage.width, f"{p}.width")
+        _at_most(stage.width, MAX_WIDTH, f"{p}.width")
         _positive(stage.mlp_ratio, f"{p}.mlp_ratio")
         if i > 0 or stage.down.kind == "none":
             if stage.down.kind not in DOWN_KINDS:
@@ -372,8 +387,10 @@ def check_arch(arch: Arch) -> None:
             t //= stage.down.temporal_stride
         if stage.global_tokens is not None:
             _positive(stage.global_tokens.width, f"{p}.global_tokens.width")
+            _at_most(stage.global_tokens.width, MAX_WIDTH, f"{p}.global_tokens.width")
             if stage.global_tokens.num < 0:
                 raise ArchError(f"{p}.global_tokens.num", "must be >= 0")
+            _at_most(stage.global_tokens.num, MAX_GLOBAL_TOKENS, f"{p}.global_tokens.num")
         if stage.merge is not None:
             _check_merge(stage.merge, stage.depth, f"{p}.merge")
 

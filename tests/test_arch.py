@@ -51,6 +51,12 @@ def test_grids_follow_stem_and_downsampling():
     ({"input": {"frames": "8"}}, "input.frames", "expected an integer"),
     ({"stages": [{"depth": 0, "width": 8, "mixer": {"kind": "conv3d"}}]}, "stages[0].depth", "must be positive"),
     ({"stages": [{"width": 8, "mixer": {"kind": "conv3d"}}]}, "stages[0].depth", "missing required field"),
+    # sizes that would exhaust memory while the model is built are refused before
+    ({"stages": [{"depth": 100_000_000, "width": 8, "mixer": {"kind": "conv3d"}}]}, "stages[0].depth",
+     "must be at most 64, got 100000000"),
+    ({"stages": [{"depth": 1, "width": 10**9, "mixer": {"kind": "conv3d"}}]}, "stages[0].width",
+     "must be at most 8192"),
+    ({"stem": {"width": 10**6}}, "stem.width", "must be at most 8192"),
 ])
 def test_validation_names_the_field(patch, path, fragment):
     with pytest.raises(ArchError) as info:
