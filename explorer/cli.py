@@ -141,9 +141,12 @@ def _unwritable(folder: Path) -> str | None:
 
     if folder.exists() and not folder.is_dir():
         return f"--out {folder}: not a folder"
+    # probe the nearest folder that exists, creating nothing: a space file rejected next must leave no trace
+    existing = next(p for p in (folder, *folder.parents) if p.exists())
+    if not existing.is_dir():
+        return f"--out {folder}: cannot write there ({existing} is not a folder)"
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-check-"):
+        with tempfile.NamedTemporaryFile(dir=existing, prefix=".write-check-"):
             pass
     except OSError as err:
         return f"--out {folder}: cannot write there ({err.strerror or err})"

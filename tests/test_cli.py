@@ -74,6 +74,14 @@ def test_an_unusable_out_folder_fails_at_once(tmp_path, out):
     assert (tmp_path / "a_file").read_text() == "not a folder"
 
 
+def test_a_rejected_space_file_creates_no_out_folder(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: bad\nstages: 3\n")
+    proc = explorer("search", str(bad), "--out", str(tmp_path / "runs" / "here"))
+    assert proc.returncode == 2 and proc.stderr.startswith(f"error: {bad}:")
+    assert not (tmp_path / "runs").exists()
+
+
 def test_resume_refuses_budget_flags_instead_of_ignoring_them(tmp_path):
     run = tmp_path / "run"
     run.mkdir()
