@@ -5,6 +5,8 @@
     ../../.venv/bin/python probe.py steps focal_tiny focal_conv_stem   # loss over 120 AdamW steps, task A
     ../../.venv/bin/python probe.py overfit vit_joint focal_tiny       # 60 steps on one batch, task A
     ../../.venv/bin/python probe.py tput conv3d_tiny --batch 32 128 [--contiguous]   # training clips/s of a step
+    ../../.venv/bin/python probe.py profile mobile_former_tiny     # the ops that take a training step's time
+    ../../.venv/bin/python probe.py dwconv conv3d_tiny             # depthwise Conv3d: PyTorch's vs ours (any model)
 
 One torch thread, seed 0. ``scale`` feeds a unit-variance clip and prints the rms of every focal modulation's output
 and the smallest per-tensor gradient maxima (a tensor whose gradients sit far below AdamW's eps, 1e-8, hardly moves).
@@ -120,17 +122,78 @@ def tput(name: str, batches: list[int], channels_last: bool = True, repeats: int
         print(f"{name:24s} batch {batch:4d} {layout}: {statistics.median(speeds):7.1f} training clips/s", flush=True)
 
 
+def profile(name: str, rows: int = 15) -> None:
+    """``torch.profiler`` table of 5 training steps (batch 32, channels-last clips), sorted by self CPU time."""
+    from torch.profiler import profile as torch_profile
+
+    model = _model(name)
+    opt = torch.optim.AdamW(model.parameters(), 1e-3)
+    x = torch.randn(32, 3, 8, 32, 32).contiguous(memory_format=torch.channels_last_3d)
+    y = torch.randint(0, 12, (32,))
+
+    def step() -> None:
+        loss = F.cross_entropy(model(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    for _ in range(3):
+        step()
+    with torch_profile() as prof:
+        for _ in range(5):
+            step()
+    print(f"{name}:\n{prof.key_averages().table(sort_by='self_cpu_time_total', row_limit=rows)}")
+
+
+def dwconv(repeats: int = 7) -> None:
+    """A depthwise 3×3×3 Conv3d, C = 128, 32 clips of 8×8×8 (Mobile-Former's hidden layer): forward alone, then
+    forward + backward with ``nn.Conv3d`` (contiguous and channels-last input) and with ``DepthwiseConv3d``."""
+    import statistics
+    import time
+
+    import torch.nn as nn
+
+    from explorer.blocks.layers import DepthwiseConv3d
+
+    def ms(fn) -> float:
+        for _ in range(2):
+            fn()
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - start)
+        return 1e3 * statistics.median(times)
+
+    ours = DepthwiseConv3d(128, 128, 3, padding=1, bias=False)
+    ref = nn.Conv3d(128, 128, 3, padding=1, groups=128, bias=False)
+    ref.load_state_dict(ours.state_dict())
+    x = torch.randn(32, 128, 8, 8, 8)
+    layouts = {"contiguous": x, "channels-last": x.contiguous(memory_format=torch.channels_last_3d)}
+    for layout, inp in layouts.items():
+        with torch.no_grad():
+            forward = ms(lambda: ref(inp))
+        leaf = inp.clone().requires_grad_()
+        print(f"{layout:13s} forward {forward:6.1f} ms | forward + backward: nn.Conv3d "
+              f"{ms(lambda: ref(leaf).sum().backward()):6.1f} ms, DepthwiseConv3d "
+              f"{ms(lambda: ours(leaf).sum().backward()):6.1f} ms", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("probe", choices=["scale", "steps", "overfit", "tput"])
-    parser.add_argument("models", nargs="+", choices=sorted(MODELS))
+    parser.add_argument("probe", choices=["scale", "steps", "overfit", "tput", "profile", "dwconv"])
+    parser.add_argument("models", nargs="+", choices=sorted(MODELS), help="(dwconv ignores them)")
     parser.add_argument("--batch", type=int, nargs="+", default=[32], help="tput: batch sizes")
     parser.add_argument("--contiguous", action="store_true", help="tput: contiguous clips instead of channels-last")
     args = parser.parse_args()
     torch.set_num_threads(1)
     data = _task_a() if args.probe in ("steps", "overfit") else None
+    if args.probe == "dwconv":
+        dwconv()
+        return
     for name in args.models:
-        if args.probe == "tput":
+        if args.probe == "profile":
+            profile(name)
+        elif args.probe == "tput":
             tput(name, args.batch, channels_last=not args.contiguous)
         elif args.probe == "scale":
             scale(name)
