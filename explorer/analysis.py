@@ -11,6 +11,7 @@ Run folder contract (written by `explorer.search`):
 from __future__ import annotations
 
 import json
+import logging
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -81,27 +82,60 @@ def split_objectives(objectives: Iterable[ObjectiveLike]) -> tuple[Objective, li
     return quality, [o for o in objs if o is not quality]
 
 
+class RunFolderError(ValueError):
+    """A run folder's file is missing or cannot be read: the message is one line naming the file."""
+
+
+def _reason(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    return f"{type(err).__name__}: {text[0]}" if text else type(err).__name__
+
+
 def load_run_meta(run_dir: str | Path) -> dict:
-    """The run's `run.json` as a dict."""
+    """The run's `run.json` as a dict; ``RunFolderError`` when it is missing, not JSON or has no objectives list."""
     path = Path(run_dir) / "run.json"
-    with path.open(encoding="utf-8") as f:
-        return json.load(f)
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise RunFolderError(f"{run_dir}: not a run folder (no run.json)") from None
+    except (OSError, ValueError) as err:  # unreadable, not UTF-8, not JSON (JSONDecodeError is a ValueError)
+        raise RunFolderError(f"{path}: unreadable ({_reason(err)})") from None
+    try:
+        parse_objectives(meta["objectives"])
+    except (KeyError, TypeError, ValueError) as err:
+        raise RunFolderError(f"{path}: not a run.json of explorer (its objectives: {_reason(err)})") from None
+    return meta
+
+
+def _read_table(path: Path) -> pd.DataFrame:
+    try:
+        if path.suffix == ".parquet":
+            return pd.read_parquet(path)
+        return pd.read_csv(path, dtype={c: "str" for c in TEXT_COLUMNS})
+    except Exception as err:  # noqa: BLE001 - pyarrow and pandas raise many kinds for a truncated or foreign file
+        raise RunFolderError(f"{path}: unreadable ({_reason(err)})") from None
 
 
 def load_trials(run_dir: str | Path) -> pd.DataFrame:
     """The trials table of a run (`trials.parquet`, else `trials.csv`), ordered by trial number.
 
-    Text columns are text whichever file they came from, with "" for a missing error.
+    Text columns are text whichever file they came from, with "" for a missing error. A `trials.parquet` that
+    cannot be read falls back to `trials.csv` (the same table, written after it), with a warning naming the
+    file; ``RunFolderError`` when neither can be read.
     """
     run_dir = Path(run_dir)
     parquet, csv = run_dir / "trials.parquet", run_dir / "trials.csv"
-    if parquet.exists():
-        df = pd.read_parquet(parquet)
-    elif csv.exists():
-        df = pd.read_csv(csv, dtype={c: "str" for c in TEXT_COLUMNS})
-    else:
-        raise FileNotFoundError(f"no trials.parquet or trials.csv in {run_dir}")
-
+    if not parquet.exists() and not csv.exists():
+        raise RunFolderError(f"{run_dir}: no trials.parquet or trials.csv")
+    try:
+        df = _read_table(parquet if parquet.exists() else csv)
+    except RunFolderError as err:
+        if not (parquet.exists() and csv.exists()):
+            raise
+        df = _read_table(csv)
+        logging.getLogger(__name__).warning(f"warning: {err}; read {csv.name} instead")
+    if "status" not in df.columns:
+        raise RunFolderError(f"{run_dir}: its trials table has no status column (not written by explorer)")
     df = df.assign(**{c: df[c].fillna("").astype("str") for c in TEXT_COLUMNS if c in df.columns})
     df = df.assign(**{c: pd.to_numeric(df[c], errors="coerce") for c in METRIC_COLUMNS if c in df.columns})
     if "number" in df.columns:

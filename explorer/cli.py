@@ -168,7 +168,7 @@ def _finished_outcome(run_dir: Path) -> str | None:
 def cmd_search(args: argparse.Namespace) -> int:
     import os
 
-    from explorer.space import SpaceError, load_space
+    from explorer.space import SpaceError, check_buildable, load_space
 
     if args.resume:
         if args.space:
@@ -178,11 +178,13 @@ def cmd_search(args: argparse.Namespace) -> int:
         if flags:  # a resumed run keeps its budget: silently ignoring the flags would look as if they applied
             return _fail(f"{', '.join(flags)} cannot change a resumed run (it keeps the budget in its run.json); "
                          "start a new search to use them")
-        if not (Path(args.resume) / "run.json").exists():
-            return _fail(f"{args.resume}: not a run folder (no run.json)")
+        from explorer.analysis import RunFolderError
         from explorer.search.rundir import read_meta, stale_run_reason
 
-        meta = read_meta(Path(args.resume))
+        try:
+            meta = read_meta(Path(args.resume))
+        except RunFolderError as err:
+            return _fail(str(err))
         reason = stale_run_reason(Path(args.resume), meta)
         if reason:
             return _fail(reason)
@@ -196,7 +198,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         return _fail(reason)
     else:
         try:
-            load_space(args.space)  # validate before any heavy start-up
+            check_buildable(load_space(args.space))  # validate before any heavy start-up
         except SpaceError as err:
             return _fail(str(err))
     from explorer.search import run_search
@@ -220,17 +222,18 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     runs = [Path(r) for r in args.run]
-    for run in runs:
-        if not (run / "run.json").exists():
-            return _fail(f"{run}: not a run folder (no run.json)")
+    if len(runs) == 1 and args.out:
+        return _fail("--out is for comparisons of several runs; one run's report is <run>/index.html")
+    from explorer.analysis import RunFolderError
     from explorer.report import write_comparison, write_report
 
-    if len(runs) == 1:
-        if args.out:
-            return _fail("--out is for comparisons of several runs; one run's report is <run>/index.html")
-        print(f"report: {write_report(runs[0], self_contained=args.self_contained)}")
-    else:
-        print(f"comparison: {write_comparison(runs, args.out, self_contained=args.self_contained)}")
+    try:
+        if len(runs) == 1:
+            print(f"report: {write_report(runs[0], self_contained=args.self_contained)}")
+        else:
+            print(f"comparison: {write_comparison(runs, args.out, self_contained=args.self_contained)}")
+    except RunFolderError as err:
+        return _fail(str(err))
     return 0
 
 
@@ -362,15 +365,17 @@ def cmd_cost(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     run = Path(args.run)
-    if not (run / "run.json").exists():
-        return _fail(f"{run}: not a run folder (no run.json)")
-    from explorer.analysis import front_mask, load_run_meta, load_trials
+    from explorer.analysis import RunFolderError, front_mask, load_run_meta, load_trials
     from explorer.arch import Arch
 
-    df = load_trials(run)
+    try:
+        meta = load_run_meta(run)
+        df = load_trials(run)
+    except RunFolderError as err:
+        return _fail(str(err))
     keep = (df["status"] == "COMPLETE").to_numpy(dtype=bool, copy=True)
     if args.pareto:
-        keep = keep & front_mask(df, load_run_meta(run)["objectives"])
+        keep = keep & front_mask(df, meta["objectives"])
     out = Path(args.out) if args.out else run / "export"
     out.mkdir(parents=True, exist_ok=True)
     metrics = [c for c in ("accuracy", "gflops", "params_m", "latency_ms") if c in df.columns]
@@ -397,12 +402,13 @@ def cmd_presets(_: argparse.Namespace) -> int:
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
-    from explorer.space import SpaceError, inspect_space, load_space
+    from explorer.space import SpaceError, check_buildable, inspect_space, load_space
 
     if args.samples < 1:
         return _fail(f"--samples must be at least 1, got {args.samples}")
     try:
         space = load_space(args.space)
+        check_buildable(space, seed=args.seed)
     except SpaceError as err:
         return _fail(str(err))
 

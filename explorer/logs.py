@@ -9,12 +9,25 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is at each record (not the stream at creation), so messages follow a
+    redirected or replaced stderr."""
+
+    @property  # type: ignore[override]
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:  # StreamHandler.__init__ assigns it; the property always answers sys.stderr
+        pass
+
+
 def show_messages(level: int = logging.INFO) -> None:
     """Print the package's log records on stderr as plain lines (the CLI calls this once; a library user who
     configures logging themselves sees the same records through their own handlers)."""
     root = logging.getLogger("explorer")
     if not any(getattr(h, "_explorer_cli", False) for h in root.handlers):
-        handler = logging.StreamHandler(sys.stderr)
+        handler = _StderrHandler()
         handler.setFormatter(logging.Formatter("%(message)s"))
         handler._explorer_cli = True  # type: ignore[attr-defined]
         root.addHandler(handler)

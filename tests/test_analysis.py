@@ -11,6 +11,7 @@ import pytest
 
 from explorer.analysis import (
     Objective,
+    RunFolderError,
     front_mask,
     load_run_meta,
     load_trials,
@@ -200,7 +201,7 @@ def test_load_trials_parquet_and_csv_fallback(tmp_path) -> None:
 
     (tmp_path / "trials.parquet").unlink()
     (tmp_path / "trials.csv").unlink()
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(RunFolderError, match="no trials.parquet or trials.csv"):
         load_trials(tmp_path)
 
 

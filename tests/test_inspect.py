@@ -48,3 +48,31 @@ def test_text_histogram_counts_every_value():
     lines = text_histogram([0.1, 0.2, 0.2, 0.9], bins=4, width=10, fmt="{:.1f}")
     assert lines == ["  [0.1, 0.3)      3  ##########", "  [0.3, 0.5)      0  ",
                      "  [0.5, 0.7)      0  ", "  [0.7, 0.9]      1  ###"]
+
+
+NEVER_BUILDS = """\
+name: never
+task: {name: trev, preset: smoke}
+stages:
+  - depth: {choice: [1, 2]}
+    width: 30
+    mixer: {posmlp: {groups: 4, window: 4}}
+"""
+
+
+def test_a_space_that_never_builds_is_an_error_before_anything_runs(tmp_path, capsys):
+    # width 30 is a literal that groups 4 can never divide: every sample fails, whatever the depth
+    path = tmp_path / "never.yaml"
+    path.write_text(NEVER_BUILDS)
+    assert main(["inspect", str(path), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {path}: no architecture of this space builds (64 of 64 random samples rejected)")
+    assert "posmlp groups 4 do not divide width 30 (64x)" in err and len(err.splitlines()) == 1
+    out = tmp_path / "runs"
+    assert main(["search", str(path), "--out", str(out), "--no-progress"]) == 2
+    assert "no architecture of this space builds" in capsys.readouterr().err and not out.exists()
+    path.write_text(NEVER_BUILDS.replace("depth: {choice: [1, 2]}", "depth: 1"))  # one architecture: one try
+    assert main(["inspect", str(path), "--no-progress"]) == 2
+    assert "(1 of 1 random samples rejected)" in capsys.readouterr().err
+    path.write_text(NEVER_BUILDS.replace("width: 30", "width: {choice: [30, 32]}"))  # one width builds
+    assert main(["inspect", str(path), "--no-progress", "--samples", "4"]) == 0

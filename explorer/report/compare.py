@@ -104,8 +104,6 @@ def write_comparison(run_dirs: Sequence[str | Path], out: str | Path | None = No
     runs: dict[str, tuple[dict, pd.DataFrame]] = {}
     for d in run_dirs:
         d = Path(d)
-        if not (d / "run.json").exists():
-            raise FileNotFoundError(f"{d}: not a run folder (no run.json)")
         name = d.resolve().name
         while name in runs:
             name += "'"

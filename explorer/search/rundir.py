@@ -168,10 +168,10 @@ def write_meta(run_dir: Path, space: SearchSpace, space_path: str, **extra: Any)
 
 
 def read_meta(run_dir: Path) -> dict[str, Any]:
-    """The run's ``run.json`` (FileNotFoundError when ``run_dir`` is not a run folder)."""
-    if not (run_dir / "run.json").exists():
-        raise FileNotFoundError(f"{run_dir}: not a run folder (no run.json)")
-    return json.loads((run_dir / "run.json").read_text())
+    """The run's ``run.json``; ``RunFolderError`` (one line naming the file) when it is missing or unreadable."""
+    from explorer.analysis import load_run_meta
+
+    return load_run_meta(run_dir)
 
 
 def stale_run_reason(run_dir: Path, meta: dict[str, Any]) -> str | None:

@@ -31,7 +31,7 @@ validation), ``templates`` (template forms and checks, ``param_templates``), ``s
 
 from explorer.space.counting import grid_space, space_size, task_input
 from explorer.space.errors import Loc, SpaceError
-from explorer.space.inspect import inspect_space, sample_costs, text_histogram
+from explorer.space.inspect import check_buildable, inspect_space, sample_costs, text_histogram
 from explorer.space.loader import load_space, parse_space
 from explorer.space.sampling import arch_from_params, sample_arch, suggest
 from explorer.space.schema import (
@@ -51,7 +51,10 @@ from explorer.space.schema import (
 )
 from explorer.space.templates import param_templates
 
-__all__ = ["MERGE_FIELDS", "MERGE_KINDS", "METRIC_MODES", "PREDICTABLE_COSTS", "BudgetSpec", "ConstraintSpec", "Loc",
-           "ObjectiveSpec", "SamplerSpec", "Scalar", "SchedulerSpec", "SearchSpace", "SpaceError", "StageTemplate",
-           "arch_from_params", "costaware_objection", "grid_space", "inspect_space", "load_space", "param_templates",
-           "parse_space", "sample_arch", "sample_costs", "space_size", "suggest", "task_input", "text_histogram"]
+__all__ = [
+    "MERGE_FIELDS", "MERGE_KINDS", "METRIC_MODES", "PREDICTABLE_COSTS", "BudgetSpec", "ConstraintSpec", "Loc",
+    "ObjectiveSpec", "SamplerSpec", "Scalar", "SchedulerSpec", "SearchSpace", "SpaceError", "StageTemplate",
+    "arch_from_params", "check_buildable", "costaware_objection", "grid_space", "inspect_space", "load_space",
+    "param_templates", "parse_space", "sample_arch", "sample_costs", "space_size", "suggest", "task_input",
+    "text_histogram",
+]

@@ -6,6 +6,7 @@ from typing import Any
 
 from explorer.logs import optuna_warnings_only
 from explorer.space.counting import space_size
+from explorer.space.errors import SpaceError
 from explorer.space.sampling import sample_arch
 from explorer.space.schema import SearchSpace
 from explorer.space.templates import param_templates
@@ -62,6 +63,38 @@ def sample_costs(space: SearchSpace, samples: int, seed: int = 0, progress: Any 
     finally:
         torch.set_num_threads(threads)
     return out
+
+
+@optuna_warnings_only()
+def check_buildable(space: SearchSpace, tries: int = 64, seed: int = 0) -> Any:
+    """The first of up to ``tries`` random architectures of ``space`` that builds (returned), else a ``SpaceError``
+    naming the reasons: a space whose literals can never build (``width: 30`` with ``groups: 4``) is a mistake in
+    the file, said before a run starts, not a search of failed trials or "0 of N valid"."""
+    import warnings
+
+    import optuna
+
+    from explorer.models import build
+
+    tries = tries if param_templates(space) else 1  # a space of literals is one architecture
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
+    reasons: dict[str, int] = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for _ in range(tries):
+            trial = study.ask()
+            try:
+                arch = sample_arch(space, trial)
+                build(arch)
+                return arch
+            except Exception as err:  # whatever the builder rejects is a reason to show
+                reason = f"{type(err).__name__}: {err}"
+                reasons[reason] = reasons.get(reason, 0) + 1
+            study.tell(trial, 0.0)
+    ranked = sorted(reasons.items(), key=lambda kv: -kv[1])
+    shown = "; ".join(f"{reason} ({count}x)" for reason, count in ranked[:3])
+    raise SpaceError(space.source, None, "", f"no architecture of this space builds ({tries} of {tries} random "
+                                             f"samples rejected): {shown}")
 
 
 def inspect_space(space: SearchSpace, samples: int = 300, seed: int = 0, show: int = 5,

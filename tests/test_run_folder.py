@@ -1,0 +1,67 @@
+"""Corrupt run folders: every command that reads one says in one line which file is wrong, and keeps what is
+intact (a truncated trials.parquet falls back to trials.csv, saying so)."""
+
+import json
+
+import pytest
+
+from explorer.analysis import RunFolderError, load_run_meta, load_trials
+from explorer.cli import main
+from tests.test_report import make_run
+
+
+def _one_error_line(capsys) -> str:
+    out, err = capsys.readouterr()
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in err, err
+    return lines[0]
+
+
+@pytest.mark.parametrize("content", ['{"name": "x", "objectives": [', "\xff\xfe not utf-8", "[1, 2]",
+                                     '{"objectives": [{"metric": "accuracy", "mode": "up"}]}', ""])
+def test_a_broken_run_json_is_one_line_for_report_export_and_resume(tmp_path, capsys, content):
+    run = tmp_path / "run"
+    make_run(run, n=6)
+    (run / "run.json").write_bytes(content.encode("latin-1"))
+    for argv in (["report", str(run)], ["export", str(run)], ["search", "--resume", str(run)]):
+        assert main(argv) == 2, argv
+        line = _one_error_line(capsys)
+        assert f"{run / 'run.json'}: " in line, line
+    assert not (run / "index.html").exists() and not (run / "export").exists()
+
+
+def test_a_truncated_parquet_falls_back_to_the_csv_and_says_so(tmp_path, capsys, caplog):
+    run = tmp_path / "run"
+    df = make_run(run, n=6)
+    parquet = run / "trials.parquet"
+    parquet.write_bytes(parquet.read_bytes()[:200])
+    loaded = load_trials(run)
+    assert list(loaded["trial_id"]) == list(df["trial_id"])  # the same table, from trials.csv
+    assert f"{parquet}: unreadable" in caplog.text and "read trials.csv instead" in caplog.text
+    assert main(["report", str(run)]) == 0
+    assert (run / "index.html").exists()
+    (run / "trials.csv").write_text("number,trial_id\n0,\"unterminated\n")  # neither table reads now
+    with pytest.raises(RunFolderError):
+        load_trials(run)
+    assert main(["report", str(run)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith(f"error: {run / 'trials.csv'}: unreadable (ParserError") and "Traceback" not in err
+
+
+def test_a_run_folder_without_tables_or_meta_is_named(tmp_path, capsys):
+    run = tmp_path / "run"
+    make_run(run, n=6)
+    (run / "trials.parquet").unlink()
+    (run / "trials.csv").unlink()
+    assert main(["report", str(run)]) == 2
+    assert _one_error_line(capsys) == f"error: {run}: no trials.parquet or trials.csv"
+    (run / "run.json").unlink()
+    with pytest.raises(RunFolderError, match="not a run folder"):
+        load_run_meta(run)
+    for argv in (["report", str(run)], ["export", str(run)], ["search", "--resume", str(run)]):
+        assert main(argv) == 2
+        assert _one_error_line(capsys) == f"error: {run}: not a run folder (no run.json)"
+    (run / "meta").mkdir()
+    (run / "run.json").write_text(json.dumps({"objectives": []}))
+    assert main(["report", str(run)]) == 2
+    assert "not a run.json of explorer" in _one_error_line(capsys)
