@@ -179,7 +179,7 @@ def cmd_search(args: argparse.Namespace) -> int:
             return _fail(f"{', '.join(flags)} cannot change a resumed run (it keeps the budget in its run.json); "
                          "start a new search to use them")
         from explorer.analysis import RunFolderError
-        from explorer.search.rundir import read_meta, stale_run_reason
+        from explorer.search.rundir import missing_study_reason, read_meta, stale_run_reason
 
         try:
             meta = read_meta(Path(args.resume))
@@ -192,6 +192,8 @@ def cmd_search(args: argparse.Namespace) -> int:
             print(finished)  # its budget is spent: said at once instead of starting Ray for nothing
             print(f"report: {Path(args.resume).resolve() / 'index.html'}")
             return 0
+        if reason := missing_study_reason(Path(args.resume)):
+            return _fail(reason)
     elif not args.space:
         return _fail("a search-space YAML file is required (or --resume RUN)")
     elif reason := _unwritable(Path(args.out)):  # first: it needs no import of torch

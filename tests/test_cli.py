@@ -53,7 +53,8 @@ def test_resuming_a_run_from_before_the_validation_split_is_refused(tmp_path):
     two recipes on one front, so the CLI refuses before starting anything and says what to do."""
     run = tmp_path / "old-run"
     run.mkdir()
-    (run / "run.json").write_text(json.dumps({"name": "old-run", "space": {"name": "x"}}))
+    (run / "run.json").write_text(json.dumps({"name": "old-run", "space": {"name": "x"},
+                                              "objectives": [{"metric": "accuracy", "mode": "max"}]}))
     proc = explorer("search", "--resume", str(run))
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "started by an earlier version" in proc.stderr and "Start a new search" in proc.stderr
@@ -109,3 +110,17 @@ def test_resuming_a_finished_run_returns_at_once(tmp_path):
     assert first.startswith(f"{run}: finished already, nothing to resume ({n} trials: ")
     assert last == f"report: {run / 'index.html'}"
     assert not (run / "tune").exists()
+
+
+def test_resuming_a_run_whose_study_is_gone_is_refused(tmp_path):
+    from test_report import make_run
+
+    run = tmp_path / "killed"
+    make_run(run, n=6)
+    meta = json.loads((run / "run.json").read_text())
+    (run / "run.json").write_text(json.dumps({**meta, "recipe": {"validation_fraction": 0.2}, "state": "running"}))
+    proc = explorer("search", "--resume", str(run))
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip() == (f"error: {run / 'study.db'}: missing, so the sampler's history of this run is "
+                                   f"lost and the search cannot go on as the same study; start a new search "
+                                   f"(`explorer report {run}` still draws this one)")

@@ -185,6 +185,17 @@ def stale_run_reason(run_dir: Path, meta: dict[str, Any]) -> str | None:
             f"(`explorer report {run_dir}` still draws this one)")
 
 
+def missing_study_reason(run_dir: Path) -> str | None:
+    """Why a run cannot be resumed because its Optuna study is gone, or None. ``study.db`` holds what the sampler
+    learnt from the finished trials; a resume without it would propose as if nothing had run (and Tune's restored
+    searcher would fail later), so it is said at once."""
+    started = (run_dir / "tune").exists() or (run_dir / "trials.parquet").exists() or (run_dir / "trials.csv").exists()
+    if not started or (run_dir / "study.db").exists():
+        return None
+    return (f"{run_dir / 'study.db'}: missing, so the sampler's history of this run is lost and the search cannot "
+            f"go on as the same study; start a new search (`explorer report {run_dir}` still draws this one)")
+
+
 def load_run_space(run_dir: Path, meta: dict[str, Any] | None = None) -> SearchSpace:
     """The resolved space a run searched: from ``run.json`` (``meta`` if already read), else its ``space.yaml``."""
     meta = read_meta(run_dir) if meta is None else meta
