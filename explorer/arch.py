@@ -320,6 +320,7 @@ def _positive(value: float, path: str) -> None:
 MAX_STAGE_DEPTH = 64
 MAX_WIDTH = 8192
 MAX_GLOBAL_TOKENS = 256
+MAX_MLP_RATIO = 64  # releases use 2-4
 
 
 def _at_most(value: float, limit: float, path: str) -> None:
@@ -374,6 +375,7 @@ def check_arch(arch: Arch) -> None:
         _positive(stage.width, f"{p}.width")
         _at_most(stage.width, MAX_WIDTH, f"{p}.width")
         _positive(stage.mlp_ratio, f"{p}.mlp_ratio")
+        _at_most(stage.mlp_ratio, MAX_MLP_RATIO, f"{p}.mlp_ratio")
         if i > 0 or stage.down.kind == "none":
             if stage.down.kind not in DOWN_KINDS:
                 raise ArchError(f"{p}.down.kind", f"expected one of {', '.join(DOWN_KINDS)}, got {stage.down.kind!r}")

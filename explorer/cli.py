@@ -203,13 +203,16 @@ def cmd_search(args: argparse.Namespace) -> int:
             check_buildable(load_space(args.space))  # validate before any heavy start-up
         except SpaceError as err:
             return _fail(str(err))
-    from explorer.search import run_search
+    from explorer.search import ResourceError, run_search
 
     address = args.address or os.environ.get("RAY_ADDRESS")
-    report = run_search(args.space, out_root=args.out, address=address, num_cpus=args.num_cpus,
-                        progress=not args.no_progress, run_dir=args.resume, resume=bool(args.resume),
-                        budget={"concurrency": args.concurrency, "cpus_per_trial": args.cpus_per_trial,
-                                "gpus_per_trial": args.gpus_per_trial})
+    try:
+        report = run_search(args.space, out_root=args.out, address=address, num_cpus=args.num_cpus,
+                            progress=not args.no_progress, run_dir=args.resume, resume=bool(args.resume),
+                            budget={"concurrency": args.concurrency, "cpus_per_trial": args.cpus_per_trial,
+                                    "gpus_per_trial": args.gpus_per_trial})
+    except ResourceError as err:
+        return _fail(str(err))
     from explorer.analysis import load_trials, search_outcome
 
     outcome, finished = search_outcome(load_trials(report.parent))

@@ -124,3 +124,25 @@ def test_resuming_a_run_whose_study_is_gone_is_refused(tmp_path):
     assert proc.stderr.strip() == (f"error: {run / 'study.db'}: missing, so the sampler's history of this run is "
                                    f"lost and the search cannot go on as the same study; start a new search "
                                    f"(`explorer report {run}` still draws this one)")
+
+
+def test_a_trial_larger_than_the_machine_is_refused_before_anything_starts(tmp_path):
+    """cpus_per_trial beyond the machine (or a GPU on a machine without one) would leave every trial pending
+    forever: the search says so in one line, before a run folder or Ray exist."""
+    import os
+
+    import torch
+
+    space = (Path(__file__).parents[1] / "tests" / "spaces" / "smoke.yaml").read_text()
+    cases = {"cpus": (f"{os.cpu_count() + 1}", "gpus_per_trial: 0", f"this machine has {os.cpu_count()} CPUs")}
+    if not torch.cuda.is_available():
+        cases["gpus"] = ("1", "gpus_per_trial: 1", "but this machine has no GPU: no trial could start")
+    for name, (cpus, gpus, fragment) in cases.items():
+        path = tmp_path / f"{name}.yaml"
+        budget = f"budget: {{trials: 1, epochs: 1, cpus_per_trial: {cpus}, {gpus}}}"
+        path.write_text("\n".join(budget if line.startswith("budget:") else line for line in space.splitlines()))
+        proc = explorer("search", str(path), "--out", str(tmp_path / "runs"), "--num-cpus", "1" if name == "gpus"
+                        else str(os.cpu_count()))
+        assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+        assert len(proc.stderr.strip().splitlines()) == 1 and fragment in proc.stderr, proc.stderr
+        assert not (tmp_path / "runs").exists()

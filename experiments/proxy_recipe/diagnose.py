@@ -263,7 +263,37 @@ RECIPES: dict[str, dict[str, Any]] = {
     "width_bs16_lr2e-3": {"init_gain": 0.02 * 768 ** 0.5, "batch_size": 16, "lr": 2e-3},
     "width_bs16_warm30": {"init_gain": 0.02 * 768 ** 0.5, "batch_size": 16, "warmup_frac": 0.3},
     "width_bs16_clip": {"init_gain": 0.02 * 768 ** 0.5, "batch_size": 16, "clip_grad": 0.5},
+    # random translations of the training clips (diagnose-only: "shift" wraps the model, see _shifted)
+    "width_bs16_shift4": {"init_gain": 0.02 * 768 ** 0.5, "batch_size": 16, "shift": 4},
+    "width_bs16_lr1e-3_shift4": {"init_gain": 0.02 * 768 ** 0.5, "batch_size": 16, "lr": 1e-3, "shift": 4},
 }
+
+
+def _shifted(model, pad: int, seed: int):
+    """``model`` behind a random translation of every training clip (one integer shift of up to ``pad`` pixels per
+    clip and axis, the same for all its frames, reflect-padded): the label of every synthvid task is unchanged by
+    it, so the model sees new pixel positions of the same motions. Evaluation sees the clips as they are."""
+    import torch
+    import torch.nn as nn
+    import torch.nn.functional as F
+
+    class Shifted(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.inner = model
+            self.gen = torch.Generator().manual_seed(10_000 + seed)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            if not self.training:
+                return self.inner(x)
+            b, c, t, h, w = x.shape
+            padded = F.pad(x.reshape(b, c * t, h, w), (pad, pad, pad, pad), mode="reflect")
+            offsets = torch.randint(0, 2 * pad + 1, (b, 2), generator=self.gen).tolist()
+            crops = [padded[i, :, dy:dy + h, dx:dx + w] for i, (dy, dx) in enumerate(offsets)]
+            out = torch.stack(crops).reshape(b, c, t, h, w)
+            return self.inner(out.contiguous(memory_format=torch.channels_last_3d))
+
+    return Shifted()
 
 
 def _run(job: tuple[str, str, str, str, int, int, bool]) -> dict:
@@ -283,12 +313,16 @@ def _run(job: tuple[str, str, str, str, int, int, bool]) -> dict:
     spec = MODELS[model_name]()
     spec["input"].update(num_classes=data.num_classes)
     arch = Arch.from_dict(spec)
-    cfg = TrainConfig(**{"epochs": epochs, "seed": seed, "threads": 1, **RECIPES[recipe_name]})
+    recipe = dict(RECIPES[recipe_name])
+    shift = recipe.pop("shift", 0)
+    cfg = TrainConfig(**{"epochs": epochs, "seed": seed, "threads": 1, **recipe})
     start = time.perf_counter()
     torch.manual_seed(seed)
     model = build(arch)
     if model_name in MODEL_INITS:
         MODEL_INITS[model_name](model)
+    if shift:
+        model = _shifted(model, shift, seed)
     results = list(train_epochs(model, data, cfg))
     row = {"model": model_name, "recipe": recipe_name, "task": task, "preset": preset, "epochs": epochs,
            "seed": seed, "split": "val" if validation else "test", "accuracy": [round(r.accuracy, 4) for r in results],

@@ -6,7 +6,9 @@ whole *block* (mixer + its residual wiring + channel MLP if the family has one) 
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable, Literal
 
 import torch.nn as nn
@@ -116,6 +118,22 @@ def get_mixer(name: str) -> MixerEntry:
         raise KeyError(f"unknown mixer {name!r}; known mixers: {', '.join(mixer_names())}") from None
 
 
+CATALOGUE = Path(__file__).with_name("catalogue.json")
+
+
+def catalogue() -> dict[str, dict]:
+    """Every registered mixer's option names and layout, as ``catalogue.json`` holds them: the space loader reads
+    that file to name an unknown mixer or option without importing torch (tests/blocks/test_catalogue.py keeps the
+    file equal to the registry; ``python -m explorer.blocks`` rewrites it)."""
+    return {name: {"layout": entry.layout, "options": list(entry.options.model_fields)}
+            for name, entry in sorted(_REGISTRY.items())}
+
+
+def write_catalogue() -> Path:
+    CATALOGUE.write_text(json.dumps(catalogue(), indent=2) + "\n")
+    return CATALOGUE
+
+
 def parse_options(name: str, options: dict) -> MixerOptions:
     """Validate a mixer's options; raises ValueError with the field and what was expected."""
     entry = get_mixer(name)
@@ -129,3 +147,4 @@ def parse_options(name: str, options: dict) -> MixerOptions:
             raise ValueError(f"{field}: unknown option of mixer {name!r}; expected one of: {allowed}") from None
         message = first["msg"].removeprefix("Value error, ")
         raise ValueError(f"{field}: {message} (got {first.get('input')!r})") from None
+

@@ -30,7 +30,7 @@ __all__ = ["DatasetConfig", "TaskConfig", "load_task", "task_shape", "with_valid
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 # which of train/test/annotations each format needs (what they mean: explorer/data/video.py, read_annotations)
@@ -61,8 +61,8 @@ class DatasetConfig(_Strict):
     split: int = Field(1, ge=1, le=3)
     label_base: Literal[0, 1] = 0  # video_list/rawframes: 1 for 1-based label columns
     num_classes: int | None = Field(None, ge=2)
-    frames: int = Field(8, ge=1)
-    resolution: int = Field(32, ge=8)
+    frames: int = Field(8, ge=1, le=1_024)
+    resolution: int = Field(32, ge=8, le=4_096)
     sampling: Literal["uniform", "dense"] = "uniform"
     stride: int = Field(2, ge=1)  # dense sampling: frames between samples
     max_clips: int | None = Field(None, ge=1)  # per split: a quick subset
@@ -76,6 +76,18 @@ class DatasetConfig(_Strict):
             raise ValueError(f"dataset format {self.format!r} needs {', '.join(missing)} "
                              f"(paths relative to root {self.root!r})")
         return self
+
+    def missing_paths(self) -> str | None:
+        """What of the dataset is not on disk (the root, or a split or annotation path under it), or None: said
+        when the space is loaded, before a run folder is made, instead of in every trial."""
+        root = Path(self.root)
+        if not root.is_dir():
+            return f"dataset root {self.root!r} is not a folder" + ("" if root.exists() else " (it does not exist)")
+        for key in ("train", "test", "annotations"):
+            value = getattr(self, key)
+            if value is not None and not (root / value).exists():
+                return f"dataset {key} {value!r} does not exist under root {self.root!r}"
+        return None
 
 
 class TaskConfig(_Strict):

@@ -56,6 +56,51 @@ def _init_ray(address: str | None, num_cpus: int) -> bool:
     return True
 
 
+class ResourceError(ValueError):
+    """A trial asks for more CPUs or GPUs than any node offers: Ray would keep it pending forever."""
+
+
+def resource_problem(space: SearchSpace, nodes: list[dict[str, float]], where: str) -> str | None:
+    """Why no node of ``nodes`` (Ray resource dicts: ``{"CPU": 4, "GPU": 1}``) can run one trial, or None."""
+    budget = space.budget
+    cpus = max((n.get("CPU", 0) for n in nodes), default=0)
+    gpus = max((n.get("GPU", 0) for n in nodes), default=0)
+    if budget.cpus_per_trial > cpus:
+        return (f"budget.cpus_per_trial is {budget.cpus_per_trial}, but {where} has {cpus:g} CPUs for trials: no trial "
+                f"could start (lower it, or give --num-cpus)")
+    if budget.gpus_per_trial > gpus:
+        have = "no GPU" if gpus == 0 else f"{gpus:g} GPUs"
+        return f"budget.gpus_per_trial is {budget.gpus_per_trial:g}, but {where} has {have}: no trial could start"
+    return None
+
+
+def _local_cpus(space: SearchSpace, num_cpus: int | None) -> int:
+    return num_cpus or max(1, min(os.cpu_count() or 1, space.budget.concurrency * space.budget.cpus_per_trial))
+
+
+def check_local_resources(space: SearchSpace, num_cpus: int | None) -> None:
+    """``ResourceError`` when the local Ray a search would start cannot run one trial (checked before anything is
+    written or started)."""
+    gpus = 0
+    if space.budget.gpus_per_trial > 0:
+        import torch
+
+        gpus = torch.cuda.device_count()
+    problem = resource_problem(space, [{"CPU": _local_cpus(space, num_cpus), "GPU": gpus}], "this machine")
+    if problem:
+        raise ResourceError(problem)
+
+
+def _check_cluster_resources(space: SearchSpace, address: str) -> None:
+    import ray
+
+    nodes = [node.get("Resources", {}) for node in ray.nodes() if node.get("Alive")]
+    problem = resource_problem(space, nodes, f"no node of the cluster at {address}")
+    if problem:
+        raise ResourceError(problem.replace("but no node of the cluster", "but the largest node of the cluster")
+                            if nodes else problem)
+
+
 def _scheduler(space: SearchSpace):
     """ASHA early stopping on accuracy (every objective is still reported at every epoch), or None (FIFO)."""
     spec = getattr(space, "scheduler", None)
@@ -130,9 +175,13 @@ def run_search(space_path: str | Path | None = None, out_root: str | Path = "rep
         if reason:
             raise ValueError(reason)
         space = load_run_space(run_dir, meta)
+        if not address:
+            check_local_resources(space, num_cpus)
         space_path = meta.get("space_file", str(run_dir / "space.yaml"))
     else:
         space = with_budget(load_space(space_path), **(budget or {}))
+        if not address:
+            check_local_resources(space, num_cpus)
         run_dir = (Path(run_dir) if run_dir else new_run_dir(space, out_root)).resolve()
         run_dir.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(space_path, run_dir / "space.yaml")
@@ -147,9 +196,10 @@ def run_search(space_path: str | Path | None = None, out_root: str | Path = "rep
 
     started = time.perf_counter()
     concurrency = space.budget.concurrency
-    cpus = num_cpus or max(1, min(os.cpu_count() or 1, concurrency * space.budget.cpus_per_trial))
-    we_started_ray = _init_ray(address, cpus)
+    we_started_ray = _init_ray(address, _local_cpus(space, num_cpus))
     try:
+        if address:
+            _check_cluster_resources(space, address)
         trainable = _trainable(space, run_dir)
         if resume and tune.Tuner.can_restore(run_dir / "tune"):
             # finished trials stay; unfinished and errored (a dead worker) ones run again

@@ -36,6 +36,11 @@ class _Unsafe(Exception):
         self.line, self.loc, self.message = line, loc, message
 
 
+# what plain YAML resolves to (SafeLoader's implicit tags); any other tag was written explicitly
+_PLAIN_TAGS = {f"tag:yaml.org,2002:{kind}" for kind in ("str", "int", "float", "bool", "null", "map", "seq",
+                                                         "timestamp")}
+
+
 def _node_lines(node: yaml.Node, loc: Loc, lines: dict[Loc, int], seen: set[int] | None = None) -> None:
     """Record the 1-based line of every mapping key and sequence item, keyed by its path from the root.
 
@@ -48,6 +53,8 @@ def _node_lines(node: yaml.Node, loc: Loc, lines: dict[Loc, int], seen: set[int]
         raise _Unsafe(line, loc, "YAML anchors and aliases (&name, *name) are not supported in a space file; "
                                  "use shared: for a value used in several places")
     seen.add(id(node))
+    if node.tag not in _PLAIN_TAGS:  # !!python/object, !custom: a space file is plain data
+        raise _Unsafe(line, loc, f"YAML tag {node.tag!r} is not supported in a space file (plain values only)")
     if len(loc) > MAX_DEPTH:
         raise _Unsafe(line, loc, f"nested deeper than {MAX_DEPTH} levels")
     lines.setdefault(loc, line)
@@ -72,7 +79,7 @@ def _read_text(path: Path) -> str:
     """The file's text, refusing what is not a small regular UTF-8 file (a device, a huge or binary file) without
     echoing any of its content."""
     if not path.is_file():
-        raise OSError(f"not a regular file{' (it does not exist)' if not path.exists() else ''}")
+        raise OSError("not a regular file" if path.exists() else "it does not exist")
     if path.stat().st_size > MAX_FILE_BYTES:
         raise OSError(f"larger than {MAX_FILE_BYTES >> 20} MiB")
     try:
@@ -268,11 +275,16 @@ def _translate(err: ValidationError, located: Located) -> SpaceError:
         expected = first.get("ctx", {}).get("expected", "")
         hint = did_you_mean(first.get("input"), [s.strip(" '") for s in expected.replace(" or ", ",").split(",")])
         return located.error(loc, f"expected one of {expected}, got {first.get('input')!r}{hint}")
+    if kind == "value_error":  # a validator's own sentence: it says what is wrong without echoing the input
+        return located.error(loc, first["msg"].removeprefix("Value error, "))
     return located.error(loc, f"{first['msg']}, got {first.get('input')!r}")
 
 
 def _check_settings(space: SearchSpace, located: Located) -> None:
     """Checks across fields of the settings (not the architecture template)."""
+    dataset = space.task.dataset
+    if dataset is not None and (missing := dataset.missing_paths()):
+        raise located.error(("task", "dataset"), missing)
     seen: dict[str, int] = {}
     for i, obj in enumerate(space.objectives):
         want = METRIC_MODES[obj.metric]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any, Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt
+from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt
 
 from explorer.data.tasks import TaskConfig
 
@@ -19,7 +19,8 @@ MERGE_KINDS = ("none", "tome", "sttm")  # "none": no merging in that stage
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # inf and nan are refused in every float field: `lr: .inf` would only fail, trial after trial, once training ran
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class ObjectiveSpec(_Strict):
@@ -30,15 +31,17 @@ class ObjectiveSpec(_Strict):
 
 
 class BudgetSpec(_Strict):
-    trials: PositiveInt = 8
+    # upper bounds far above any proxy search, so a typo (an extra 000) is refused instead of running for days;
+    # CPUs and GPUs per trial are also checked against the machine or cluster when a search starts
+    trials: int = Field(8, ge=1, le=100_000)
     # 6 epochs of batches of 16 (~600 optimiser steps on T-rev demo): in 3 epochs of 32 the conv baseline, focal
     # modulation and the ViT are still on the loss plateau (experiments/proxy_recipe/README.md)
-    epochs: PositiveInt = 6
-    concurrency: PositiveInt = 2
-    cpus_per_trial: PositiveInt = 1
-    gpus_per_trial: NonNegativeFloat = 0.0  # fractions share a GPU between trials
-    retries: NonNegativeInt = 2  # re-runs of a trial whose worker died
-    batch_size: PositiveInt = 16
+    epochs: int = Field(6, ge=1, le=1_000)
+    concurrency: int = Field(2, ge=1, le=4_096)
+    cpus_per_trial: int = Field(1, ge=1, le=1_024)
+    gpus_per_trial: float = Field(0.0, ge=0, le=64)  # fractions share a GPU between trials
+    retries: int = Field(2, ge=0, le=100)  # re-runs of a trial whose worker died
+    batch_size: int = Field(16, ge=1, le=65_536)
     lr: PositiveFloat = 3e-3
     # linear warm-up over this fraction of the optimiser steps, then cosine decay to zero
     warmup: float = Field(0.1, gt=0, le=1)

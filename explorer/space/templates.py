@@ -3,8 +3,11 @@ checks that name what is wrong, and ``param_templates``, the parameters a space 
 
 from __future__ import annotations
 
+import functools
+import math
 from typing import Any
 
+from explorer.arch import MAX_GLOBAL_TOKENS, MAX_MLP_RATIO, MAX_STAGE_DEPTH, MAX_WIDTH
 from explorer.space.errors import Loc, Located, did_you_mean
 from explorer.space.schema import MERGE_FIELDS, MERGE_KINDS, Scalar, SearchSpace, StageTemplate
 
@@ -69,14 +72,20 @@ def _candidates(space: SearchSpace, template: Any, loc: Loc, located: Located) -
 
 
 def _check_numbers(candidates: list[Any], loc: Loc, located: Located, integer: bool, minimum: float = 0,
-                   strict: bool = True) -> None:
+                   strict: bool = True, maximum: float | None = None) -> None:
     for value in candidates:
-        ok = isinstance(value, int) if integer else isinstance(value, (int, float))
+        ok = isinstance(value, int) if integer else isinstance(value, (int, float)) and math.isfinite(value)
         if isinstance(value, bool) or not ok or (value <= minimum if strict else value < minimum):
-            want = "integers" if integer else "numbers"
+            want = "integers" if integer else "finite numbers"
             bound = f"positive {want}" if strict and minimum == 0 else \
                 f"{want} {'>' if strict else '>='} {minimum:g}"
             raise located.error(loc, f"expected {bound}, got {value!r}")
+        if maximum is not None and value > maximum:  # the model builder's bounds (explorer.arch), said at load time
+            raise located.error(loc, f"must be at most {maximum:g}, got {value!r}")
+
+
+# the architecture's size bounds (explorer.arch), checked on every value a template can take
+_STAGE_MAXIMA = {"depth": MAX_STAGE_DEPTH, "width": MAX_WIDTH, "mlp_ratio": MAX_MLP_RATIO}
 
 
 def kind_choice(template: Any, loc: Loc, located: Located, what: str,
@@ -124,8 +133,9 @@ def kind_choice(template: Any, loc: Loc, located: Located, what: str,
 
 
 def check_templates(space: SearchSpace, located: Located) -> None:
-    from explorer.blocks import get_mixer, mixer_names, parse_options  # imports torch: only after the schema passed
-
+    """Every template of ``space`` is well formed and every value it can take is in range. The mixer checks come
+    last, as they need the block registry (which imports torch): every other mistake is named in a fraction of a
+    second."""
     for name, template in space.shared.items():
         if shared_ref(template) is not None:
             raise located.error(("shared", name), "a shared value cannot refer to another shared value")
@@ -143,30 +153,12 @@ def check_templates(space: SearchSpace, located: Located) -> None:
         base: Loc = ("stages", i)
         for field, integer in (("depth", True), ("width", True), ("mlp_ratio", False)):
             values, loc = _candidates(space, getattr(stage, field), base + (field,), located)
-            _check_numbers(values, loc, located, integer)
+            _check_numbers(values, loc, located, integer, maximum=_STAGE_MAXIMA[field])
         for field, value in stage.down.items():
             values, loc = _candidates(space, value, base + ("down", field), located)
             if field in ("spatial_stride", "temporal_stride"):
                 _check_numbers(values, loc, located, True)
-        kinds, _ = kind_choice(stage.mixer, base + ("mixer",), located, "mixer", space)
-        for kind, (options, loc) in kinds.items():
-            if kind not in mixer_names():
-                raise located.error(loc, f"unknown mixer {kind!r}{did_you_mean(kind, mixer_names())}; "
-                                         f"known mixers: {', '.join(mixer_names())}")
-            if not isinstance(options, dict):
-                raise located.error(loc, f"expected a mapping of {kind} options, got {options!r}")
-            allowed = list(get_mixer(kind).options.model_fields)
-            for name, value in options.items():
-                if name not in allowed:
-                    raise located.error(loc + (name,), f"unknown option of mixer {kind!r}"
-                                                       f"{did_you_mean(name, allowed)}; expected one of: "
-                                                       f"{', '.join(allowed)}")
-                values, vloc = _candidates(space, value, loc + (name,), located)
-                for candidate in values:
-                    try:
-                        parse_options(kind, {name: candidate})
-                    except ValueError as err:
-                        raise located.error(vloc, str(err).split(": ", 1)[-1]) from None
+        kind_choice(stage.mixer, base + ("mixer",), located, "mixer", space)  # its form; the names come below
         if stage.global_tokens is not None:
             _check_global_tokens(space, stage.global_tokens, base + ("global_tokens",), located)
         if stage.merge is not None:
@@ -175,6 +167,50 @@ def check_templates(space: SearchSpace, located: Located) -> None:
         for name, template in param_templates(space).items():
             if isinstance(template, dict) and "choice" not in template:
                 raise located.error(("sampler", "name"), f"the grid sampler needs choices only; {name} is a range")
+    mixers = [kind_choice(stage.mixer, ("stages", i, "mixer"), located, "mixer", space)[0]
+              for i, stage in enumerate(space.stages)]
+    for kinds in mixers:  # names first, from the catalogue (no torch) ...
+        _check_mixer_names(kinds, located)
+    from explorer.blocks import parse_options  # ... then values, by the options' schemas: this imports torch
+
+    for kinds in mixers:
+        for kind, (options, loc) in kinds.items():
+            for name, value in options.items():
+                values, vloc = _candidates(space, value, loc + (name,), located)
+                for candidate in values:
+                    try:
+                        parse_options(kind, {name: candidate})
+                    except ValueError as err:
+                        raise located.error(vloc, str(err).split(": ", 1)[-1]) from None
+
+
+@functools.cache
+def mixer_catalogue() -> dict[str, dict]:
+    """The registered mixers' option names and layouts, read from ``explorer/blocks/catalogue.json`` (kept equal
+    to the registry by a test) so that a wrong mixer or option name is named without importing torch."""
+    import json
+    from pathlib import Path
+
+    import explorer
+
+    return json.loads((Path(explorer.__file__).parent / "blocks" / "catalogue.json").read_text())
+
+
+def _check_mixer_names(kinds: dict[str, tuple[Any, Loc]], located: Located) -> None:
+    known = mixer_catalogue()
+    names = sorted(known)
+    for kind, (options, loc) in kinds.items():
+        if kind not in known:
+            raise located.error(loc, f"unknown mixer {kind!r}{did_you_mean(kind, names)}; "
+                                     f"known mixers: {', '.join(names)}")
+        if not isinstance(options, dict):
+            raise located.error(loc, f"expected a mapping of {kind} options, got {options!r}")
+        allowed = known[kind]["options"]
+        for name in options:
+            if name not in allowed:
+                raise located.error(loc + (name,), f"unknown option of mixer {kind!r}"
+                                                   f"{did_you_mean(name, allowed)}; expected one of: "
+                                                   f"{', '.join(allowed)}")
 
 
 def _check_global_tokens(space: SearchSpace, tokens: dict[str, Any], loc: Loc, located: Located) -> None:
@@ -185,9 +221,9 @@ def _check_global_tokens(space: SearchSpace, tokens: dict[str, Any], loc: Loc, l
     if "num" not in tokens:
         raise located.error(loc, "global_tokens needs num (0..12 in Mobile-Former; 0 = no tokens)")
     values, vloc = _candidates(space, tokens["num"], loc + ("num",), located)
-    _check_numbers(values, vloc, located, True, 0, strict=False)
+    _check_numbers(values, vloc, located, True, 0, strict=False, maximum=MAX_GLOBAL_TOKENS)
     values, vloc = _candidates(space, tokens.get("width", 192), loc + ("width",), located)
-    _check_numbers(values, vloc, located, True)
+    _check_numbers(values, vloc, located, True, maximum=MAX_WIDTH)
 
 
 def _check_merge(space: SearchSpace, template: Any, loc: Loc, located: Located) -> None:
