@@ -203,7 +203,7 @@ def cmd_search(args: argparse.Namespace) -> int:
             check_buildable(load_space(args.space))  # validate before any heavy start-up
         except SpaceError as err:
             return _fail(str(err))
-    from explorer.search import ResourceError, run_search
+    from explorer.search import SetupError, run_search
 
     address = args.address or os.environ.get("RAY_ADDRESS")
     try:
@@ -211,10 +211,16 @@ def cmd_search(args: argparse.Namespace) -> int:
                             progress=not args.no_progress, run_dir=args.resume, resume=bool(args.resume),
                             budget={"concurrency": args.concurrency, "cpus_per_trial": args.cpus_per_trial,
                                     "gpus_per_trial": args.gpus_per_trial})
-    except ResourceError as err:
+    except SetupError as err:
         return _fail(str(err))
-    from explorer.analysis import load_trials, search_outcome
+    from explorer.analysis import load_run_meta, load_trials, search_outcome
 
+    skipped = load_run_meta(report.parent).get("skipped_clips") or []
+    if skipped:  # said at the end, where it is seen; the report and run.json list them too
+        count = load_run_meta(report.parent).get("skipped_count", len(skipped))
+        print(f"warning: {count} clip(s) of the dataset could not be read and were left out (first: "
+              f"{skipped[0]['path']}: {skipped[0]['reason']}); all are listed in {report.parent / 'run.json'}",
+              file=sys.stderr)
     outcome, finished = search_outcome(load_trials(report.parent))
     if not finished:  # the page still shows the failures; the last line says what happened
         print(f"report: {report}")

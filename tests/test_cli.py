@@ -146,3 +146,16 @@ def test_a_trial_larger_than_the_machine_is_refused_before_anything_starts(tmp_p
         assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
         assert len(proc.stderr.strip().splitlines()) == 1 and fragment in proc.stderr, proc.stderr
         assert not (tmp_path / "runs").exists()
+
+
+def test_a_dataset_without_readable_clips_fails_before_a_run_folder(tmp_path):
+    (tmp_path / "train.txt").write_text("gone_a.mp4 0\ngone_b.mp4 1\n")
+    (tmp_path / "test.txt").write_text("gone_c.mp4 0\n")
+    space = tmp_path / "gone.yaml"
+    space.write_text(f"name: gone\ntask: {{dataset: {{format: video_list, root: {tmp_path}, train: train.txt, "
+                     f"test: test.txt}}}}\nstages:\n  - {{depth: 1, width: 8, mixer: conv3d}}\n")
+    proc = explorer("search", str(space), "--out", str(tmp_path / "runs"))
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    assert proc.stderr.strip().splitlines() == [f"error: dataset {tmp_path}: no readable training clips (2 skipped, "
+                                                f"e.g. {tmp_path / 'gone_a.mp4'})"]
+    assert not (tmp_path / "runs").exists()

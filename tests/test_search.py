@@ -135,3 +135,46 @@ def test_a_search_where_every_trial_fails_exits_1_and_says_why(local_ray, tmp_pa
     assert out.strip().splitlines()[-1].startswith("report: ")  # the page still shows the failures
     df = pd.read_parquet(next(tmp_path.glob("*/trials.parquet")))
     assert df["status"].tolist() == ["FAILED", "FAILED"]
+
+
+def test_skipped_clips_of_a_dataset_reach_the_terminal_run_json_and_report(local_ray, tmp_path, capsys):
+    """Unreadable clips were only warned about inside the Ray workers: now the driver collects them, the search
+    ends by saying so, and run.json and the report list them."""
+    import json
+
+    import numpy as np
+
+    from explorer.cli import main
+    from tests.data.test_video import write_video
+
+    root = tmp_path / "videos"
+    lines = {"train": [], "test": []}
+    for label, colour in enumerate(((200, 30, 30), (30, 30, 200))):
+        for g in range(5):
+            clip = np.full((8, 16, 16, 3), colour, dtype=np.uint8)
+            write_video(root / f"c{label}_{g}.mp4", clip)
+            lines["train" if g < 4 else "test"].append(f"c{label}_{g}.mp4 {label}")
+    (root / "broken.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"garbage" * 50)
+    lines["train"] += ["broken.mp4 0", "missing.mp4 1"]
+    for split, rows in lines.items():
+        (root / f"{split}.txt").write_text("\n".join(rows) + "\n")
+    space = tmp_path / "videos.yaml"
+    space.write_text(f"""\
+name: videos
+task: {{dataset: {{format: video_list, root: {root}, train: train.txt, test: test.txt, frames: 4,
+        resolution: 16}}}}
+budget: {{trials: 1, epochs: 1, concurrency: 1, batch_size: 4}}
+sampler: {{name: random}}
+stages:
+  - {{depth: 1, width: 8, mixer: {{conv3d: {{kernel_t: 3}}}}}}
+""")
+    assert main(["search", str(space), "--out", str(tmp_path / "runs"), "--no-progress"]) == 0
+    out, err = capsys.readouterr()
+    run = next((tmp_path / "runs").glob("videos-*"))
+    warning = [line for line in err.splitlines() if line.startswith("warning: ")]
+    assert len(warning) == 1 and warning[0].startswith("warning: 2 clip(s) of the dataset could not be read")
+    meta = json.loads((run / "run.json").read_text())
+    assert meta["skipped_count"] == 2
+    assert {Path(s["path"]).name for s in meta["skipped_clips"]} == {"broken.mp4", "missing.mp4"}
+    page = (run / "index.html").read_text()
+    assert "skipped clips" in page and "broken.mp4" in page and "missing.mp4" in page

@@ -101,6 +101,12 @@ def _header(meta: dict, objectives: list[Objective], counts: dict[str, int], liv
         ("created", meta.get("created", "–")),
         ("space", meta.get("space_file", "–")),
     ]
+    skipped = meta.get("skipped_clips") or []
+    if skipped:  # clips the dataset listed but nobody could read: the accuracies are on the rest
+        shown = "; ".join(f"{s['path']} ({s['reason']})" for s in skipped[:3])
+        more = meta.get("skipped_count", len(skipped)) - min(len(skipped), 3)
+        items.append(("skipped clips", f"{meta.get('skipped_count', len(skipped))} unreadable, left out: {shown}"
+                                       + (f" and {more} more (all in run.json)" if more > 0 else "")))
     rows = "".join(f"<dt>{html.escape(k)}</dt><dd>{html.escape(str(v))}</dd>" for k, v in items)
     banner = (f'<p class="live" id="live">search running, {counts["total"]} trials so far '
               f"(this page reloads every {LIVE_REFRESH_S} s)</p>" if live else "")

@@ -9,7 +9,7 @@ re-exported here.
 """
 
 from explorer.search.callbacks import live_table_callback, progress_callback
-from explorer.search.driver import ResourceError, run_search, with_budget
+from explorer.search.driver import SetupError, run_search, with_budget
 from explorer.search.rundir import (
                                     HISTORY_KEYS,
                                     METRIC_COLUMNS,
@@ -49,7 +49,7 @@ _define_by_run = define_by_run
 __all__ = [
     "HISTORY_KEYS", "METRIC_COLUMNS", "VAL_FRACTION", "Infeasible", "check_constraints", "costaware_unsupported",
     "define_by_run", "error_text", "keep_lost_rows", "live_table_callback", "load_run_space", "make_sampler",
-    "new_run_dir", "nsga2_population", "predicted_costs", "progress_callback", "read_meta", "ResourceError",
+    "new_run_dir", "nsga2_population", "predicted_costs", "progress_callback", "read_meta", "SetupError",
     "resolve_sampler",
     "run_search", "run_trial", "space_sampler", "status_of", "tpe_startup", "trial_cost", "trial_row",
     "trials_table", "with_budget", "write_meta", "write_table",

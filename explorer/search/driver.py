@@ -56,8 +56,9 @@ def _init_ray(address: str | None, num_cpus: int) -> bool:
     return True
 
 
-class ResourceError(ValueError):
-    """A trial asks for more CPUs or GPUs than any node offers: Ray would keep it pending forever."""
+class SetupError(ValueError):
+    """A search cannot start: a trial asks for more CPUs or GPUs than any node offers (Ray would keep it pending
+    forever), or the task has no readable training clips. Raised before Ray starts (for a cluster: right after)."""
 
 
 def resource_problem(space: SearchSpace, nodes: list[dict[str, float]], where: str) -> str | None:
@@ -79,7 +80,7 @@ def _local_cpus(space: SearchSpace, num_cpus: int | None) -> int:
 
 
 def check_local_resources(space: SearchSpace, num_cpus: int | None) -> None:
-    """``ResourceError`` when the local Ray a search would start cannot run one trial (checked before anything is
+    """``SetupError`` when the local Ray a search would start cannot run one trial (checked before anything is
     written or started)."""
     gpus = 0
     if space.budget.gpus_per_trial > 0:
@@ -88,7 +89,7 @@ def check_local_resources(space: SearchSpace, num_cpus: int | None) -> None:
         gpus = torch.cuda.device_count()
     problem = resource_problem(space, [{"CPU": _local_cpus(space, num_cpus), "GPU": gpus}], "this machine")
     if problem:
-        raise ResourceError(problem)
+        raise SetupError(problem)
 
 
 def _check_cluster_resources(space: SearchSpace, address: str) -> None:
@@ -97,7 +98,7 @@ def _check_cluster_resources(space: SearchSpace, address: str) -> None:
     nodes = [node.get("Resources", {}) for node in ray.nodes() if node.get("Alive")]
     problem = resource_problem(space, nodes, f"no node of the cluster at {address}")
     if problem:
-        raise ResourceError(problem.replace("but no node of the cluster", "but the largest node of the cluster")
+        raise SetupError(problem.replace("but no node of the cluster", "but the largest node of the cluster")
                             if nodes else problem)
 
 
@@ -157,6 +158,25 @@ def with_budget(space: SearchSpace, **overrides: Any) -> SearchSpace:
     return space.model_copy(update={"budget": budget})
 
 
+MAX_SKIPPED_LISTED = 1000  # run.json lists this many skipped clips (and counts them all)
+
+
+def skipped_clips(space: SearchSpace) -> list[dict[str, str]]:
+    """Load the task once on the driver and return the clips it had to skip (path, reason).
+
+    A dataset's unreadable clips were only warned about inside the Ray workers, where nobody saw them; loaded here
+    they are recorded in run.json and shown by the report and at the end of the search. The load also fills the data
+    cache the local trials then read, instead of each decoding or generating the clips at the same time."""
+    import warnings
+
+    from explorer.data import load_task
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the skipped clips are returned, and said once by the caller
+        data = load_task(space.task)
+    return [{"path": s.path, "reason": s.reason} for s in getattr(data, "skipped", None) or []]
+
+
 @optuna_warnings_only()
 def run_search(space_path: str | Path | None = None, out_root: str | Path = "reports", address: str | None = None,
                num_cpus: int | None = None, progress: bool = True, run_dir: str | Path | None = None,
@@ -182,11 +202,17 @@ def run_search(space_path: str | Path | None = None, out_root: str | Path = "rep
         space = with_budget(load_space(space_path), **(budget or {}))
         if not address:
             check_local_resources(space, num_cpus)
+    try:  # before a new run folder exists: a dataset without readable clips fails here
+        skipped = skipped_clips(space)
+    except ValueError as err:
+        raise SetupError(str(err)) from None
+    if not resume:
         run_dir = (Path(run_dir) if run_dir else new_run_dir(space, out_root)).resolve()
         run_dir.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(space_path, run_dir / "space.yaml")
         write_resolved_space(run_dir, space)
-    write_meta(run_dir, space, str(space_path), wall_time_s=None, state="running")
+    clips = {"skipped_clips": skipped[:MAX_SKIPPED_LISTED], "skipped_count": len(skipped)}
+    write_meta(run_dir, space, str(space_path), wall_time_s=None, state="running", **clips)
     for key, value in _RAY_ENV.items():
         os.environ.setdefault(key, value)
 
@@ -227,5 +253,5 @@ def run_search(space_path: str | Path | None = None, out_root: str | Path = "rep
             ray.shutdown()
     write_table(table, run_dir)
     write_meta(run_dir, space, str(space_path), wall_time_s=round(time.perf_counter() - started, 2),
-                concurrency=concurrency, address=address or "local", state="finished")
+                concurrency=concurrency, address=address or "local", state="finished", **clips)
     return write_report(run_dir)
