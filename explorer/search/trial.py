@@ -61,12 +61,17 @@ def check_constraints(space: SearchSpace, metrics: dict[str, float], arch=None, 
 
 def trial_cost(space: SearchSpace, arch, model, threads: int) -> tuple[dict[str, float], dict[str, Any]]:
     """Every cost objective of the space on its device, plus the table's standard columns (params, GFLOPs, CPU
-    latency) and a per-part breakdown for the report's cards."""
+    latency) and a per-part breakdown for the report's cards.
+
+    The constraints that need no measurement (params, GFLOPs, predicted latency) are checked first: a sample that
+    breaks one raises ``Infeasible`` before anything is timed (a timed infeasible sample was seconds of a worker
+    spent on a number nobody uses)."""
     from explorer.cost import example_input, flop_breakdown, objective_metrics, params_by_part
 
     flops = flop_breakdown(model, example_input(arch))
     parts = params_by_part(model)
     metrics: dict[str, float] = {"params_m": sum(parts.values()) / 1e6, "gflops": flops.gflops}
+    check_constraints(space, metrics, arch, model)
     by_device: dict[str, list[str]] = {}
     for objective in space.objectives:
         if objective.metric not in ("accuracy", *metrics):
@@ -172,8 +177,7 @@ def _train_or_replay(config: dict[str, Any], space: SearchSpace, cache: Path, st
         return
     torch.manual_seed(space.task.seed)
     model = build(arch)
-    cost, breakdown = trial_cost(space, arch, model, threads)
-    check_constraints(space, cost, arch, model)
+    cost, breakdown = trial_cost(space, arch, model, threads)  # raises Infeasible before any timing
     data = _task_data(space)
     train_cfg = train_config(space, threads)
     reports = []
