@@ -265,8 +265,26 @@ def front_per_cost(df: pd.DataFrame, objectives: Iterable[ObjectiveLike]) -> dic
 # ---------------------------------------------------------------------------------------------------------------
 
 
+def distinct_complete(df: pd.DataFrame) -> np.ndarray:
+    """Mask of the COMPLETE trials, each architecture once (its first trial).
+
+    Samplers propose an architecture again in small spaces and the run replays its result: the table keeps both
+    rows (the front marks both), but a statistic over the design space (EDFs, front shares, good ranges,
+    importance) must count the architecture once, or a replayed point weighs double."""
+    complete = (df["status"] == STATUS_COMPLETE).to_numpy(dtype=bool)
+    if "arch_hash" not in df.columns:
+        return complete
+    hashes = df["arch_hash"].astype(str).to_numpy()
+    repeat = pd.Series(np.where(complete & (hashes != ""), hashes, None)).duplicated(keep="first").to_numpy()
+    # rows without a hash (or not complete) are never repeats of anything: only complete, hashed rows can be
+    return complete & ~(repeat & (hashes != ""))
+
+
 def _complete(df: pd.DataFrame, metric: str) -> pd.DataFrame:
-    return df[(df["status"] == STATUS_COMPLETE) & df[metric].notna()] if metric in df.columns else df.iloc[:0]
+    """The distinct COMPLETE trials with a value of ``metric`` (each architecture once)."""
+    if metric not in df.columns:
+        return df.iloc[:0]
+    return df[distinct_complete(df) & df[metric].notna().to_numpy()]
 
 
 def value_key(value: object) -> str:
@@ -317,8 +335,8 @@ def front_shares(df: pd.DataFrame, objectives: Iterable[ObjectiveLike]) -> pd.Da
     """Per value of each `param.*` column: complete trials, Pareto trials (over all objectives), the value's share
     of the front (n_front / front size) and its hit rate (n_front / n). Columns: param, value, n, n_front, share,
     rate."""
-    mask = front_mask(df, objectives)
-    complete = (df["status"] == STATUS_COMPLETE).to_numpy()
+    complete = distinct_complete(df)  # a replayed architecture counts once, on the front or off it
+    mask = front_mask(df, objectives) & complete
     total_front = int(mask.sum())
     rows = []
     for p in param_columns(df):
@@ -401,7 +419,7 @@ def _study_from_table(df: pd.DataFrame, objs: Sequence[Objective]):
     import optuna
     from optuna.distributions import CategoricalDistribution
 
-    data = df[(df["status"] == STATUS_COMPLETE)].dropna(subset=[o.metric for o in objs])
+    data = df[distinct_complete(df)].dropna(subset=[o.metric for o in objs])
     params = param_columns(data)
     choices = {p: sorted({value_key(v) for v in data[p]}, key=_sort_key) for p in params}
     with optuna_warnings_only():  # no "A new study created in memory" line per report
@@ -498,8 +516,8 @@ def _param_importances(df: pd.DataFrame, objs: list[Objective], run_dir: str | P
         data = _complete(df, o.metric)
         varied = [p for p in param_columns(data) if data[p].map(value_key).nunique() > 1]
         if len(data) < MIN_TRIALS_FOR_IMPORTANCE:
-            results.append(Importance(o.metric, {}, f"only {len(data)} complete trial(s); importance needs at least "
-                                                    f"{MIN_TRIALS_FOR_IMPORTANCE}"))
+            results.append(Importance(o.metric, {}, f"only {len(data)} distinct complete trial(s); importance needs "
+                                                    f"at least {MIN_TRIALS_FOR_IMPORTANCE}"))
             continue
         if not varied:
             results.append(Importance(o.metric, {}, "every searched parameter took a single value"))
@@ -507,7 +525,9 @@ def _param_importances(df: pd.DataFrame, objs: list[Objective], run_dir: str | P
         try:
             from optuna.importance import PedAnovaImportanceEvaluator, get_param_importances
 
-            use_db = study is not None and o.metric in study_objs and len(
+            # study.db holds every replayed duplicate as its own trial: then the deduplicated table is used
+            distinct = int(distinct_complete(df).sum()) == int((df["status"] == STATUS_COMPLETE).sum())
+            use_db = distinct and study is not None and o.metric in study_objs and len(
                 [t for t in study.trials if t.values is not None]) >= MIN_TRIALS_FOR_IMPORTANCE
             if use_db:
                 source, target_study, idx = "study.db", study, study_objs.index(o.metric)

@@ -371,6 +371,24 @@ def test_importance_ranks_the_deciding_parameter_and_explains_failures(tmp_path)
     assert param_importances(df, OBJ2, tmp_path) == imp  # served from the cache
 
     few = param_importances(df.head(3), OBJ2)
-    assert not few[0].values and few[0].reason == "only 3 complete trial(s); importance needs at least 8"
+    assert not few[0].values and few[0].reason == "only 3 distinct complete trial(s); importance needs at least 8"
     single = param_importances(df.assign(**{"param.width": 8, "param.mixer": "x"}), OBJ2)
     assert single[0].reason == "every searched parameter took a single value"
+
+
+def test_replayed_duplicates_count_once_in_every_statistic(tmp_path):
+    """make_run's table ends with a replay of its best trial (same architecture hash, same results): every design-space
+    statistic must be what it is without that row, while the front still marks both copies."""
+    from explorer.analysis import distinct_complete, error_edfs, front_shares, good_ranges, param_importances
+    from tests.test_report import OBJECTIVES, make_run
+
+    df = make_run(tmp_path / "run", n=40)
+    assert df["arch_hash"].duplicated().sum() == 1
+    once = df.iloc[:-1]
+    assert distinct_complete(df).tolist() == distinct_complete(once).tolist() + [False]
+    pd.testing.assert_frame_equal(error_edfs(df), error_edfs(once))
+    pd.testing.assert_frame_equal(front_shares(df, OBJECTIVES), front_shares(once, OBJECTIVES))
+    pd.testing.assert_frame_equal(good_ranges(df), good_ranges(once))
+    importances = [[vars(i) for i in param_importances(table, OBJECTIVES)] for table in (df, once)]
+    assert importances[0] == importances[1]
+    assert front_mask(df, OBJECTIVES)[-1]  # the replay is on the front with its original

@@ -291,7 +291,8 @@ def test_importance_explains_too_few_trials(tmp_path) -> None:
     run = tmp_path / "run"
     make_run(run, n=5)
     page = write_report(run).read_text(encoding="utf-8")
-    assert "Importance for accuracy could not be computed: only 6 complete trial(s)" in page  # 5 + a duplicate
+    # 5 complete trials and a replay of the best one, which counts once
+    assert "Importance for accuracy could not be computed: only 5 distinct complete trial(s)" in page
 
 
 def test_comparison_page_and_cli(tmp_path, capsys) -> None:
