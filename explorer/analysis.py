@@ -28,6 +28,7 @@ STATUS_FAILED = "FAILED"
 STATUS_INFEASIBLE = "INFEASIBLE"
 STATUS_STOPPED = "STOPPED"  # ended early by the scheduler (ASHA): pruned in study.db
 PARAM_PREFIX = "param."
+QUALITY_METRIC = "accuracy"  # the proxy's top-1: the quality axis whenever it is an objective
 # accuracy is what selection used (validation in a search); test_accuracy is shown beside it, never selected on
 METRIC_COLUMNS = ("accuracy", "test_accuracy", "gflops", "params_m", "latency_ms")
 # Columns that are text even when every value looks like a number (an arch hash can be all digits, or "1e5...").
@@ -73,12 +74,13 @@ def parse_objectives(objectives: Iterable[ObjectiveLike]) -> list[Objective]:
 
 
 def split_objectives(objectives: Iterable[ObjectiveLike]) -> tuple[Objective, list[Objective]]:
-    """(the accuracy-like objective, the cost objectives): the first maximised one, and all the others."""
+    """(the quality objective, the cost objectives): ``accuracy`` by name when it is an objective (throughput is
+    maximised too, and may come first), else the first maximised one; and all the others."""
     objs = parse_objectives(objectives)
     maximised = [o for o in objs if o.maximize]
     if not maximised:
         raise ValueError(f"no maximised (accuracy-like) objective among {[str(o) for o in objs]}")
-    quality = maximised[0]
+    quality = next((o for o in maximised if o.metric == QUALITY_METRIC), maximised[0])
     return quality, [o for o in objs if o is not quality]
 
 

@@ -392,3 +392,9 @@ def test_replayed_duplicates_count_once_in_every_statistic(tmp_path):
     importances = [[vars(i) for i in param_importances(table, OBJECTIVES)] for table in (df, once)]
     assert importances[0] == importances[1]
     assert front_mask(df, OBJECTIVES)[-1]  # the replay is on the front with its original
+
+
+def test_the_quality_objective_is_accuracy_by_name_even_after_throughput():
+    quality, costs = split_objectives([("throughput", "max"), ("accuracy", "max"), ("gflops", "min")])
+    assert quality.metric == "accuracy" and [o.metric for o in costs] == ["throughput", "gflops"]
+    assert split_objectives([("throughput", "max"), ("gflops", "min")])[0].metric == "throughput"
