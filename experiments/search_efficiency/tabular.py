@@ -12,60 +12,12 @@ from typing import Any, Sequence
 
 import numpy as np
 
+# the enumerator is the package's: the benchmark trains every parameter set it yields
+from explorer.space.enumeration import enumerate_params as enumerate_params
+
 HERE = Path(__file__).resolve().parent
 SPACE_FILE = HERE / "space.yaml"
 TABLE_FILE = HERE / "table.csv"
-
-
-# ---------------------------------------------------------------------------------------------------- enumeration
-
-
-class _BranchTrial:
-    """A stand-in for an Optuna trial that follows a fixed prefix of choice indices, then takes choice 0.
-
-    ``sample_arch`` asks only for the parameters that exist under the choices made so far (a mixer's options only
-    when that mixer is chosen), so walking these branches depth-first enumerates exactly the conditional space —
-    not the product of every parameter's choices, which would count a conv3d stage once per unused focal option."""
-
-    def __init__(self, prefix: Sequence[int]):
-        self.prefix = list(prefix)
-        self.params: dict[str, Any] = {}
-        self.sizes: list[int] = []  # number of choices of every parameter asked, in order
-
-    def suggest_categorical(self, name: str, choices: Sequence[Any]) -> Any:
-        depth = len(self.sizes)
-        self.sizes.append(len(choices))
-        index = self.prefix[depth] if depth < len(self.prefix) else 0
-        self.params[name] = choices[index]
-        return choices[index]
-
-    def _range(self, name: str, *_: Any, **__: Any) -> Any:
-        raise ValueError(f"{name}: the tabular benchmark needs an enumerable space (choices only), found a range")
-
-    suggest_int = suggest_float = _range
-
-
-def enumerate_params(space) -> list[dict[str, Any]]:
-    """Every distinct parameter set of a choices-only ``space``, in depth-first order of its choices."""
-    from explorer.space import sample_arch
-
-    out: list[dict[str, Any]] = []
-    stack: list[list[int]] = [[]]
-    while stack:
-        prefix = stack.pop()
-        trial = _BranchTrial(prefix)
-        sample_arch(space, trial)
-        # every parameter past the prefix took choice 0; push its siblings, deepest last so it pops first
-        for depth in range(len(prefix), len(trial.sizes)):
-            for index in range(trial.sizes[depth] - 1, 0, -1):
-                stack.append(trial_prefix(trial, prefix, depth) + [index])
-        out.append(trial.params)
-    return out
-
-
-def trial_prefix(trial: _BranchTrial, prefix: list[int], depth: int) -> list[int]:
-    """The choice indices a trial took before parameter ``depth`` (prefix, then zeros)."""
-    return (prefix + [0] * len(trial.sizes))[:depth]
 
 
 # ---------------------------------------------------------------------------------------------------- measuring

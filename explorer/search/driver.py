@@ -34,12 +34,15 @@ _OBJECT_STORE_BYTES = 200 * 2**20
 
 
 def _num_trials(space: SearchSpace) -> int:
-    """The budget, or fewer for a grid smaller than it (conditional parameters counted only where they exist)."""
+    """The budget, or fewer for a grid smaller than it: the exact number of parameter sets of the space."""
     if space.sampler.name != "grid":
         return space.budget.trials
-    from explorer.space import space_size
+    from explorer.space.enumeration import enumerate_params
 
-    return min(space.budget.trials, space_size(space) or space.budget.trials)
+    try:
+        return len(enumerate_params(space, limit=space.budget.trials))
+    except ValueError:  # more parameter sets than the budget
+        return space.budget.trials
 
 
 def _init_ray(address: str | None, num_cpus: int) -> bool:

@@ -7,7 +7,7 @@ import logging
 from typing import Any
 
 from explorer.search.trial import Infeasible, check_constraints
-from explorer.space import SearchSpace, arch_from_params, costaware_objection, grid_space, sample_arch
+from explorer.space import SearchSpace, arch_from_params, costaware_objection, sample_arch
 
 _log = logging.getLogger(__name__)
 
@@ -76,7 +76,7 @@ def predicted_costs(space: SearchSpace, params: dict[str, Any]) -> tuple[str, di
 
 
 def make_sampler(name: str, seed: int, trials: int, population: int | None = None,
-                 grid: dict[str, list[Any]] | None = None, space: SearchSpace | None = None):
+                 space: SearchSpace | None = None):
     """The Optuna sampler a space names, configured from its budget (shared with experiments/search_efficiency).
     ``costaware`` needs the space: it describes candidates with ``predicted_costs`` before proposing them."""
     import optuna
@@ -91,7 +91,9 @@ def make_sampler(name: str, seed: int, trials: int, population: int | None = Non
     if name == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     if name == "grid":
-        return optuna.samplers.GridSampler(grid or {}, seed=seed)
+        from explorer.search.exhaustive import ExhaustiveSampler
+
+        return ExhaustiveSampler(seed=seed)
     if name == "nsga2":
         return optuna.samplers.NSGAIISampler(population_size=population or nsga2_population(trials), seed=seed)
     # multivariate: the stage choices interact (independent TPE reached 95 % of the true HV in 13/50 seeds, this 50/50);
@@ -113,6 +115,5 @@ def space_sampler(space: SearchSpace):
     name, note = resolve_sampler(space)
     if note:
         _log.info("note: %s", note)
-    grid = grid_space(space) if name == "grid" else None
     return make_sampler(name, space.sampler.seed, space.budget.trials,
-                        population=getattr(space.sampler, "population", None), grid=grid, space=space)
+                        population=getattr(space.sampler, "population", None), space=space)

@@ -29,7 +29,7 @@ validation), ``templates`` (template forms and checks, ``param_templates``), ``s
 (``space_size``, grid) and ``inspect`` (the ``explorer inspect`` report).
 """
 
-from explorer.space.counting import grid_space, space_size, task_input
+from explorer.space.counting import space_size, task_input
 from explorer.space.errors import Loc, SpaceError
 from explorer.space.inspect import check_buildable, inspect_space, sample_costs, text_histogram
 from explorer.space.loader import load_space, parse_space
@@ -54,7 +54,7 @@ from explorer.space.templates import param_templates
 __all__ = [
     "MERGE_FIELDS", "MERGE_KINDS", "METRIC_MODES", "PREDICTABLE_COSTS", "BudgetSpec", "ConstraintSpec", "Loc",
     "ObjectiveSpec", "SamplerSpec", "Scalar", "SchedulerSpec", "SearchSpace", "SpaceError", "StageTemplate",
-    "arch_from_params", "check_buildable", "costaware_objection", "grid_space", "inspect_space", "load_space",
+    "arch_from_params", "check_buildable", "costaware_objection", "inspect_space", "load_space",
     "param_templates", "parse_space", "sample_arch", "sample_costs", "space_size", "suggest", "task_input",
     "text_histogram",
 ]

@@ -8,11 +8,7 @@ from typing import Any
 from explorer.data.tasks import task_shape
 from explorer.space.errors import Located
 from explorer.space.schema import Scalar, SearchSpace, StageTemplate
-from explorer.space.templates import allowed_value, kind_choice, param_templates, shared_ref
-
-
-def grid_space(space: SearchSpace) -> dict[str, list[Any]]:
-    return {name: template["choice"] for name, template in param_templates(space).items()}
+from explorer.space.templates import allowed_value, kind_choice, shared_ref
 
 
 def _count(template: Any) -> int | None:

@@ -101,12 +101,11 @@ def inspect_space(space: SearchSpace, samples: int = 300, seed: int = 0, show: i
                   progress: Any = None) -> list[str]:
     """The report of ``explorer inspect``: size, sampled parameters, a few architectures and the GFLOPs/params
     range of ``samples`` random ones as text histograms, with the invalid samples and their reasons."""
-    size = space_size(space)
+    size = _size_text(space)
     templates = param_templates(space)
     lines = [f"space        {space.name} ({space.source})",
              f"parameters   {len(templates)} sampled: {', '.join(templates)}",
-             f"size         {f'{size:,} distinct architectures' if size is not None else 'continuous'}"
-             f"{'' if size is not None else ' (a float range is sampled)'}"]
+             f"size         {size}"]
     result = sample_costs(space, samples, seed, progress)
     archs = result["archs"]
     lines.append(f"samples      {len(archs)} of {samples} valid, {len({a.content_hash for a in archs})} distinct "
@@ -129,6 +128,26 @@ def inspect_space(space: SearchSpace, samples: int = 300, seed: int = 0, show: i
     lines.append(f"invalid      {invalid} of {samples}" + (":" if invalid else ""))
     lines += [f"  {count:4d}  {reason}" for reason, count in sorted(result["invalid"].items(), key=lambda kv: -kv[1])]
     return lines
+
+
+def _size_text(space: SearchSpace) -> str:
+    """Exact for a space of choices and int ranges (enumerated, up to 5,000 parameter sets), else the count of settings
+    (an upper bound: two settings may build one architecture, and some may not build) or "continuous"."""
+    from explorer.space.enumeration import NotEnumerable, count_architectures
+
+    try:
+        distinct, rejected, sets = count_architectures(space)
+    except NotEnumerable:
+        size = space_size(space)
+        if size is None:
+            return "continuous (a float range is sampled)"
+        return f"at most {size:,} distinct architectures (counted, not enumerated)"
+    except ValueError:
+        return f"at most {space_size(space):,} distinct architectures (over 5,000 settings: counted, not enumerated)"
+    notes = [f"{sets:,} parameter sets"] if sets != distinct + rejected or rejected else []
+    if rejected:
+        notes.append(f"{rejected:,} rejected by the spec")
+    return f"{distinct:,} distinct architectures" + (f" ({', '.join(notes)})" if notes else "")
 
 
 def _median(values: list[float]) -> float:
