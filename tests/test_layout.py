@@ -14,6 +14,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "explorer"
 # root: version and timm registration) is outside the layering.
 LAYERS: dict[str, int] = {
     "explorer.blocks": 0, "explorer.arch": 0, "explorer.data": 0, "explorer.pareto": 0, "explorer.logs": 0,
+    "explorer.metrics": 0,
     "explorer.models": 1,
     "explorer.cost": 2, "explorer.train": 2,
     "explorer.space": 3, "explorer.analysis": 3,

@@ -242,6 +242,19 @@ MODEL_INITS["focal_hbias1"] = _modulator_bias(1.0)
 MODELS["focal_serial_hbias1"] = lambda: _conv_stem(_focal("serial"))
 MODEL_INITS["focal_serial_hbias1"] = _modulator_bias(1.0)
 MODELS["focal_serial_conv_stem"] = lambda: _conv_stem(_focal("serial"))
+def _focal_variant(combination: str = "parallel", drop_path: float = 0.0, **options: Any) -> Callable[[], dict]:
+    """focal_tiny behind the conv stem with a changed option (e.g. depthwise temporal convs) or stochastic depth."""
+    def spec() -> dict:
+        s = _conv_stem(_focal(combination))
+        s["drop_path_rate"] = drop_path
+        for stage in s["stages"]:
+            stage["mixer"]["options"].update(options)
+        return s
+    return spec
+
+
+MODELS["focal_conv_stem_dw"] = _focal_variant(temporal_conv="depthwise")
+MODELS["focal_conv_stem_dp"] = _focal_variant(drop_path=0.2)
 for _std in (0.2, 1.0):
     MODELS[f"vit_conv_stem_pe{_std:g}"] = _vit_conv_stem
     MODEL_INITS[f"vit_conv_stem_pe{_std:g}"] = _pos_embed_std(_std)

@@ -20,19 +20,10 @@ import numpy as np
 import pandas as pd
 from plotly.offline import get_plotlyjs
 
+from explorer.metrics import METRICS
+
 PLOTLY_JS = "plotly.min.js"
 
-LABELS = {
-    "accuracy": "accuracy (%)",
-    "test_accuracy": "test accuracy (%)",
-    "gflops": "GFLOPs",
-    "params_m": "params (M)",
-    "latency_ms": "latency (ms)",
-    "predicted_latency_ms": "predicted latency (ms)",
-    "throughput": "throughput (clips/s)",
-    "peak_mem_mb": "peak memory (MB)",
-    "train_time_s": "train time (s)",
-}
 PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
            "#17becf"]
 PLOT_CONFIG = {"displaylogo": False, "responsive": True}
@@ -57,8 +48,8 @@ def is_percent(metric: str) -> bool:
 
 
 def label(metric: str) -> str:
-    if metric in LABELS:
-        return LABELS[metric]
+    if metric in METRICS:
+        return METRICS[metric].label
     return f"{metric} (%)" if is_percent(metric) else metric
 
 

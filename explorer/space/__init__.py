@@ -29,6 +29,7 @@ validation), ``templates`` (template forms and checks, ``param_templates``), ``s
 (``space_size``, grid) and ``inspect`` (the ``explorer inspect`` report).
 """
 
+from explorer.metrics import METRIC_MODES, PREDICTABLE_COSTS
 from explorer.space.counting import space_size, task_input
 from explorer.space.errors import Loc, SpaceError
 from explorer.space.inspect import check_buildable, inspect_space, sample_costs, text_histogram
@@ -37,8 +38,6 @@ from explorer.space.sampling import arch_from_params, sample_arch, suggest
 from explorer.space.schema import (
                                    MERGE_FIELDS,
                                    MERGE_KINDS,
-                                   METRIC_MODES,
-                                   PREDICTABLE_COSTS,
                                    BudgetSpec,
                                    ConstraintSpec,
                                    ObjectiveSpec,

@@ -10,8 +10,9 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from explorer.metrics import METRIC_MODES, PREDICTABLE_COSTS
 from explorer.space.errors import Loc, Located, SpaceError, did_you_mean, dotted
-from explorer.space.schema import METRIC_MODES, PREDICTABLE_COSTS, SearchSpace, costaware_objection
+from explorer.space.schema import SearchSpace, costaware_objection
 from explorer.space.templates import check_seed_points, check_templates
 
 

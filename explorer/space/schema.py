@@ -8,12 +8,10 @@ from typing import Any, Literal, Optional
 from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt
 
 from explorer.data.tasks import TaskConfig
+from explorer.metrics import PREDICTABLE_COSTS
 
 Scalar = (int, float, str, bool)
 
-# the direction each metric is better in (the search reports all of them for every trial)
-METRIC_MODES = {"accuracy": "max", "throughput": "max", "gflops": "min", "params_m": "min", "latency_ms": "min",
-                "predicted_latency_ms": "min", "peak_mem_mb": "min"}
 MERGE_FIELDS = ("r", "ratio", "layers", "temporal_ratio", "prop_attn", "size_weighted_pool")
 MERGE_KINDS = ("none", "tome", "sttm")  # "none": no merging in that stage
 
@@ -24,6 +22,7 @@ class _Strict(BaseModel):
 
 
 class ObjectiveSpec(_Strict):
+    # explorer.metrics.OBJECTIVE_METRICS, spelt out for the schema (tests/test_metrics.py keeps them equal)
     metric: Literal["accuracy", "gflops", "params_m", "latency_ms", "predicted_latency_ms", "throughput",
                     "peak_mem_mb"]
     mode: Literal["max", "min"]
@@ -50,8 +49,6 @@ class BudgetSpec(_Strict):
     init: Literal["width_scaled", "release"] = "width_scaled"
 
 
-# objectives the costaware sampler works out on the driver before training (latency: the per-block predictor)
-PREDICTABLE_COSTS = ("gflops", "params_m", "latency_ms", "predicted_latency_ms")
 
 
 def costaware_objection(metrics: list[str]) -> str | None:
