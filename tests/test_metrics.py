@@ -17,4 +17,4 @@ def test_the_schema_accepts_exactly_the_registered_objectives():
 def test_the_report_labels_come_from_the_registry():
     for name, metric in METRICS.items():
         assert label(name) == metric.label
-    assert label("latency_ms") == "latency (ms)" and label("val_top1") == "val_top1 (%)"
+    assert label("latency_ms") == "latency (ms)" and label("top5") == "top5 (%)"
