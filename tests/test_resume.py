@@ -47,6 +47,8 @@ def test_sigkilled_search_resumes_without_losses_or_repeats(tmp_path):
             run_dir, before = _finished_rows(tmp_path)
         assert len(before) >= 2, "no two trials finished in time"
         time.sleep(2.5)  # Tune saves its experiment state every second: these trials are in it
+        run_dir, before = _finished_rows(tmp_path)  # the rows as they stand when the driver dies
+        (tmp_path / "before.csv").write_bytes((run_dir / "trials.csv").read_bytes())
         driver.send_signal(signal.SIGKILL)  # the driver dies at once: no clean-up, no final table
         driver.wait(timeout=30)
     finally:
@@ -73,6 +75,10 @@ def test_sigkilled_search_resumes_without_losses_or_repeats(tmp_path):
     # no losses: every trial finished before the kill is there with its result; no repeats: none trained again
     assert kept["accuracy"].tolist() == pytest.approx(before["accuracy"].tolist())
     assert kept["trial_time_s"].tolist() == pytest.approx(before["trial_time_s"].tolist())
+    # ... and its row is the same, byte for byte, in trials.csv: number, attempts, cached, times, history
+    final = pd.read_csv(run_dir / "trials.csv", dtype=str, keep_default_na=False).set_index("trial_id")
+    first = pd.read_csv(tmp_path / "before.csv", dtype=str, keep_default_na=False).set_index("trial_id")
+    pd.testing.assert_frame_equal(final.loc[first.index, first.columns], first)
     study = optuna.load_study(study_name=run_dir.name, storage=f"sqlite:///{run_dir / 'study.db'}")
     complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     assert len(complete) == len(after)  # every trial Optuna saw finish is in the table, once

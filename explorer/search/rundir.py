@@ -86,11 +86,13 @@ def trials_table(space: SearchSpace, results, run_dir: Path):
 
 
 def keep_lost_rows(df, run_dir: Path, known_ids: set[str]):
-    """``df`` plus the rows of the table already on disk whose trials Tune no longer knows.
+    """``df`` merged with the table already on disk: stable trial numbers, and no finished trial lost.
 
-    Tune saves its state every second; a driver killed just after a trial finished can lose that trial from
-    Tune's state although the trial is in the live table (and in the Optuna study). Keeping its row means a resume
-    never loses finished work; the resumed search still runs its budget of trials besides."""
+    A trial keeps the number it had in the table on disk, and trials new to it are numbered after the largest
+    (Tune lists a resumed run's trials in another order, which renumbered them). Tune saves its state every second;
+    a driver killed just after a trial finished can lose that trial from Tune's state although the trial is in the
+    live table (and in the Optuna study): its row is kept, with its number, so a resume never loses finished work
+    (the resumed search still runs its budget of trials besides)."""
     import pandas as pd
 
     path = run_dir / "trials.parquet"
@@ -100,11 +102,19 @@ def keep_lost_rows(df, run_dir: Path, known_ids: set[str]):
         old = pd.read_parquet(path)
     except Exception:  # noqa: BLE001 - an unreadable old table: nothing to keep
         return df
-    lost = old[~old["trial_id"].astype(str).isin(known_ids)]
-    if lost.empty:
-        return df
-    lost = lost.assign(number=range(len(df), len(df) + len(lost)))
-    return pd.concat([df, lost], ignore_index=True)
+    old_ids = old["trial_id"].astype(str)
+    numbers = dict(zip(old_ids, old["number"].astype(int)))
+    following = max(numbers.values(), default=-1) + 1
+    renumbered = []
+    for trial_id in df["trial_id"].astype(str):
+        if trial_id not in numbers:
+            numbers[trial_id], following = following, following + 1
+        renumbered.append(numbers[trial_id])
+    df = df.assign(number=renumbered)
+    lost = old[~old_ids.isin(known_ids)]
+    if not lost.empty:
+        df = pd.concat([df, lost], ignore_index=True)
+    return df.sort_values("number", kind="stable").reset_index(drop=True)
 
 
 def write_table(df, run_dir: Path) -> None:
