@@ -215,9 +215,10 @@ def cmd_search(args: argparse.Namespace) -> int:
         return _fail(str(err))
     from explorer.analysis import load_run_meta, load_trials, search_outcome
 
-    skipped = load_run_meta(report.parent).get("skipped_clips") or []
+    meta = load_run_meta(report.parent)
+    skipped = meta.get("skipped_clips") or []
     if skipped:  # said at the end, where it is seen; the report and run.json list them too
-        count = load_run_meta(report.parent).get("skipped_count", len(skipped))
+        count = meta.get("skipped_count", len(skipped))
         print(f"warning: {count} clip(s) of the dataset could not be read and were left out (first: "
               f"{skipped[0]['path']}: {skipped[0]['reason']}); all are listed in {report.parent / 'run.json'}",
               file=sys.stderr)

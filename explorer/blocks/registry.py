@@ -147,4 +147,3 @@ def parse_options(name: str, options: dict) -> MixerOptions:
             raise ValueError(f"{field}: unknown option of mixer {name!r}; expected one of: {allowed}") from None
         message = first["msg"].removeprefix("Value error, ")
         raise ValueError(f"{field}: {message} (got {first.get('input')!r})") from None
-

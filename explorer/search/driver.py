@@ -99,10 +99,9 @@ def _check_cluster_resources(space: SearchSpace, address: str) -> None:
     import ray
 
     nodes = [node.get("Resources", {}) for node in ray.nodes() if node.get("Alive")]
-    problem = resource_problem(space, nodes, f"no node of the cluster at {address}")
+    problem = resource_problem(space, nodes, f"the largest node of the cluster at {address}")
     if problem:
-        raise SetupError(problem.replace("but no node of the cluster", "but the largest node of the cluster")
-                            if nodes else problem)
+        raise SetupError(problem)
 
 
 def _scheduler(space: SearchSpace):
