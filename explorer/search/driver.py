@@ -217,6 +217,8 @@ def run_search(space_path: str | Path | None = None, out_root: str | Path = "rep
     write_meta(run_dir, space, str(space_path), wall_time_s=None, state="running", **clips)
     for key, value in _RAY_ENV.items():
         os.environ.setdefault(key, value)
+    if not address:  # the local Ray's default (token auth on), said explicitly so Ray does not warn about it
+        os.environ.setdefault("RAY_AUTH_MODE", "token")
 
     from ray import tune
 
