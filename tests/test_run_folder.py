@@ -65,3 +65,23 @@ def test_a_run_folder_without_tables_or_meta_is_named(tmp_path, capsys):
     (run / "run.json").write_text(json.dumps({"objectives": []}))
     assert main(["report", str(run)]) == 2
     assert "not a run.json of explorer" in _one_error_line(capsys)
+
+
+def test_trial_numbers_are_stable_across_table_rewrites(tmp_path):
+    """The table on disk fixes a trial's number: a resumed run (Tune lists trials in another order) keeps them, a
+    trial new to the table keeps its place in Tune's list unless that number is taken, and a lost finished row
+    stays with its number."""
+    import pandas as pd
+
+    from explorer.search.rundir import keep_lost_rows, write_table
+
+    def table(pairs):
+        return pd.DataFrame({"trial_id": [t for t, _ in pairs], "number": [n for _, n in pairs],
+                             "status": "COMPLETE"})
+
+    write_table(table([("b", 1)]), tmp_path)  # the live table before trial a reported
+    merged = keep_lost_rows(table([("a", 0), ("b", 1)]), tmp_path, {"a", "b"})
+    assert list(zip(merged["trial_id"], merged["number"])) == [("a", 0), ("b", 1)]
+    write_table(merged.assign(status="COMPLETE"), tmp_path)
+    resumed = keep_lost_rows(table([("c", 0), ("b", 1)]), tmp_path, {"b", "c"})  # a: lost from Tune's state
+    assert list(zip(resumed["trial_id"], resumed["number"])) == [("a", 0), ("b", 1), ("c", 2)]

@@ -88,8 +88,9 @@ def trials_table(space: SearchSpace, results, run_dir: Path):
 def keep_lost_rows(df, run_dir: Path, known_ids: set[str]):
     """``df`` merged with the table already on disk: stable trial numbers, and no finished trial lost.
 
-    A trial keeps the number it had in the table on disk, and trials new to it are numbered after the largest
-    (Tune lists a resumed run's trials in another order, which renumbered them). Tune saves its state every second;
+    A trial keeps the number it had in the table on disk; a trial new to it keeps its place in Tune's list, or is
+    numbered after the largest when that number is taken (Tune lists a resumed run's trials in another order,
+    which renumbered them). Tune saves its state every second;
     a driver killed just after a trial finished can lose that trial from Tune's state although the trial is in the
     live table (and in the Optuna study): its row is kept, with its number, so a resume never loses finished work
     (the resumed search still runs its budget of trials besides)."""
@@ -104,11 +105,14 @@ def keep_lost_rows(df, run_dir: Path, known_ids: set[str]):
         return df
     old_ids = old["trial_id"].astype(str)
     numbers = dict(zip(old_ids, old["number"].astype(int)))
-    following = max(numbers.values(), default=-1) + 1
+    taken = set(numbers.values())
     renumbered = []
-    for trial_id in df["trial_id"].astype(str):
-        if trial_id not in numbers:
-            numbers[trial_id], following = following, following + 1
+    for trial_id, number in zip(df["trial_id"].astype(str), df["number"].astype(int)):
+        if trial_id not in numbers:  # a trial new to the table keeps its place in Tune's list unless that is taken
+            if number in taken:
+                number = max(taken) + 1
+            numbers[trial_id] = number
+            taken.add(number)
         renumbered.append(numbers[trial_id])
     df = df.assign(number=renumbered)
     lost = old[~old_ids.isin(known_ids)]
