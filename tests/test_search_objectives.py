@@ -37,3 +37,10 @@ def test_latency_limit_rejects_through_the_predictor(local_ray, tmp_path):
     assert (df["status"] == "INFEASIBLE").all(), df[["status", "error"]]
     assert df["error"].str.match(r"Infeasible: predicted cpu latency [\d.]+ ms exceeds max_latency_ms 0.001").all()
     assert (df["epochs"] == 0).all()  # rejected before any training
+    # Optuna hears it as a constraint violation (PRUNED, the relative excess set as its constraint), not a failure
+    import optuna
+
+    study = optuna.load_study(study_name="run", storage=f"sqlite:///{tmp_path / 'run' / 'study.db'}")
+    assert [t.state for t in study.trials] == [optuna.trial.TrialState.PRUNED] * len(df)
+    assert all(set(t.constraints) == {"max_latency_ms"} and t.constraints["max_latency_ms"] > 0
+               for t in study.trials)

@@ -21,7 +21,10 @@ class RecordingOptunaSearch(OptunaSearch):
       OptunaSearch would try to tell Optuna NaN objectives and leave the trial RUNNING;
     - a trial that a scheduler (ASHA) stopped before ``epochs`` is PRUNED, with the epoch it reached and its last
       accuracy as user attributes. Plain OptunaSearch tells it COMPLETE with its truncated accuracy, so every
-      sampler (and the importance chart) would learn from epoch-1 numbers as if they were final.
+      sampler (and the importance chart) would learn from epoch-1 numbers as if they were final;
+    - a trial that broke a constraint (INFEASIBLE, never trained) is PRUNED with the constraint's relative excess
+      set by ``trial.set_constraint``: TPE then ranks it among the infeasible trials (away from its region)
+      instead of ignoring it as a failure.
     """
 
     def __init__(self, *args: Any, epochs: int | None = None, **kwargs: Any) -> None:
@@ -32,6 +35,13 @@ class RecordingOptunaSearch(OptunaSearch):
         return bool(result) and self.epochs is not None and int(result.get("epoch", self.epochs)) < self.epochs
 
     def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False) -> None:
+        if result and result.get("trial_status") == "INFEASIBLE" and result.get("constraint") \
+                and trial_id in self._ot_trials and trial_id not in self._completed_trials:
+            ot_trial = self._ot_trials[trial_id]
+            # a violation is > 0 (Optuna: feasible when every constraint is <= 0)
+            ot_trial.set_constraint(str(result["constraint"]), max(float(result["constraint_excess"]), 1e-9))
+            super().on_trial_complete(trial_id, None, error=False)  # no values, no error: Optuna's PRUNED
+            return
         failed = bool(result) and result.get("trial_status") in FAILED_STATUSES
         if not (failed or error) and self._stopped_early(result) and trial_id in self._ot_trials \
                 and trial_id not in self._completed_trials:

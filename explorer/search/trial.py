@@ -15,7 +15,13 @@ if TYPE_CHECKING:  # explorer.train imports torch, which a Ray worker loads only
 
 
 class Infeasible(RuntimeError):
-    """The sampled architecture breaks a constraint; raised before any training."""
+    """The sampled architecture breaks a constraint; raised before any training. ``constraint`` names the limit and
+    ``excess`` is by how much the sample exceeds it, relative to the limit (what Optuna's samplers rank infeasible
+    trials by)."""
+
+    def __init__(self, message: str, constraint: str = "", excess: float = 0.0):
+        super().__init__(message)
+        self.constraint, self.excess = constraint, excess
 
 
 _DATA_CACHE: dict[tuple, Any] = {}  # per worker process: reused actors load the task once
@@ -47,7 +53,8 @@ def check_constraints(space: SearchSpace, metrics: dict[str, float], arch=None, 
     for key, metric in limits.items():
         limit = getattr(space.constraints, key)
         if limit is not None and metrics[metric] > limit:
-            raise Infeasible(f"{metric} {metrics[metric]:.4g} exceeds {key} {limit:g}")
+            raise Infeasible(f"{metric} {metrics[metric]:.4g} exceeds {key} {limit:g}", key,
+                             metrics[metric] / limit - 1)
     limit = getattr(space.constraints, "max_latency_ms", None)
     if limit is not None and arch is not None:
         from explorer.cost import predict_latency_ms
@@ -56,7 +63,8 @@ def check_constraints(space: SearchSpace, metrics: dict[str, float], arch=None, 
         predicted = metrics.get("predicted_latency_ms") or predict_latency_ms(
             arch, device=device, model=model, threads=space.budget.cpus_per_trial)
         if predicted > limit:
-            raise Infeasible(f"predicted {device} latency {predicted:.4g} ms exceeds max_latency_ms {limit:g}")
+            raise Infeasible(f"predicted {device} latency {predicted:.4g} ms exceeds max_latency_ms {limit:g}",
+                             "max_latency_ms", predicted / limit - 1)
 
 
 def trial_cost(space: SearchSpace, arch, model, threads: int) -> tuple[dict[str, float], dict[str, Any]]:
@@ -130,8 +138,10 @@ def run_trial(config: dict[str, Any], space_data: dict[str, Any], cache_dir: str
         _train_or_replay(config, space, cache, started, where)
     except Exception as err:  # noqa: BLE001 - every failure is recorded with its reason
         # every objective NaN: Optuna records the trial as failed, Tune as finished
+        constraint = {"constraint": err.constraint, "constraint_excess": err.excess} \
+            if isinstance(err, Infeasible) else {}
         tune.report({**{m: float("nan") for m in space.metric_names}, **where, "trial_status": status_of(err),
-                     "trial_error": error_text(err), "trial_time_s": time.perf_counter() - started})
+                     "trial_error": error_text(err), "trial_time_s": time.perf_counter() - started, **constraint})
 
 
 def _trial_device(space: SearchSpace) -> str:
