@@ -242,6 +242,8 @@ MODEL_INITS["focal_hbias1"] = _modulator_bias(1.0)
 MODELS["focal_serial_hbias1"] = lambda: _conv_stem(_focal("serial"))
 MODEL_INITS["focal_serial_hbias1"] = _modulator_bias(1.0)
 MODELS["focal_serial_conv_stem"] = lambda: _conv_stem(_focal("serial"))
+
+
 def _focal_variant(combination: str = "parallel", drop_path: float = 0.0, **options: Any) -> Callable[[], dict]:
     """focal_tiny behind the conv stem with a changed option (e.g. depthwise temporal convs) or stochastic depth."""
     def spec() -> dict:
