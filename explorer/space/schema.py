@@ -34,8 +34,8 @@ class BudgetSpec(_Strict):
     # CPUs and GPUs per trial are also checked against the machine or cluster when a search starts
     trials: int = Field(8, ge=1, le=100_000)
     # 12 epochs of batches of 16 at lr 1e-3 (~1,200 optimiser steps on T-rev demo): at 6 epochs and lr 3e-3 focal
-    # modulation and the ViT stay at chance; this recipe gets them past the frame-order-blind bound and keeps the
-    # other families where they were (experiments/proxy_recipe/README.md, rows 20-24)
+    # modulation and the ViT stay at chance; this recipe gets the ViT and serial focal past the frame-order-blind
+    # bound and keeps the other families where they were (experiments/proxy_recipe/README.md, rows 20-24)
     epochs: int = Field(12, ge=1, le=1_000)
     concurrency: int = Field(2, ge=1, le=4_096)
     cpus_per_trial: int = Field(1, ge=1, le=1_024)
