@@ -178,17 +178,58 @@ def dwconv(repeats: int = 7) -> None:
               f"{ms(lambda: ours(leaf).sum().backward()):6.1f} ms", flush=True)
 
 
+def tconv(repeats: int = 15) -> None:
+    """Focal modulation's dense temporal conv, forward + backward at one thread: ours (a (k, 1) Conv2d on the
+    channels-last (B, C, T, H·W) view, no copy) against the release's form (a Conv1d on a (B·H·W, C, T) copy), with
+    the same weights and outputs (checked), at proxy and released shapes."""
+    import statistics
+    import time
+
+    import torch.nn as nn
+    import torch.nn.functional as F
+
+    def ms(fn) -> float:
+        for _ in range(3):
+            fn()
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - start)
+        return 1e3 * statistics.median(times)
+
+    for b, t, h, w, c, k in [(16, 8, 8, 8, 32, 3), (16, 8, 4, 4, 64, 5), (1, 8, 56, 56, 96, 3), (1, 8, 28, 28, 192, 5)]:
+        conv = nn.Conv2d(c, c, (k, 1), padding=(k // 2, 0), bias=False)
+        z = torch.randn(b, t, h, w, c, requires_grad=True)
+
+        def ours() -> torch.Tensor:  # (B, T, H·W, C)
+            return conv(z.flatten(2, 3).permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
+
+        def release() -> torch.Tensor:
+            y = F.conv1d(z.permute(0, 2, 3, 4, 1).reshape(b * h * w, c, t), conv.weight.squeeze(-1), padding=k // 2)
+            return y.reshape(b, h, w, c, t).permute(0, 4, 1, 2, 3).flatten(2, 3)
+
+        torch.testing.assert_close(ours(), release(), atol=1e-5, rtol=1e-5)
+        a, r = ms(lambda: ours().sum().backward()), ms(lambda: release().sum().backward())
+        print(f"B,T,H,W,C,k = {b},{t},{h},{w},{c},{k}: Conv2d view {a:6.2f} ms, Conv1d copy {r:6.2f} ms "
+              f"(ours / release {a / r:.2f})", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("probe", choices=["scale", "steps", "overfit", "tput", "profile", "dwconv"])
-    parser.add_argument("models", nargs="+", choices=sorted(MODELS), help="(dwconv ignores them)")
+    parser.add_argument("probe", choices=["scale", "steps", "overfit", "tput", "profile", "dwconv", "tconv"])
+    parser.add_argument("models", nargs="*", help=f"diagnose.py model names (dwconv and tconv take none): "
+                                                  f"{', '.join(sorted(MODELS))}")
     parser.add_argument("--batch", type=int, nargs="+", default=[32], help="tput: batch sizes")
     parser.add_argument("--contiguous", action="store_true", help="tput: contiguous clips instead of channels-last")
     args = parser.parse_args()
+    unknown = [m for m in args.models if m not in MODELS]
+    if unknown:
+        parser.error(f"unknown model(s) {', '.join(unknown)}")
     torch.set_num_threads(1)
     data = _task_a() if args.probe in ("steps", "overfit") else None
-    if args.probe == "dwconv":
-        dwconv()
+    if args.probe in ("dwconv", "tconv"):
+        dwconv() if args.probe == "dwconv" else tconv()
         return
     for name in args.models:
         if args.probe == "profile":
