@@ -178,3 +178,18 @@ stages:
     assert {Path(s["path"]).name for s in meta["skipped_clips"]} == {"broken.mp4", "missing.mp4"}
     page = (run / "index.html").read_text()
     assert "skipped clips" in page and "broken.mp4" in page and "missing.mp4" in page
+
+
+def test_a_library_user_who_imported_ray_first_can_still_search(tmp_path):
+    """Ray reads RAY_AUTH_MODE when it is imported: the search sets it (to silence Ray's warning) only when Ray is
+    not imported yet, since setting it later made ray.init fail with an authentication error."""
+    import subprocess
+    import sys
+
+    code = ("import ray, sys\nfrom explorer.search import run_search\n"
+            "print(run_search(sys.argv[1], out_root=sys.argv[2], progress=False))\n")
+    env = {k: v for k, v in __import__("os").environ.items() if k != "RAY_AUTH_MODE"}
+    proc = subprocess.run([sys.executable, "-c", code, str(SPACES / "smoke.yaml"), str(tmp_path)], env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.strip().endswith("index.html")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import os
 import shutil
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -217,7 +218,9 @@ def run_search(space_path: str | Path | None = None, out_root: str | Path = "rep
     write_meta(run_dir, space, str(space_path), wall_time_s=None, state="running", **clips)
     for key, value in _RAY_ENV.items():
         os.environ.setdefault(key, value)
-    if not address:  # the local Ray's default (token auth on), said explicitly so Ray does not warn about it
+    if not address and "ray" not in sys.modules:
+        # the local Ray's default (token auth on), said explicitly so Ray does not warn about it; Ray reads the mode
+        # when it is imported, so once something has imported it, setting it here would break ray.init instead
         os.environ.setdefault("RAY_AUTH_MODE", "token")
 
     from ray import tune
