@@ -512,6 +512,8 @@ def _param_importances(df: pd.DataFrame, objs: list[Objective], run_dir: str | P
             study = None
     if study is not None:
         study_objs = [o.metric for o in objs][: len(study.directions)]
+    # study.db holds every replayed duplicate as its own trial: with any, the deduplicated table is used instead
+    replay_free = int(distinct_complete(df).sum()) == int((df["status"] == STATUS_COMPLETE).sum())
     table_study = None
     results = []
     for i, o in enumerate(objs):
@@ -527,9 +529,7 @@ def _param_importances(df: pd.DataFrame, objs: list[Objective], run_dir: str | P
         try:
             from optuna.importance import PedAnovaImportanceEvaluator, get_param_importances
 
-            # study.db holds every replayed duplicate as its own trial: then the deduplicated table is used
-            distinct = int(distinct_complete(df).sum()) == int((df["status"] == STATUS_COMPLETE).sum())
-            use_db = distinct and study is not None and o.metric in study_objs and len(
+            use_db = replay_free and study is not None and o.metric in study_objs and len(
                 [t for t in study.trials if t.values is not None]) >= MIN_TRIALS_FOR_IMPORTANCE
             if use_db:
                 source, target_study, idx = "study.db", study, study_objs.index(o.metric)

@@ -144,31 +144,37 @@ def profile(name: str, rows: int = 15) -> None:
     print(f"{name}:\n{prof.key_averages().table(sort_by='self_cpu_time_total', row_limit=rows)}")
 
 
-def dwconv(repeats: int = 7) -> None:
-    """A depthwise 3×3×3 Conv3d, C = 128, 32 clips of 8×8×8 (Mobile-Former's hidden layer): forward alone, then
-    forward + backward with ``nn.Conv3d`` (contiguous and channels-last input) and with ``DepthwiseConv3d``."""
+def _median_ms(fn, repeats: int, warmups: int) -> float:
+    """Median wall time of ``fn`` in ms over ``repeats`` calls, after ``warmups`` untimed ones."""
     import statistics
     import time
 
+    for _ in range(warmups):
+        fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return 1e3 * statistics.median(times)
+
+
+def dwconv(repeats: int = 7) -> None:
+    """A depthwise 3×3×3 Conv3d, C = 128, 32 clips of 8×8×8 (Mobile-Former's hidden layer): forward alone, then
+    forward + backward with ``nn.Conv3d`` (contiguous and channels-last input) and with ``DepthwiseConv3d``."""
     import torch.nn as nn
 
     from explorer.blocks.layers import DepthwiseConv3d
-
-    def ms(fn) -> float:
-        for _ in range(2):
-            fn()
-        times = []
-        for _ in range(repeats):
-            start = time.perf_counter()
-            fn()
-            times.append(time.perf_counter() - start)
-        return 1e3 * statistics.median(times)
 
     ours = DepthwiseConv3d(128, 128, 3, padding=1, bias=False)
     ref = nn.Conv3d(128, 128, 3, padding=1, groups=128, bias=False)
     ref.load_state_dict(ours.state_dict())
     x = torch.randn(32, 128, 8, 8, 8)
     layouts = {"contiguous": x, "channels-last": x.contiguous(memory_format=torch.channels_last_3d)}
+
+    def ms(fn) -> float:
+        return _median_ms(fn, repeats, warmups=2)
+
     for layout, inp in layouts.items():
         with torch.no_grad():
             forward = ms(lambda: ref(inp))
@@ -182,21 +188,11 @@ def tconv(repeats: int = 15) -> None:
     """Focal modulation's dense temporal conv, forward + backward at one thread: ours (a (k, 1) Conv2d on the
     channels-last (B, C, T, H·W) view, no copy) against the release's form (a Conv1d on a (B·H·W, C, T) copy), with
     the same weights and outputs (checked), at proxy and released shapes."""
-    import statistics
-    import time
-
     import torch.nn as nn
     import torch.nn.functional as F
 
     def ms(fn) -> float:
-        for _ in range(3):
-            fn()
-        times = []
-        for _ in range(repeats):
-            start = time.perf_counter()
-            fn()
-            times.append(time.perf_counter() - start)
-        return 1e3 * statistics.median(times)
+        return _median_ms(fn, repeats, warmups=3)
 
     for b, t, h, w, c, k in [(16, 8, 8, 8, 32, 3), (16, 8, 4, 4, 64, 5), (1, 8, 56, 56, 96, 3), (1, 8, 28, 28, 192, 5)]:
         conv = nn.Conv2d(c, c, (k, 1), padding=(k // 2, 0), bias=False)

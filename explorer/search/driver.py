@@ -145,8 +145,8 @@ def _trainable(space: SearchSpace, run_dir: Path):
         _resources(space))
 
 
-def _callbacks(space: SearchSpace, run_dir: Path, progress: bool, live: bool) -> list:
-    callbacks = [progress_callback(_num_trials(space))] if progress else []
+def _callbacks(space: SearchSpace, run_dir: Path, progress: bool, live: bool, trials: int) -> list:
+    callbacks = [progress_callback(trials)] if progress else []
     if live:
         callbacks.append(live_table_callback(space, run_dir))
     return callbacks
@@ -239,13 +239,14 @@ def run_search(space_path: str | Path | None = None, out_root: str | Path = "rep
             tuner = tune.Tuner.restore(str(run_dir / "tune"), trainable=trainable, resume_unfinished=True,
                                        resume_errored=False, restart_errored=True)
         else:  # a fresh run, or a resume of a run killed before Tune saved any state
+            trials = _num_trials(space)  # a grid enumerates the whole space: once
             tuner = tune.Tuner(
                 trainable,
                 tune_config=tune.TuneConfig(search_alg=_searcher(space, run_dir), scheduler=_scheduler(space),
-                                            num_samples=_num_trials(space), reuse_actors=True),
+                                            num_samples=trials, reuse_actors=True),
                 run_config=tune.RunConfig(
                     name="tune", storage_path=str(run_dir), verbose=0,
-                    callbacks=_callbacks(space, run_dir, progress, live),
+                    callbacks=_callbacks(space, run_dir, progress, live, trials),
                     # retries are for workers or nodes that died: our own failures are reported, not raised
                     failure_config=tune.FailureConfig(max_failures=getattr(space.budget, "retries", 2),
                                                       fail_fast=False)),
