@@ -14,6 +14,7 @@ EPILOG = """examples:
   explorer search search_spaces/tiny.yaml          # 8-trial demo search on synthetic T-rev clips
   explorer search SPACE.yaml --address HOST:PORT   # on an existing Ray cluster
   explorer report reports/tiny-20261123-101500     # rebuild a run's HTML report (no Ray needed)
+  explorer audit reports/RUN --seeds 2             # retrain the front's best with 2 more seeds: did it hold?
   explorer cost posmlp_video_72d                   # params / GFLOPs / CPU latency of a preset
   explorer cost reports/RUN/archs/HASH.json --no-latency
   explorer export reports/RUN --pareto             # the Pareto-optimal architectures as YAML specs
@@ -39,6 +40,30 @@ def _add_search(sub) -> None:
     s.add_argument("--gpus-per-trial", type=float, default=None,
                    help="GPUs per trial; fractions share a GPU, e.g. 0.25 runs four trials on one")
     s.add_argument("--no-progress", action="store_true", help="no progress bar")
+    s.add_argument("--no-audit", action="store_true",
+                   help="skip the front audit the space asks for (budget.audit; `explorer audit RUN` runs it later)")
+
+
+def _add_audit(sub) -> None:
+    a = sub.add_parser(
+        "audit", help="retrain a finished run's best front points and a few random trials with other seeds",
+        description="The front audit: the most accurate Pareto points and a few random complete trials of RUN are "
+                    "trained again with other training seeds (same data, same recipe; with --reference-epochs also "
+                    "once at a longer budget) through Ray Tune. Their rows join the trials table (role audit, not "
+                    "counted as search trials) and the report shows seed-noise error bars on the audited points, "
+                    "the Kendall tau between search and audit accuracy, and whether the front's order held. "
+                    "Interrupted, run it again: finished retrainings are kept. Defaults: the run's budget.audit.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    a.add_argument("run", help="a finished run folder, e.g. reports/tiny-20261123-101500")
+    a.add_argument("--front", type=int, default=None, help="most accurate Pareto points to audit (default: the "
+                   "run's budget.audit.front, 3)")
+    a.add_argument("--random", type=int, default=None, help="other complete trials drawn at random (default 2)")
+    a.add_argument("--seeds", type=int, default=None, help="other training seeds per audited trial (default 1)")
+    a.add_argument("--reference-epochs", type=int, default=None,
+                   help="also train each audited trial once for this many epochs (the search's seed)")
+    a.add_argument("--address", default=None, help="Ray cluster address (default: a local Ray, or $RAY_ADDRESS)")
+    a.add_argument("--num-cpus", type=int, default=None, help="CPUs for the local Ray")
+    a.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def _add_report(sub) -> None:
@@ -114,7 +139,7 @@ def _add_inspect(sub) -> None:
     i.add_argument("--no-progress", action="store_true", help="no progress line on stderr")
 
 
-SUBCOMMANDS = [_add_search, _add_report, _add_cost, _add_export, _add_presets, _add_inspect]
+SUBCOMMANDS = [_add_search, _add_audit, _add_report, _add_cost, _add_export, _add_presets, _add_inspect]
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -210,7 +235,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         report = run_search(args.space, out_root=args.out, address=address, num_cpus=args.num_cpus,
                             progress=not args.no_progress, run_dir=args.resume, resume=bool(args.resume),
                             budget={"concurrency": args.concurrency, "cpus_per_trial": args.cpus_per_trial,
-                                    "gpus_per_trial": args.gpus_per_trial})
+                                    "gpus_per_trial": args.gpus_per_trial, "audit": False if args.no_audit else None})
     except SetupError as err:
         return _fail(str(err))
     from explorer.analysis import load_run_meta, load_trials, search_outcome
@@ -228,6 +253,44 @@ def cmd_search(args: argparse.Namespace) -> int:
         print(f"error: {outcome}", file=sys.stderr)
         return 1
     print(outcome)
+    if line := _audit_line(report.parent):
+        print(line)
+    print(f"report: {report}")
+    return 0
+
+
+def _audit_line(run_dir: Path) -> str | None:
+    """The audit's sentence for the end of a command, or None when the run has no audit rows."""
+    from explorer.analysis import load_run_meta, load_trials
+    from explorer.analysis.audit import load_audit, summarize_audit
+
+    audit = load_audit(run_dir)
+    if not len(audit):
+        return None
+    epochs = load_run_meta(run_dir).get("budget", {}).get("epochs")
+    return f"audit: {summarize_audit(load_trials(run_dir), audit, epochs=epochs).sentence}"
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    import os
+
+    from explorer.analysis import RunFolderError
+    from explorer.search import SetupError
+    from explorer.search.driver import run_audit
+
+    for name in ("front", "random", "seeds", "reference_epochs"):
+        value = getattr(args, name)
+        if value is not None and (value < 0 or (value == 0 and name in ("seeds", "reference_epochs"))):
+            return _fail(f"--{name.replace('_', '-')} {value}: expected a positive count")
+    address = args.address or os.environ.get("RAY_ADDRESS")
+    try:
+        report = run_audit(args.run, address=address, num_cpus=args.num_cpus, progress=not args.no_progress,
+                           front=args.front, random=args.random, seeds=args.seeds,
+                           reference_epochs=args.reference_epochs)
+    except (RunFolderError, SetupError) as err:
+        return _fail(str(err))
+    line = _audit_line(report.parent)
+    print(line or "audit: nothing to audit (no complete trials)")
     print(f"report: {report}")
     return 0
 
@@ -434,7 +497,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     return 0
 
 
-HANDLERS = {"search": cmd_search, "report": cmd_report, "cost": cmd_cost, "export": cmd_export,
+HANDLERS = {"search": cmd_search, "audit": cmd_audit, "report": cmd_report, "cost": cmd_cost, "export": cmd_export,
             "presets": cmd_presets, "inspect": cmd_inspect}
 
 

@@ -61,7 +61,8 @@ def real_run(local_ray, tmp_path_factory) -> Path:
     from explorer.search import run_search
 
     run_dir = tmp_path_factory.mktemp("reports") / "smoke-run"
-    report = run_search("tests/spaces/smoke.yaml", run_dir=run_dir, progress=False)
+    # the smoke search with a front audit (2 front points + 1 random trial, another seed, a 2-epoch reference)
+    report = run_search("tests/spaces/audit.yaml", run_dir=run_dir, progress=False)
     assert report == run_dir.resolve() / "index.html"
     return run_dir.resolve()
 
@@ -99,6 +100,34 @@ def test_real_run_full_page(browser, real_run, tmp_path) -> None:
     page.locator("#parcoords").scroll_into_view_if_needed()
     page.wait_for_selector("#parcoords[data-drawn='1']", state="attached", timeout=90_000)
     shoot(page, tmp_path, "real_run_full.png", full_page=True)
+    assert errors == []
+    page.close()
+
+
+@pytest.mark.slow
+def test_real_run_audit_error_bars_and_verdict(browser, real_run, tmp_path) -> None:
+    from explorer.analysis.audit import load_audit, summarize_audit
+
+    audit = load_audit(real_run)
+    summary = summarize_audit(load_trials(real_run), audit, epochs=1)
+    audited = sorted(int(n) for n in summary.points["number"])
+    assert len(audited) == 3
+    page, errors = open_page(browser, real_run / "index.html")
+    trace = page.evaluate("(() => { const d = document.getElementById('fig-gflops').data;"
+                          " const t = d.find(t => t.name === 'audited: range over seeds');"
+                          " return t && {n: t.customdata, plus: t.error_y.array, minus: t.error_y.arrayminus}; })()")
+    assert trace is not None and sorted(trace["n"]) == audited
+    lo_hi = summary.points.set_index("number")
+    for n, plus, minus in zip(trace["n"], trace["plus"], trace["minus"], strict=True):  # in %: the seeds' range
+        assert plus + minus == pytest.approx(100 * (lo_hi.at[n, "hi"] - lo_hi.at[n, "lo"]), abs=1e-6)
+    # plotly drew one error bar per audited point
+    assert page.locator("#fig-gflops g.errorbar").count() >= len(audited)
+    verdict = page.locator("#audit-verdict").inner_text()
+    assert verdict == summary.sentence and "the front's order" in verdict.lower()
+    assert page.locator("table.audit tbody tr").count() == len(audited)
+    assert "training / " in page.locator("dl.meta").inner_text()  # the header names the proxy's clips
+    page.locator("#audit").scroll_into_view_if_needed()
+    shoot(page, tmp_path, "real_run_audit.png", full_page=True)
     assert errors == []
     page.close()
 

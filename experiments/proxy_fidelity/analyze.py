@@ -1,87 +1,134 @@
-"""Fidelity table from run.py's JSONL (docs/proxy_tasks.md, fidelity metrics): Kendall tau-b, Spearman rho, top-3
-overlap and
-regret of the proxy ranking against the reference ranking, next to the seed-to-seed noise ceiling.
+"""Fidelity table of benchmark v2 from run.py's JSONL: how well each proxy budget ranks the anchors like the
+reference budget, next to each budget's own seed-to-seed agreement (the ceiling any proxy can reach).
 
-    python experiments/proxy_fidelity/analyze.py /tmp/proxy_fidelity/results.jsonl \
-        --csv experiments/proxy_fidelity/results.csv
+    python experiments/proxy_fidelity/analyze.py experiments/proxy_fidelity/results.jsonl \\
+        --csv experiments/proxy_fidelity/results.csv [--record]
+
+Accuracies are on the search's validation split (what a search selects on); per anchor and budget the mean over
+the seeds present. Metrics (explorer.analysis.ranking): Kendall τ-b and Spearman ρ of proxy vs reference with
+bootstrap 90 % intervals over anchors, the mean pairwise seed-to-seed τ-b of each budget, the overlap of the top 5
+and the regret of the proxy's top pick. ``--record`` writes the default budget's numbers into
+explorer/analysis/fidelity.json, where every report whose proxy matches quotes them.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
+import sys
+from datetime import date
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from explorer.analysis.fidelity import proxy_key, record_measurement
+from explorer.analysis.ranking import bootstrap_interval, kendall_tau_b, regret, spearman, top_k_overlap
 
-def kendall_tau_b(a, b) -> float:
-    """Kendall tau-b (ties corrected); (1 + tau) / 2 is the fraction of untied pairs ordered alike."""
-    a, b = np.asarray(a, float), np.asarray(b, float)
-    i, j = np.triu_indices(len(a), k=1)
-    da, db = np.sign(a[i] - a[j]), np.sign(b[i] - b[j])
-    n_a, n_b = np.count_nonzero(da), np.count_nonzero(db)
-    return float((da * db).sum() / np.sqrt(n_a * n_b)) if n_a and n_b else float("nan")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from run import REFERENCE_FACTOR  # noqa: E402
 
-
-def spearman(a, b) -> float:
-    return float(pd.Series(a).rank().corr(pd.Series(b).rank()))
+BUDGET_ORDER = ("e3", "e6", "proxy", "reference")
 
 
-def top_k_overlap(proxy, reference, k: int = 3) -> float:
-    top = lambda s: set(np.argsort(-np.asarray(s, float), kind="stable")[:k])  # noqa: E731
-    return len(top(proxy) & top(reference)) / k
+def load_rows(path: Path) -> pd.DataFrame:
+    return pd.DataFrame([json.loads(line) for line in path.read_text().splitlines() if line.strip()])
 
 
-def bootstrap_tau(a, b, draws: int = 2000, seed: int = 0) -> tuple[float, float]:
-    """90 % interval of tau-b over architectures resampled with replacement."""
-    rng = np.random.default_rng(seed)
-    a, b = np.asarray(a, float), np.asarray(b, float)
-    taus = [kendall_tau_b(a[idx], b[idx]) for idx in rng.integers(0, len(a), (draws, len(a)))]
-    return tuple(np.nanpercentile(taus, [5, 95]).round(2))
-
-
-def tables(rows: list[dict]) -> tuple[pd.DataFrame, dict]:
-    df = pd.DataFrame(rows)
+def per_anchor(df: pd.DataFrame) -> pd.DataFrame:
+    """One row per anchor: accuracy per (budget, seed), the mean per budget, family and parameters."""
     wide = df.pivot_table(index="arch", columns=["budget", "seed"], values="accuracy")
     wide.columns = [f"{b}_s{s}" for b, s in wide.columns]
-    tse = df[df.budget == "proxy"].groupby("arch")["tse"].mean()
-    per_arch = wide.assign(
-        proxy=wide.filter(like="proxy_").mean(axis=1), reference=wide.filter(like="reference_").mean(axis=1),
-        proxy_tse=-tse, params=df.groupby("arch")["params"].first())
-    both = per_arch.dropna(subset=["proxy", "reference"])
-    stats = {"archs": len(both)}
-    if len(both) >= 3:
-        stats.update(tau=kendall_tau_b(both.proxy, both.reference), rho=spearman(both.proxy, both.reference),
-                     tau_ci90=bootstrap_tau(both.proxy, both.reference),
-                     top3=top_k_overlap(both.proxy, both.reference),
-                     regret_rank=int(both.reference.rank(ascending=False)[both.proxy.idxmax()]),
-                     tau_tse=kendall_tau_b(both.proxy_tse, both.reference),
-                     tau_params=kendall_tau_b(both.params, both.reference))
-    seed0 = per_arch[["proxy_s0", "reference_s0"]].dropna() if "reference_s0" in per_arch else []
-    if len(seed0) >= 3:  # one seed on both sides: the same archs, no mixing of seed counts
-        stats.update(tau_seed0=kendall_tau_b(seed0.proxy_s0, seed0.reference_s0),
-                     rho_seed0=spearman(seed0.proxy_s0, seed0.reference_s0), archs_seed0=len(seed0))
-    for budget in ("proxy", "reference"):
-        pair = per_arch[[f"{budget}_s0", f"{budget}_s1"]].dropna() if f"{budget}_s1" in per_arch else []
+    means = df.groupby(["arch", "budget"])["accuracy"].mean().unstack("budget")
+    info = df.groupby("arch")[["family", "params"]].first()
+    table = info.join(wide).join(means.add_suffix("_mean"))
+    sort = "reference_mean" if "reference_mean" in table else "proxy_mean"
+    return table.sort_values(sort, ascending=False)
+
+
+def seed_tau(df: pd.DataFrame, budget: str) -> tuple[float, int, int]:
+    """Mean pairwise seed-to-seed τ-b of one budget, the number of seed pairs and of anchors per pair (min)."""
+    wide = df[df.budget == budget].pivot_table(index="arch", columns="seed", values="accuracy")
+    taus, sizes = [], []
+    for a, b in itertools.combinations(wide.columns, 2):
+        pair = wide[[a, b]].dropna()
         if len(pair) >= 3:
-            stats[f"{budget}_seed_tau"] = kendall_tau_b(pair.iloc[:, 0], pair.iloc[:, 1])
-            stats[f"{budget}_seed_archs"] = len(pair)
-    return per_arch.sort_values("reference", ascending=False), stats
+            taus.append(kendall_tau_b(pair[a], pair[b]))
+            sizes.append(len(pair))
+    return (float(np.mean(taus)) if taus else float("nan")), len(taus), (min(sizes) if sizes else 0)
+
+
+def agreement(table: pd.DataFrame, proxy: str, reference: str = "reference") -> dict:
+    if f"{proxy}_mean" not in table or f"{reference}_mean" not in table:
+        return {"anchors": 0}
+    both = table.dropna(subset=[f"{proxy}_mean", f"{reference}_mean"])
+    if len(both) < 3:
+        return {"anchors": len(both)}
+    p, r = both[f"{proxy}_mean"], both[f"{reference}_mean"]
+    rank, gap = regret(p, r)
+    return {"anchors": len(both), "families": int(both["family"].nunique()),
+            "tau": kendall_tau_b(p, r), "tau_ci90": bootstrap_interval(kendall_tau_b, p, r),
+            "rho": spearman(p, r), "rho_ci90": bootstrap_interval(spearman, p, r),
+            "top5": top_k_overlap(p, r, k=5), "regret_rank": rank, "regret_points": 100 * gap,
+            "pick": str(p.idxmax())}
+
+
+def tradeoff(df: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame:
+    """Per budget: epochs, mean training time (s, one thread), seeds, τ-b against the reference and seed τ-b."""
+    rows = []
+    for budget in [b for b in BUDGET_ORDER if b in set(df.budget)]:
+        part = df[df.budget == budget]
+        tau, pairs, _ = seed_tau(df, budget)
+        agree = agreement(table, budget) if budget != "reference" else {}
+        rows.append({"budget": budget, "epochs": int(part["epochs"].iloc[0]),
+                     "mean_train_s": round(float(part["seconds"].mean()), 1), "seeds": int(part["seed"].nunique()),
+                     "anchors": int(part["arch"].nunique()), "tau_vs_reference": agree.get("tau", np.nan),
+                     "tau_ci90": agree.get("tau_ci90"), "seed_tau": tau, "seed_pairs": pairs})
+    return pd.DataFrame(rows)
+
+
+def measurement(df: pd.DataFrame, table: pd.DataFrame, readme: str) -> dict:
+    """The entry for explorer/analysis/fidelity.json: the default (proxy) budget of the ready spaces."""
+    from anchors import ANCHORS, load_anchor_space
+
+    from explorer.search import VAL_FRACTION
+
+    space = load_anchor_space(ANCHORS[0])
+    budget = space.budget.model_dump()
+    agree = agreement(table, "proxy")
+    seed, _, _ = seed_tau(df, "proxy")
+    proxy = df[df.budget == "proxy"]
+    return {"proxy": proxy_key(f"{space.task.name}/{space.task.preset}", budget, VAL_FRACTION),
+            "benchmark": "v2", "anchors": int(proxy["arch"].nunique()),
+            "families": int(proxy["family"].nunique()), "proxy_seeds": int(proxy["seed"].nunique()),
+            "reference_epochs": REFERENCE_FACTOR * budget["epochs"],
+            "kendall_tau_b": None if np.isnan(agree.get("tau", np.nan)) else round(agree["tau"], 3),
+            "tau_ci90": [round(v, 3) for v in agree["tau_ci90"]] if "tau_ci90" in agree else None,
+            "proxy_seed_tau": None if np.isnan(seed) else round(seed, 3),
+            "readme": readme, "measured": date.today().isoformat()}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("jsonl", type=Path)
-    parser.add_argument("--csv", type=Path, help="write the per-architecture table here")
+    parser.add_argument("--csv", type=Path, help="write the per-anchor table here")
+    parser.add_argument("--record", action="store_true",
+                        help="write the default budget's measurement into explorer/analysis/fidelity.json")
     args = parser.parse_args()
-    rows = [json.loads(line) for line in args.jsonl.read_text().splitlines() if line.strip()]
-    per_arch, stats = tables(rows)
+    df = load_rows(args.jsonl)
+    table = per_anchor(df)
     if args.csv:
-        per_arch.round(4).to_csv(args.csv)
-    print(per_arch.round(3).to_markdown())
-    print(json.dumps({k: (round(v, 3) if isinstance(v, float) else v) for k, v in stats.items()}, indent=1))
+        table.round(4).to_csv(args.csv)
+    print(table.round(3).to_markdown())
+    print()
+    print(tradeoff(df, table).round(3).to_markdown(index=False))
+    print(json.dumps({k: (round(v, 3) if isinstance(v, float) else v) for k, v in agreement(table, "proxy").items()},
+                     indent=1, default=lambda v: [round(x, 3) for x in v]))
+    if args.record:
+        entry = measurement(df, table, "experiments/proxy_fidelity/README.md")
+        record_measurement(entry)
+        print(f"recorded: {json.dumps(entry)}")
 
 
 if __name__ == "__main__":

@@ -23,6 +23,9 @@ import pandas as pd
 
 from explorer import analysis
 from explorer.analysis import Objective
+from explorer.analysis.audit import AuditSummary, load_audit, summarize_audit
+from explorer.analysis.fidelity import describe, measurement_for
+from explorer.report.audit import audit_section, audit_traces
 from explorer.report.html import (
     CSS,
     JS,
@@ -95,6 +98,8 @@ def _header(meta: dict, objectives: list[Objective], counts: dict[str, int], liv
         counts_text += f" ({counts['infeasible']} infeasible)"
     items = [
         ("task", meta.get("task", "–")),
+        ("proxy", _proxy_text(meta)),
+        ("fidelity", describe(measurement_for(meta))),
         ("objectives", ", ".join(str(o) for o in objectives)),
         ("trials", counts_text),
         ("wall time", fmt_duration(meta.get("wall_time_s"))),
@@ -113,6 +118,15 @@ def _header(meta: dict, objectives: list[Objective], counts: dict[str, int], liv
     downloads = ('<p class="downloads">download: <a href="trials.csv" download>trials.csv</a> · '
                  '<a href="trials.parquet" download>trials.parquet</a> · <a href="run.json">run.json</a></p>')
     return f"<h1>{html.escape(str(name))}</h1>\n{banner}<dl class=\"meta\">{rows}</dl>{downloads}"
+
+
+def _proxy_text(meta: dict) -> str:
+    """How each trial was trained: clips per split, epochs, batch, learning rate, init."""
+    budget, clips = meta.get("budget") or {}, meta.get("clips") or {}
+    sizes = (f"{clips['train']:,} training / {clips['val']:,} validation / {clips['test']:,} test clips, "
+             if {"train", "val", "test"} <= set(clips) else "")
+    return (f"{sizes}{budget.get('epochs', '–')} epochs, batch {budget.get('batch_size', '–')}, "
+            f"AdamW lr {budget.get('lr', '–')}, {budget.get('init', 'width_scaled')} init; selected on validation")
 
 
 def _trials_table(df: pd.DataFrame, on_front: np.ndarray, metrics: list[str], params: list[str]) -> str:
@@ -297,11 +311,16 @@ def _per_choice_figure(trials: pd.DataFrame, params: list[str], quality: Objecti
 
 
 def render_page(meta: dict, trials: pd.DataFrame, *, run_dir: str | Path | None = None, live: bool = False,
-                plotly_src: str | None = f"../{PLOTLY_JS}") -> str:
+                plotly_src: str | None = f"../{PLOTLY_JS}", audit: pd.DataFrame | None = None) -> str:
     """The whole index.html of a run, as text. `plotly_src`: where the page loads plotly.min.js from (None inlines
-    it). `live`: the page reloads itself and says the search is running; importance waits for the end."""
+    it). `live`: the page reloads itself and says the search is running; importance waits for the end. `audit`:
+    the run's audit rows (`explorer.analysis.audit.load_audit`), drawn as error bars and the audit section."""
     objectives = analysis.parse_objectives(meta["objectives"])
     quality, costs = analysis.split_objectives(objectives)
+    epochs = (meta.get("budget") or {}).get("epochs")
+    summary: AuditSummary | None = None
+    if audit is not None and len(audit) and quality.metric in trials.columns:
+        summary = summarize_audit(trials, audit, quality.metric, epochs=epochs)
     metrics = [o.metric for o in objectives]
     metrics += [m for m in analysis.METRIC_COLUMNS if m in trials.columns and m not in metrics]
     params = analysis.param_columns(trials)
@@ -314,9 +333,13 @@ def render_page(meta: dict, trials: pd.DataFrame, *, run_dir: str | Path | None 
             charts.append(f'<p class="note">No column for objective {html.escape(cost.metric)}.</p>')
             continue
         data, layout = pareto_figure(analysis.pareto_table(trials, [quality, cost]), quality, cost, metrics, params)
+        if summary is not None:
+            data += audit_traces(summary, trials, quality, cost)
         charts.append(plot(f"fig-{cost.metric}", data, layout, css="pareto", height=460))
     sections = [f'<h2>Speed–accuracy</h2><p class="note">Click a point for its card.</p>'
                 f'<div class="charts">{"".join(charts)}</div>']
+    if not live:
+        sections.append(audit_section(summary, quality, meta.get("audit"), epochs))
     has_complete = counts["complete"] > 0 and all(o.metric in trials.columns for o in objectives)
     if has_complete:
         on_front = analysis.front_mask(trials, objectives)
@@ -369,7 +392,7 @@ def write_report(run_dir: str | Path, live: bool | None = None, self_contained: 
     if not self_contained:
         write_plotly_js(run_dir.resolve().parent)
     page = render_page(meta, analysis.load_trials(run_dir), run_dir=run_dir, live=live,
-                       plotly_src=None if self_contained else f"../{PLOTLY_JS}")
+                       plotly_src=None if self_contained else f"../{PLOTLY_JS}", audit=load_audit(run_dir))
     path = run_dir / "index.html"
     tmp = run_dir / f".index.html.{os.getpid()}.tmp"  # a live page reloads every few seconds: never show half a page
     tmp.write_text(page, encoding="utf-8")

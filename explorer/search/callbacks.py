@@ -55,15 +55,16 @@ def live_table_callback(space: SearchSpace, run_dir: Path):
     return _LiveTable()
 
 
-def progress_callback(total: int):
+def progress_callback(total: int, label: str = "search"):
     """A Tune callback drawing a rich progress bar (built lazily so importing this module needs no Ray)."""
     from ray.tune import Callback
 
     class _Progress(Callback):
         """A rich progress bar over finished trials, with the best accuracy so far."""
 
-        def __init__(self, total: int):
+        def __init__(self, total: int, label: str):
             self.total, self.done, self.failed, self.best = total, 0, 0, float("nan")
+            self.label = label
             self._bar = self._task = None
 
         def __getstate__(self):  # Tune pickles its run config: the live bar stays behind
@@ -72,7 +73,7 @@ def progress_callback(total: int):
         def setup(self, **info):
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-            self._bar = Progress(TextColumn("[bold]search"), BarColumn(), MofNCompleteColumn(),
+            self._bar = Progress(TextColumn(f"[bold]{self.label}"), BarColumn(), MofNCompleteColumn(),
                                  TimeElapsedColumn(), TextColumn("{task.description}"), transient=False)
             self._task = self._bar.add_task("starting Ray workers…", total=self.total)
             self._bar.start()
@@ -102,4 +103,4 @@ def progress_callback(total: int):
             if self._bar is not None:
                 self._bar.stop()
 
-    return _Progress(total)
+    return _Progress(total, label)

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from explorer.logs import optuna_warnings_only
+from explorer.search.audit import run_audit_jobs
 from explorer.search.callbacks import live_table_callback, progress_callback
 from explorer.search.rundir import (
     keep_lost_rows,
@@ -19,13 +20,15 @@ from explorer.search.rundir import (
     read_meta,
     stale_run_reason,
     trials_table,
+    update_meta,
     write_meta,
     write_resolved_space,
     write_table,
 )
 from explorer.search.samplers import define_by_run, space_sampler
-from explorer.search.trial import run_trial
+from explorer.search.trial import VAL_FRACTION, run_trial, trial_resources
 from explorer.space import SearchSpace, load_space
+from explorer.space.schema import AuditSpec
 
 # a 2-core laptop or CI box: Ray must not pre-start workers or phone home (see docs/environment.md)
 _RAY_ENV = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_enable_worker_prestart": "0", "RAY_AIR_NEW_OUTPUT": "0",
@@ -117,11 +120,6 @@ def _scheduler(space: SearchSpace):
                          reduction_factor=spec.reduction_factor)
 
 
-def _resources(space: SearchSpace) -> dict[str, float]:
-    gpus = float(getattr(space.budget, "gpus_per_trial", 0) or 0)
-    return {"cpu": space.budget.cpus_per_trial, **({"gpu": gpus} if gpus else {})}
-
-
 def _searcher(space: SearchSpace, run_dir: Path):
     import optuna
     from ray.tune.search import ConcurrencyLimiter
@@ -142,7 +140,7 @@ def _trainable(space: SearchSpace, run_dir: Path):
 
     return tune.with_resources(
         tune.with_parameters(run_trial, space_data=space.model_dump(mode="json"), cache_dir=str(run_dir / "cache")),
-        _resources(space))
+        trial_resources(space))
 
 
 def _callbacks(space: SearchSpace, run_dir: Path, progress: bool, live: bool, trials: int) -> list:
@@ -164,20 +162,23 @@ def with_budget(space: SearchSpace, **overrides: Any) -> SearchSpace:
 MAX_SKIPPED_LISTED = 1000  # run.json lists this many skipped clips (and counts them all)
 
 
-def skipped_clips(space: SearchSpace) -> list[dict[str, str]]:
-    """Load the task once on the driver and return the clips it had to skip (path, reason).
+def task_facts(space: SearchSpace) -> tuple[list[dict[str, str]], dict[str, int]]:
+    """Load the task once on the driver: the clips it had to skip (path, reason) and the clips per split.
 
     A dataset's unreadable clips were only warned about inside the Ray workers, where nobody saw them; loaded here
-    they are recorded in run.json and shown by the report and at the end of the search. The load also fills the data
-    cache the local trials then read, instead of each decoding or generating the clips at the same time."""
+    they are recorded in run.json and shown by the report and at the end of the search, beside the number of
+    training, validation and test clips the proxy had (the report's header names them). The load also fills the
+    data cache the local trials then read, instead of each decoding or generating the clips at the same time."""
     import warnings
 
-    from explorer.data import load_task
+    from explorer.data import load_task, with_validation
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the skipped clips are returned, and said once by the caller
         data = load_task(space.task)
-    return [{"path": s.path, "reason": s.reason} for s in getattr(data, "skipped", None) or []]
+    split = with_validation(data, VAL_FRACTION, seed=space.task.seed)
+    sizes = {"train": len(split.train_y), "val": len(split.val_y), "test": len(split.test_y)}
+    return [{"path": s.path, "reason": s.reason} for s in getattr(data, "skipped", None) or []], sizes
 
 
 @optuna_warnings_only()
@@ -206,7 +207,7 @@ def run_search(space_path: str | Path | None = None, out_root: str | Path = "rep
         if not address:
             check_local_resources(space, num_cpus)
     try:  # before a new run folder exists: a dataset without readable clips fails here
-        skipped = skipped_clips(space)
+        skipped, sizes = task_facts(space)
     except ValueError as err:
         raise SetupError(str(err)) from None
     if not resume:
@@ -214,14 +215,9 @@ def run_search(space_path: str | Path | None = None, out_root: str | Path = "rep
         run_dir.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(space_path, run_dir / "space.yaml")
         write_resolved_space(run_dir, space)
-    clips = {"skipped_clips": skipped[:MAX_SKIPPED_LISTED], "skipped_count": len(skipped)}
+    clips = {"skipped_clips": skipped[:MAX_SKIPPED_LISTED], "skipped_count": len(skipped), "clips": sizes}
     write_meta(run_dir, space, str(space_path), wall_time_s=None, state="running", **clips)
-    for key, value in _RAY_ENV.items():
-        os.environ.setdefault(key, value)
-    if not address and "ray" not in sys.modules:
-        # the local Ray's default (token auth on), said explicitly so Ray does not warn about it; Ray reads the mode
-        # when it is imported, so once something has imported it, setting it here would break ray.init instead
-        os.environ.setdefault("RAY_AUTH_MODE", "token")
+    _ray_environment(address)
 
     from ray import tune
 
@@ -254,12 +250,74 @@ def run_search(space_path: str | Path | None = None, out_root: str | Path = "rep
         results = tuner.fit()
         table = trials_table(space, results, run_dir)
         table = keep_lost_rows(table, run_dir, set(table["trial_id"].astype(str)))
+        write_table(table, run_dir)
+        search_s = round(time.perf_counter() - started, 2)
+        if space.budget.audit.enabled:
+            write_meta(run_dir, space, str(space_path), wall_time_s=search_s, concurrency=concurrency,
+                       address=address or "local", state="auditing", **clips)
+            audit_started = time.perf_counter()
+            run_audit_jobs(space, run_dir, space.budget.audit, progress)
+            update_meta(run_dir, audit=_audit_record(space.budget.audit, time.perf_counter() - audit_started))
     finally:
         if we_started_ray:
             import ray
 
             ray.shutdown()
-    write_table(table, run_dir)
-    write_meta(run_dir, space, str(space_path), wall_time_s=round(time.perf_counter() - started, 2),
-                concurrency=concurrency, address=address or "local", state="finished", **clips)
+    write_meta(run_dir, space, str(space_path), wall_time_s=search_s, concurrency=concurrency,
+               address=address or "local", state="finished", **clips)
+    return write_report(run_dir)
+
+
+def _ray_environment(address: str | None) -> None:
+    for key, value in _RAY_ENV.items():
+        os.environ.setdefault(key, value)
+    if not address and "ray" not in sys.modules:
+        # the local Ray's default (token auth on), said explicitly so Ray does not warn about it; Ray reads the mode
+        # when it is imported, so once something has imported it, setting it here would break ray.init instead
+        os.environ.setdefault("RAY_AUTH_MODE", "token")
+
+
+def _audit_record(spec: AuditSpec, seconds: float) -> dict[str, Any]:
+    return {**spec.model_dump(), "wall_time_s": round(seconds, 2)}
+
+
+def audit_spec(space: SearchSpace, **overrides: Any) -> AuditSpec:
+    """The run's audit settings with command-line overrides (None leaves a field alone), switched on."""
+    changes = {k: v for k, v in overrides.items() if v is not None}
+    return AuditSpec.model_validate({**space.budget.audit.model_dump(), **changes, "enabled": True})
+
+
+@optuna_warnings_only()
+def run_audit(run_dir: str | Path, address: str | None = None, num_cpus: int | None = None, progress: bool = True,
+              **overrides: Any) -> Path:
+    """Audit an existing run folder (``explorer audit RUN``): retrain its front's best and a few random trials with
+    other seeds (``overrides``: front, random, seeds, reference_epochs); returns the rewritten report's path.
+    Run again after an interruption, it resumes: finished retrainings stay, the others run."""
+    run_dir = Path(run_dir).resolve()
+    meta = read_meta(run_dir)
+    reason = stale_run_reason(run_dir, meta)
+    if reason:
+        raise SetupError(reason)
+    if meta.get("state") == "running":
+        raise SetupError(f"{run_dir}: its search has not finished (resume it with `explorer search --resume "
+                         f"{run_dir}`, which audits it at the end when its space asks for an audit)")
+    space = load_run_space(run_dir, meta)
+    spec = audit_spec(space, **overrides)
+    if not address:
+        check_local_resources(space, num_cpus)
+    _ray_environment(address)
+    from explorer.report import write_report
+
+    started = time.perf_counter()
+    we_started_ray = _init_ray(address, _local_cpus(space, num_cpus))
+    try:
+        if address:
+            _check_cluster_resources(space, address)
+        run_audit_jobs(space, run_dir, spec, progress)
+    finally:
+        if we_started_ray:
+            import ray
+
+            ray.shutdown()
+    update_meta(run_dir, audit=_audit_record(spec, time.perf_counter() - started))
     return write_report(run_dir)

@@ -39,14 +39,16 @@ def _history(rows: list[dict[str, Any]]) -> str:
 
 
 def trial_row(space: SearchSpace, run_dir: Path, number: int, trial_id: str, config: dict[str, Any],
-              metrics: dict[str, Any], history: list[dict[str, Any]], error: BaseException | None) -> dict[str, Any]:
-    """One row of the trials table (also writes the trial's Arch JSON under ``archs/``)."""
+              metrics: dict[str, Any], history: list[dict[str, Any]], error: BaseException | None,
+              arch=None) -> dict[str, Any]:
+    """One row of the trials table (also writes the trial's Arch JSON under ``archs/``); ``arch``: the trial's Arch
+    when it is known already (an audit row), else rebuilt from ``config``."""
     status = metrics.get("trial_status") or status_of(error)
     epochs = int(metrics.get("epoch", 0) or 0)
     if status == "COMPLETE" and epochs < space.budget.epochs:
         status = "STOPPED"  # the scheduler (ASHA) ended it early: its accuracy is not comparable
     row: dict[str, Any] = {"number": number, "trial_id": trial_id, "status": status,
-                           "error": metrics.get("trial_error") or error_text(error)}
+                           "error": metrics.get("trial_error") or error_text(error), "role": "search"}
     for key in METRIC_COLUMNS:
         row[key] = float(metrics[key]) if metrics.get(key) is not None else float("nan")
     row["epochs"] = epochs
@@ -56,7 +58,7 @@ def trial_row(space: SearchSpace, run_dir: Path, number: int, trial_id: str, con
     row["attempts"] = int(metrics.get("attempt", 1) or 1)
     row["history_json"] = _history(history)
     try:
-        arch = arch_from_params(space, config)
+        arch = arch if arch is not None else arch_from_params(space, config)
         row["arch_hash"], row["arch_summary"], row["arch_json"] = arch.content_hash, arch.summary(), arch.to_json(None)
         spec = run_dir / "archs" / f"{arch.content_hash}.json"
         if not spec.exists():  # the live table rebuilds every finished row after each trial: write each spec once
@@ -121,6 +123,20 @@ def keep_lost_rows(df, run_dir: Path, known_ids: set[str]):
     return df.sort_values("number", kind="stable").reset_index(drop=True)
 
 
+def upsert_rows(run_dir: Path, rows: list[dict[str, Any]]) -> None:
+    """Add ``rows`` to the trials table on disk, replacing rows with the same trial_id (the audit writes each of
+    its rows as it finishes; a resumed audit writes them again)."""
+    import pandas as pd
+
+    path = run_dir / "trials.parquet"
+    new = pd.DataFrame(rows)
+    if path.exists():
+        old = pd.read_parquet(path)
+        new = pd.concat([old[~old["trial_id"].astype(str).isin(new["trial_id"].astype(str))], new],
+                        ignore_index=True)
+    write_table(new.sort_values("number", kind="stable").reset_index(drop=True), run_dir)
+
+
 def write_table(df, run_dir: Path) -> None:
     # params mix ints and strings across rows of one column: parquet needs one type per column
     out = df.copy()
@@ -173,12 +189,20 @@ def write_meta(run_dir: Path, space: SearchSpace, space_path: str, **extra: Any)
         **extra,
     }
     path = run_dir / "run.json"
-    if path.exists():  # keep what an earlier write recorded (creation time) and update the rest
+    if path.exists():  # keep what an earlier write recorded (creation time, the audit's record), update the rest
         old = json.loads(path.read_text())
-        meta = {**meta, **{k: old[k] for k in ("created",) if k in old}}
+        meta = {**meta, **{k: old[k] for k in ("created", "audit") if k in old and k not in extra}}
     tmp = run_dir / ".run.json.tmp"
     tmp.write_text(json.dumps(meta, indent=2))
     os.replace(tmp, path)
+
+
+def update_meta(run_dir: Path, **fields: Any) -> None:
+    """Set some fields of an existing ``run.json`` and keep the rest."""
+    meta = {**read_meta(run_dir), **fields}
+    tmp = run_dir / ".run.json.tmp"
+    tmp.write_text(json.dumps(meta, indent=2))
+    os.replace(tmp, run_dir / "run.json")
 
 
 def read_meta(run_dir: Path) -> dict[str, Any]:

@@ -127,21 +127,46 @@ def run_trial(config: dict[str, Any], space_data: dict[str, Any], cache_dir: str
     """One Ray Tune trial. A trial that fails in our code (an invalid combination, a constraint, NaN, OOM) reports
     its status and error as its last result instead of raising: the search records it and goes on, and Tune's
     retries (``budget.retries``) are left for what only Ray sees fail: a worker process or node that died."""
+    _guarded(config, parse_space(space_data), Path(cache_dir), seed=None)
+
+
+def run_audit_trial(config: dict[str, Any], space_data: dict[str, Any], cache_dir: str) -> None:
+    """One retraining of the front audit: ``config["job"]`` holds the audited trial's Arch (``arch_json``), the
+    training ``seed`` and the ``epochs``; otherwise exactly the search's recipe, failures recorded the same way."""
+    from explorer.arch import Arch
+
+    job = config["job"]
+    space = with_epochs(parse_space(space_data), int(job["epochs"]))
+    _guarded({}, space, Path(cache_dir), seed=int(job["seed"]), arch=Arch.from_json(job["arch_json"]))
+
+
+def with_epochs(space: SearchSpace, epochs: int) -> SearchSpace:
+    """The space with another training length (the audit's reference budget)."""
+    if epochs == space.budget.epochs:
+        return space
+    return space.model_copy(update={"budget": space.budget.model_copy(update={"epochs": epochs})})
+
+
+def _guarded(config: dict[str, Any], space: SearchSpace, cache: Path, seed: int | None, arch=None) -> None:
     from ray import tune
 
     started = time.perf_counter()
-    space = parse_space(space_data)
-    cache = Path(cache_dir)
     node_ip = _node_ip()
     where = {"node_ip": node_ip, "attempt": _attempt(cache, tune.get_context().get_trial_id(), node_ip)}
     try:
-        _train_or_replay(config, space, cache, started, where)
+        _train_or_replay(config, space, cache, started, where, seed, arch)
     except Exception as err:  # noqa: BLE001 - every failure is recorded with its reason
         # every objective NaN: Optuna records the trial as failed, Tune as finished
         constraint = {"constraint": err.constraint, "constraint_excess": err.excess} \
             if isinstance(err, Infeasible) else {}
         tune.report({**{m: float("nan") for m in space.metric_names}, **where, "trial_status": status_of(err),
                      "trial_error": error_text(err), "trial_time_s": time.perf_counter() - started, **constraint})
+
+
+def trial_resources(space: SearchSpace) -> dict[str, float]:
+    """What one trial asks Ray for: its CPUs, and its GPU share when it has one."""
+    gpus = float(getattr(space.budget, "gpus_per_trial", 0) or 0)
+    return {"cpu": space.budget.cpus_per_trial, **({"gpu": gpus} if gpus else {})}
 
 
 def _trial_device(space: SearchSpace) -> str:
@@ -152,24 +177,26 @@ def _trial_device(space: SearchSpace) -> str:
     return "cuda" if gpus > 0 and torch.cuda.is_available() else "cpu"
 
 
-def train_config(space: SearchSpace, threads: int) -> TrainConfig:
-    """The one recipe every trial of ``space`` is trained with (explorer.train.TrainConfig), from its budget."""
+def train_config(space: SearchSpace, threads: int, seed: int | None = None) -> TrainConfig:
+    """The one recipe every trial of ``space`` is trained with (explorer.train.TrainConfig), from its budget;
+    ``seed`` (init and batch order) defaults to the task's."""
     from explorer.train import RELEASE_GAIN, TrainConfig
 
     budget = space.budget
     return TrainConfig(epochs=budget.epochs, batch_size=budget.batch_size, lr=budget.lr, warmup_frac=budget.warmup,
-                       seed=space.task.seed, threads=threads, device=_trial_device(space),
+                       seed=space.task.seed if seed is None else seed, threads=threads, device=_trial_device(space),
                        init_gain=RELEASE_GAIN if budget.init == "width_scaled" else None)
 
 
 def _train_or_replay(config: dict[str, Any], space: SearchSpace, cache: Path, started: float,
-                     where: dict[str, Any]) -> None:
+                     where: dict[str, Any], seed: int | None = None, arch=None) -> None:
     """Build the sampled Arch, measure its cost (before training, so infeasible samples cost nothing and every
     report carries every objective), then train and report after every epoch.
 
     Samplers propose the same architecture twice in small spaces; training is deterministic per seed, so a trial
     whose Arch hash already finished in this run replays that trial's reports instead of training again (the
-    cache lives in the run folder: on a cluster without a shared file system, workers simply train)."""
+    cache lives in the run folder: on a cluster without a shared file system, workers simply train). An audit's
+    retraining (``seed`` and its ``arch`` given) is cached under its seed and length, apart from the search's."""
     import torch
     from ray import tune
 
@@ -178,18 +205,19 @@ def _train_or_replay(config: dict[str, Any], space: SearchSpace, cache: Path, st
 
     threads = space.budget.cpus_per_trial
     torch.set_num_threads(threads)
-    arch = arch_from_params(space, config)
-    cached = _cached_reports(cache, arch.content_hash)
+    arch = arch if arch is not None else arch_from_params(space, config)
+    key = arch.content_hash if seed is None else f"{arch.content_hash}.s{seed}.e{space.budget.epochs}"
+    cached = _cached_reports(cache, key)
     if cached is not None:
         for report in cached:
             tune.report({**report, **where, "cached": 1.0, "train_time_s": 0.0,
                          "trial_time_s": time.perf_counter() - started})
         return
-    torch.manual_seed(space.task.seed)
+    torch.manual_seed(space.task.seed if seed is None else seed)
     model = build(arch)
     cost, breakdown = trial_cost(space, arch, model, threads)  # raises Infeasible before any timing
     data = _task_data(space)
-    train_cfg = train_config(space, threads)
+    train_cfg = train_config(space, threads, seed)
     reports = []
     for result in train_epochs(model, data, train_cfg):
         reports.append({"accuracy": result.accuracy, "val_accuracy": result.accuracy,
@@ -197,7 +225,7 @@ def _train_or_replay(config: dict[str, Any], space: SearchSpace, cache: Path, st
                         "train_loss": result.train_loss, "epoch": result.epoch,
                         "train_time_s": result.train_time_s, "cached": 0.0})
         tune.report({**reports[-1], **where, "trial_time_s": time.perf_counter() - started})
-    _store_reports(cache, arch.content_hash, reports)
+    _store_reports(cache, key, reports)
 
 
 def error_text(error: BaseException | None) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any, Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt
+from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, field_validator
 
 from explorer.data.tasks import TaskConfig
 from explorer.metrics import PREDICTABLE_COSTS
@@ -29,6 +29,18 @@ class ObjectiveSpec(_Strict):
     device: Literal["cpu", "cuda"] = "cpu"  # where latency/throughput/memory are measured
 
 
+class AuditSpec(_Strict):
+    """The front audit after a search: the ``front`` most accurate Pareto points and ``random`` other complete trials
+    are trained again with ``seeds`` other seeds (and once at ``reference_epochs``, when set), through the same Ray
+    Tune machinery; the report shows how the front's order held. ``audit: true`` is ``{enabled: true}``, and a
+    mapping without ``enabled`` turns it on."""
+    enabled: bool = False  # the ready spaces turn it on (search_spaces/base/proxy.yaml)
+    front: int = Field(3, ge=0, le=1_000)
+    random: int = Field(2, ge=0, le=1_000)
+    seeds: int = Field(1, ge=1, le=100)
+    reference_epochs: Optional[int] = Field(None, ge=1, le=1_000)
+
+
 class BudgetSpec(_Strict):
     # upper bounds far above any proxy search, so a typo (an extra 000) is refused instead of running for days;
     # CPUs and GPUs per trial are also checked against the machine or cluster when a search starts
@@ -48,6 +60,15 @@ class BudgetSpec(_Strict):
     # width_scaled: Linear weights redrawn at σ = 0.55/√fan_in, so a narrow proxy model's blocks start as strong as a
     # released model's (explorer.train.width_scaled_init); release: trained as built (σ = 0.02)
     init: Literal["width_scaled", "release"] = "width_scaled"
+    audit: AuditSpec = Field(default_factory=AuditSpec)
+
+    @field_validator("audit", mode="before")
+    @classmethod
+    def _audit_switch(cls, value: Any) -> Any:
+        if isinstance(value, bool):
+            return {"enabled": value}
+        # a mapping asks for an audit unless it says otherwise: `audit: {front: 5}` runs one
+        return {"enabled": True, **value} if isinstance(value, dict) else value
 
 
 

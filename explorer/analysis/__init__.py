@@ -28,11 +28,13 @@ STATUS_FAILED = "FAILED"
 STATUS_INFEASIBLE = "INFEASIBLE"
 STATUS_STOPPED = "STOPPED"  # ended early by the scheduler (ASHA): pruned in study.db
 PARAM_PREFIX = "param."
+# a row of the trials table is a search trial, or an audit run retraining one (explorer.analysis.audit)
+SEARCH_ROLE, AUDIT_ROLE = "search", "audit"
 QUALITY_METRIC = "accuracy"  # the proxy's top-1: the quality axis whenever it is an objective
 # accuracy is what selection used (validation in a search); test_accuracy is shown beside it, never selected on
 METRIC_COLUMNS = ("accuracy", "test_accuracy", "gflops", "params_m", "latency_ms")
 # Columns that are text even when every value looks like a number (an arch hash can be all digits, or "1e5...").
-TEXT_COLUMNS = ("trial_id", "status", "error", "arch_hash", "arch_summary", "arch_json")
+TEXT_COLUMNS = ("trial_id", "status", "error", "arch_hash", "arch_summary", "arch_json", "role", "audit_reason")
 
 
 @dataclass(frozen=True)
@@ -118,8 +120,9 @@ def _read_table(path: Path) -> pd.DataFrame:
         raise RunFolderError(f"{path}: unreadable ({_reason(err)})") from None
 
 
-def load_trials(run_dir: str | Path) -> pd.DataFrame:
-    """The trials table of a run (`trials.parquet`, else `trials.csv`), ordered by trial number.
+def load_trials(run_dir: str | Path, role: str | None = SEARCH_ROLE) -> pd.DataFrame:
+    """The trials table of a run (`trials.parquet`, else `trials.csv`), ordered by trial number: the search's
+    trials (``role="search"``, the default), the audit's retrainings (``role="audit"``) or every row (None).
 
     Text columns are text whichever file they came from, with "" for a missing error. A `trials.parquet` that
     cannot be read falls back to `trials.csv` (the same table, written after it), with a warning naming the
@@ -142,6 +145,9 @@ def load_trials(run_dir: str | Path) -> pd.DataFrame:
     df = df.assign(**{c: pd.to_numeric(df[c], errors="coerce") for c in METRIC_COLUMNS if c in df.columns})
     if "number" in df.columns:
         df = df.sort_values("number", kind="stable").reset_index(drop=True)
+    if role is not None:  # tables written before audits existed have no role column: all search trials
+        roles = df["role"].replace("", SEARCH_ROLE) if "role" in df.columns else pd.Series(SEARCH_ROLE, df.index)
+        df = df[roles == role].reset_index(drop=True)
     return df
 
 
