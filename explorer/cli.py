@@ -52,15 +52,17 @@ def _add_audit(sub) -> None:
                     "once at a longer budget) through Ray Tune. Their rows join the trials table (role audit, not "
                     "counted as search trials) and the report shows seed-noise error bars on the audited points, "
                     "the Kendall tau between search and audit accuracy, and whether the front's order held. "
-                    "Interrupted, run it again: finished retrainings are kept. Defaults: the run's budget.audit.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                    "Interrupted, run it again: finished retrainings are kept. Defaults: the run's budget.audit.")
     a.add_argument("run", help="a finished run folder, e.g. reports/tiny-20261123-101500")
     a.add_argument("--front", type=int, default=None, help="most accurate Pareto points to audit (default: the "
                    "run's budget.audit.front, 3)")
-    a.add_argument("--random", type=int, default=None, help="other complete trials drawn at random (default 2)")
-    a.add_argument("--seeds", type=int, default=None, help="other training seeds per audited trial (default 1)")
+    a.add_argument("--random", type=int, default=None, help="other complete trials drawn at random (default: the run's "
+                   "budget.audit.random, 2)")
+    a.add_argument("--seeds", type=int, default=None, help="other training seeds per audited trial (default: the run's "
+                   "budget.audit.seeds, 1)")
     a.add_argument("--reference-epochs", type=int, default=None,
-                   help="also train each audited trial once for this many epochs (the search's seed)")
+                   help="also train each audited trial once for this many epochs, with the search's seed (default: the "
+                        "run's budget.audit.reference_epochs, none)")
     a.add_argument("--address", default=None, help="Ray cluster address (default: a local Ray, or $RAY_ADDRESS)")
     a.add_argument("--num-cpus", type=int, default=None, help="CPUs for the local Ray")
     a.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -278,10 +280,10 @@ def cmd_audit(args: argparse.Namespace) -> int:
     from explorer.search import SetupError
     from explorer.search.driver import run_audit
 
-    for name in ("front", "random", "seeds", "reference_epochs"):
+    for name, least in (("front", 0), ("random", 0), ("seeds", 1), ("reference_epochs", 1)):
         value = getattr(args, name)
-        if value is not None and (value < 0 or (value == 0 and name in ("seeds", "reference_epochs"))):
-            return _fail(f"--{name.replace('_', '-')} {value}: expected a positive count")
+        if value is not None and value < least:
+            return _fail(f"--{name.replace('_', '-')} {value}: expected {least} or more")
     address = args.address or os.environ.get("RAY_ADDRESS")
     try:
         report = run_audit(args.run, address=address, num_cpus=args.num_cpus, progress=not args.no_progress,

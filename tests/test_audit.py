@@ -248,3 +248,25 @@ def test_explorer_audit_on_a_finished_run_and_its_resume_after_sigkill(tmp_path)
     # the retrainings finished before the kill were not run again
     assert kept["trial_time_s"].tolist() == pytest.approx(before["trial_time_s"].tolist())
     assert len(load_trials(run_dir)) == 4  # the search's rows are untouched
+
+
+# --- bad input: one line, exit 2, nothing started ----------------------------------------------------------------
+
+def test_audit_refuses_a_missing_folder_bad_counts_and_a_running_search(tmp_path, capsys) -> None:
+    from test_report import make_run
+
+    from explorer.cli import main
+
+    assert main(["audit", str(tmp_path / "nothing")]) == 2
+    assert "not a run folder" in capsys.readouterr().err
+    run = tmp_path / "run"
+    make_run(run)
+    for flag, value, least in (("--seeds", "0", 1), ("--front", "-1", 0), ("--reference-epochs", "0", 1)):
+        assert main(["audit", str(run), flag, value]) == 2
+        assert f"{flag} {value}: expected {least} or more" in capsys.readouterr().err
+    meta = json.loads((run / "run.json").read_text())
+    (run / "run.json").write_text(json.dumps({**meta, "state": "running", "recipe": {}}))
+    assert main(["audit", str(run)]) == 2
+    err = capsys.readouterr().err
+    assert "its search has not finished" in err and err.count("\n") == 1
+    assert not (run / "audit").exists() and len(load_trials(run, role=None)) == len(load_trials(run))

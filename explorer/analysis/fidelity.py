@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 MEASUREMENTS = Path(__file__).with_name("fidelity.json")
+BENCHMARK_README = "experiments/proxy_fidelity/README.md"
+_REPO = Path(__file__).resolve().parents[2]  # the checkout, for an editable install
 # the recipe fields that make two proxies the same (explorer.space.schema.BudgetSpec)
 RECIPE_KEYS = ("epochs", "batch_size", "lr", "warmup", "init")
 
@@ -67,3 +69,10 @@ def describe(entry: dict[str, Any] | None) -> str:
         parts.append(f"seed-to-seed τ-b {entry['proxy_seed_tau']:.2f} over {entry['anchors']} anchors "
                      f"({entry['proxy_seeds']} seeds)")
     return "; ".join(parts) + f" ({entry['readme']}, {entry['measured']})"
+
+
+def readme_path(entry: dict[str, Any] | None) -> Path | None:
+    """The benchmark README a measurement (or, for None, the benchmark itself) refers to, when this installation
+    runs from a checkout that has it (an editable install); None for an installed wheel."""
+    path = _REPO / (entry or {}).get("readme", BENCHMARK_README)
+    return path if path.is_file() else None

@@ -71,9 +71,11 @@ def audit_section(summary: AuditSummary | None, quality: Objective, audit_meta: 
     if audit_meta:
         reference = (f" and once for {audit_meta['reference_epochs']} epochs" if audit_meta.get("reference_epochs")
                      else "")
+        seeds = audit_meta.get("seeds", 1)
         how = (f'<p class="note">The {audit_meta.get("front")} most accurate Pareto points and '
                f'{audit_meta.get("random")} random complete trials, each trained again with '
-               f'{audit_meta.get("seeds")} other seed(s) for {epochs} epochs{html.escape(reference)}: the same data '
+               f'{seeds} other seed{"s" if seeds != 1 else ""} for {epochs} epoch{"s" if epochs != 1 else ""}'
+               f'{html.escape(reference)}: the same data '
                "and recipe, another init and batch order. On the charts, a blue ring with an error bar spans every "
                "seed's accuracy of an audited point, crosses are the audit seeds.</p>")
     if not len(summary.points):

@@ -24,7 +24,7 @@ import pandas as pd
 from explorer import analysis
 from explorer.analysis import Objective
 from explorer.analysis.audit import AuditSummary, load_audit, summarize_audit
-from explorer.analysis.fidelity import describe, measurement_for
+from explorer.analysis.fidelity import describe, measurement_for, readme_path
 from explorer.report.audit import audit_section, audit_traces
 from explorer.report.html import (
     CSS,
@@ -99,10 +99,12 @@ def _header(meta: dict, objectives: list[Objective], counts: dict[str, int], liv
     items = [
         ("task", meta.get("task", "–")),
         ("proxy", _proxy_text(meta)),
-        ("fidelity", describe(measurement_for(meta))),
+        ("fidelity", describe(fidelity := measurement_for(meta))),
         ("objectives", ", ".join(str(o) for o in objectives)),
         ("trials", counts_text),
-        ("wall time", fmt_duration(meta.get("wall_time_s"))),
+        ("wall time", fmt_duration(meta.get("wall_time_s"))
+         + (f" (+ {fmt_duration(audit_s)} audit)" if (audit_s := (meta.get("audit") or {}).get("wall_time_s"))
+            else "")),
         ("created", meta.get("created", "–")),
         ("space", meta.get("space_file", "–")),
     ]
@@ -112,7 +114,8 @@ def _header(meta: dict, objectives: list[Objective], counts: dict[str, int], liv
         more = meta.get("skipped_count", len(skipped)) - min(len(skipped), 3)
         items.append(("skipped clips", f"{meta.get('skipped_count', len(skipped))} unreadable, left out: {shown}"
                                        + (f" and {more} more (all in run.json)" if more > 0 else "")))
-    rows = "".join(f"<dt>{html.escape(k)}</dt><dd>{html.escape(str(v))}</dd>" for k, v in items)
+    link = {"fidelity": _readme_link(fidelity)}
+    rows = "".join(f"<dt>{html.escape(k)}</dt><dd>{html.escape(str(v))}{link.get(k, '')}</dd>" for k, v in items)
     banner = (f'<p class="live" id="live">search running, {counts["total"]} trials so far '
               f"(this page reloads every {LIVE_REFRESH_S} s)</p>" if live else "")
     downloads = ('<p class="downloads">download: <a href="trials.csv" download>trials.csv</a> · '
@@ -120,12 +123,19 @@ def _header(meta: dict, objectives: list[Objective], counts: dict[str, int], liv
     return f"<h1>{html.escape(str(name))}</h1>\n{banner}<dl class=\"meta\">{rows}</dl>{downloads}"
 
 
+def _readme_link(entry: dict | None) -> str:
+    """A link to the fidelity benchmark's README where this installation has the repository beside the package."""
+    path = readme_path(entry)
+    return f' <a href="{html.escape(path.as_uri())}">README</a>' if path is not None else ""
+
+
 def _proxy_text(meta: dict) -> str:
     """How each trial was trained: clips per split, epochs, batch, learning rate, init."""
     budget, clips = meta.get("budget") or {}, meta.get("clips") or {}
     sizes = (f"{clips['train']:,} training / {clips['val']:,} validation / {clips['test']:,} test clips, "
              if {"train", "val", "test"} <= set(clips) else "")
-    return (f"{sizes}{budget.get('epochs', '–')} epochs, batch {budget.get('batch_size', '–')}, "
+    epochs = budget.get("epochs", "–")
+    return (f"{sizes}{epochs} epoch{'' if epochs == 1 else 's'}, batch {budget.get('batch_size', '–')}, "
             f"AdamW lr {budget.get('lr', '–')}, {budget.get('init', 'width_scaled')} init; selected on validation")
 
 

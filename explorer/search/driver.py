@@ -283,8 +283,14 @@ def _audit_record(spec: AuditSpec, seconds: float) -> dict[str, Any]:
 
 def audit_spec(space: SearchSpace, **overrides: Any) -> AuditSpec:
     """The run's audit settings with command-line overrides (None leaves a field alone), switched on."""
+    from pydantic import ValidationError
+
     changes = {k: v for k, v in overrides.items() if v is not None}
-    return AuditSpec.model_validate({**space.budget.audit.model_dump(), **changes, "enabled": True})
+    try:
+        return AuditSpec.model_validate({**space.budget.audit.model_dump(), **changes, "enabled": True})
+    except ValidationError as err:  # a flag beyond the schema's bounds: said like a YAML error, in one line
+        first = err.errors()[0]
+        raise SetupError(f"audit {'.'.join(map(str, first['loc']))}: {first['msg']}") from None
 
 
 @optuna_warnings_only()
