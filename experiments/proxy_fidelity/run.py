@@ -11,13 +11,15 @@ order; the data (clips and splits) are the search's. Every finished (anchor, bud
     EXPLORER_CACHE=/tmp/explorer_cache nice -n 10 python experiments/proxy_fidelity/run.py --workers 2 \\
         --out experiments/proxy_fidelity/results.jsonl [--budgets proxy reference e3 e6] [--seeds 0 1 2]
 
-Jobs run budget by budget and seed by seed in the order given, so a cut-short run still gives whole rankings.
+Jobs run budget by budget and seed by seed in the order given, the families taking turns within each, so a
+cut-short run still gives whole rankings, or a ranking over every family.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import itertools
 import json
 import multiprocessing as mp
 import sys
@@ -86,8 +88,19 @@ def run_job(job: tuple[str, str, int]) -> dict:
             "seconds": round(time.perf_counter() - started, 1), "arch_hash": arch.content_hash}
 
 
+def interleaved_names(only: list[str] | None = None) -> list[str]:
+    """The anchors, one of each family in turn (the first of every family, then the second, ...), so that a run cut
+    short at any point has trained every family about equally."""
+    by_family: dict[str, list[str]] = {}
+    for anchor in ANCHORS:
+        if only is None or anchor.name in only:
+            by_family.setdefault(anchor.family, []).append(anchor.name)
+    rounds = itertools.zip_longest(*by_family.values())
+    return [name for names in rounds for name in names if name is not None]
+
+
 def jobs(budgets: list[str], seeds: list[int], only: list[str] | None) -> list[tuple[str, str, int]]:
-    names = [a.name for a in ANCHORS if only is None or a.name in only]
+    names = interleaved_names(only)
     return [(name, budget, seed) for budget in budgets for seed in seeds for name in names]
 
 
