@@ -68,6 +68,21 @@ def _add_audit(sub) -> None:
     a.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
+def _add_study(sub) -> None:
+    s = sub.add_parser(
+        "study", help="a controlled factor study: one design factor compared value against value on the same bases",
+        description="Train every (base, value, seed) cell of a study file (studies/*.yaml: a space, one factor and "
+                    "its values, the number of base architectures and seeds) as Ray Tune trials with the space's "
+                    "recipe, and write a page with a verdict per value against the first one: better, worse or "
+                    "indistinguishable, with a bootstrap interval over bases and seeds. See docs/studies.md.")
+    s.add_argument("study", nargs="?", help="study YAML file; omit with --resume")
+    s.add_argument("--resume", metavar="RUN", default=None, help="continue a stopped study in its run folder")
+    s.add_argument("--out", default="reports", help="folder for run folders (default: reports)")
+    s.add_argument("--address", default=None, help="Ray cluster address (default: a local Ray, or $RAY_ADDRESS)")
+    s.add_argument("--num-cpus", type=int, default=None, help="CPUs for the local Ray")
+    s.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
 def _add_report(sub) -> None:
     r = sub.add_parser("report", help="rebuild the HTML report of a run folder, or compare several (no Ray needed)",
                        description="One run: writes <run>/index.html. Several runs: one page overlaying their "
@@ -141,7 +156,7 @@ def _add_inspect(sub) -> None:
     i.add_argument("--no-progress", action="store_true", help="no progress line on stderr")
 
 
-SUBCOMMANDS = [_add_search, _add_audit, _add_report, _add_cost, _add_export, _add_presets, _add_inspect]
+SUBCOMMANDS = [_add_search, _add_audit, _add_study, _add_report, _add_cost, _add_export, _add_presets, _add_inspect]
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -294,6 +309,36 @@ def cmd_audit(args: argparse.Namespace) -> int:
     line = _audit_line(report.parent)
     print(line or "audit: nothing to audit (no complete trials)")
     print(f"report: {report}")
+    return 0
+
+
+def cmd_study(args: argparse.Namespace) -> int:
+    import os
+
+    from explorer.analysis import RunFolderError
+    from explorer.space import SpaceError
+
+    if bool(args.study) == bool(args.resume):
+        return _fail("give a study file or --resume RUN")
+    if args.study:
+        if reason := _unwritable(Path(args.out)):
+            return _fail(reason)
+        from explorer.space.study import load_study
+
+        try:
+            load_study(args.study)  # every error before Ray starts
+        except SpaceError as err:
+            return _fail(str(err))
+    from explorer.search import SetupError
+    from explorer.search.driver import run_study
+
+    try:
+        page = run_study(args.study, out_root=args.out, address=args.address or os.environ.get("RAY_ADDRESS"),
+                         num_cpus=args.num_cpus, progress=not args.no_progress, run_dir=args.resume,
+                         resume=bool(args.resume))
+    except (RunFolderError, SetupError, SpaceError) as err:
+        return _fail(str(err))
+    print(f"study: {page}")
     return 0
 
 
@@ -499,8 +544,8 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     return 0
 
 
-HANDLERS = {"search": cmd_search, "audit": cmd_audit, "report": cmd_report, "cost": cmd_cost, "export": cmd_export,
-            "presets": cmd_presets, "inspect": cmd_inspect}
+HANDLERS = {"search": cmd_search, "audit": cmd_audit, "study": cmd_study, "report": cmd_report, "cost": cmd_cost,
+            "export": cmd_export, "presets": cmd_presets, "inspect": cmd_inspect}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -28,13 +28,15 @@ STATUS_FAILED = "FAILED"
 STATUS_INFEASIBLE = "INFEASIBLE"
 STATUS_STOPPED = "STOPPED"  # ended early by the scheduler (ASHA): pruned in study.db
 PARAM_PREFIX = "param."
-# a row of the trials table is a search trial, or an audit run retraining one (explorer.analysis.audit)
-SEARCH_ROLE, AUDIT_ROLE = "search", "audit"
+# a row of the trials table is a search trial, an audit run retraining one (explorer.analysis.audit), or a cell
+# of a factor study (explorer.analysis.study)
+SEARCH_ROLE, AUDIT_ROLE, STUDY_ROLE = "search", "audit", "study"
 QUALITY_METRIC = "accuracy"  # the proxy's top-1: the quality axis whenever it is an objective
 # accuracy is what selection used (validation in a search); test_accuracy is shown beside it, never selected on
 METRIC_COLUMNS = ("accuracy", "test_accuracy", "gflops", "params_m", "latency_ms")
 # Columns that are text even when every value looks like a number (an arch hash can be all digits, or "1e5...").
-TEXT_COLUMNS = ("trial_id", "status", "error", "arch_hash", "arch_summary", "arch_json", "role", "audit_reason")
+TEXT_COLUMNS = ("trial_id", "status", "error", "arch_hash", "arch_summary", "arch_json", "role", "audit_reason",
+                "value")
 
 
 @dataclass(frozen=True)

@@ -45,6 +45,7 @@ from explorer.report.html import (
     table_html,
     write_plotly_js,
 )
+from explorer.report.study import write_study_report
 
 FRONT_TRACE = "Pareto front"
 OTHER_TRACE = "other trials"
@@ -397,6 +398,8 @@ def write_report(run_dir: str | Path, live: bool | None = None, self_contained: 
     `self_contained`, which inlines it. `live=None` follows run.json's "state" ("running" → live page)."""
     run_dir = Path(run_dir)
     meta = analysis.load_run_meta(run_dir)
+    if meta.get("kind") == "study":
+        return write_study_report(run_dir, meta)
     if live is None:
         live = meta.get("state") == "running"
     if not self_contained:

@@ -10,9 +10,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+from explorer.analysis import STUDY_ROLE
 from explorer.logs import optuna_warnings_only
 from explorer.search.audit import run_audit_jobs
 from explorer.search.callbacks import live_table_callback, progress_callback
+from explorer.search.jobs import run_jobs
 from explorer.search.rundir import (
     keep_lost_rows,
     load_run_space,
@@ -326,4 +328,60 @@ def run_audit(run_dir: str | Path, address: str | None = None, num_cpus: int | N
 
             ray.shutdown()
     update_meta(run_dir, audit=_audit_record(spec, time.perf_counter() - started))
+    return write_report(run_dir)
+
+
+@optuna_warnings_only()
+def run_study(study_path: str | Path | None = None, out_root: str | Path = "reports", address: str | None = None,
+              num_cpus: int | None = None, progress: bool = True, run_dir: str | Path | None = None,
+              resume: bool = False) -> Path:
+    """Run a factor study (``explorer study STUDY.yaml``): every (base, value, seed) cell trained as a Ray Tune
+    trial with the space's recipe; returns the study page's path. ``resume=True`` continues the study in
+    ``run_dir`` (killed at any moment): finished cells stay, the others run."""
+    from explorer.search.study import STUDY_DIR, cell_job, pending_cells, write_cells
+    from explorer.space.study import draw_cells, load_study
+
+    if resume:
+        run_dir = Path(run_dir).resolve()
+        meta = read_meta(run_dir)
+        if meta.get("kind") != "study":
+            raise SetupError(f"{run_dir}: not a study run folder (resume a search with `explorer search --resume`)")
+        space = load_run_space(run_dir, meta)
+        study_file, space_file = meta["study_file"], meta["space_file"]
+    else:
+        study, space = load_study(study_path)
+        study_file, space_file = str(study_path), str(space.source)
+    if not address:
+        check_local_resources(space, num_cpus)
+    try:
+        skipped, sizes = task_facts(space)
+    except ValueError as err:
+        raise SetupError(str(err)) from None
+    if not resume:
+        run_dir = (Path(run_dir) if run_dir else new_run_dir(space.model_copy(update={"name": study.name}),
+                                                             out_root)).resolve()
+        run_dir.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(study_path, run_dir / "study.yaml")
+        write_resolved_space(run_dir, space)
+        write_cells(run_dir, [cell_job(c, space.budget.epochs) for c in draw_cells(study, space)])
+        meta = {"study": study.model_dump()}
+    clips = {"skipped_clips": skipped[:MAX_SKIPPED_LISTED], "skipped_count": len(skipped), "clips": sizes}
+    extra = {"kind": "study", "study": meta["study"], "study_file": study_file, **clips}
+    write_meta(run_dir, space, space_file, wall_time_s=None, state="running", **extra)
+    _ray_environment(address)
+    from explorer.report import write_report
+
+    started = time.perf_counter()
+    we_started_ray = _init_ray(address, _local_cpus(space, num_cpus))
+    try:
+        if address:
+            _check_cluster_resources(space, address)
+        run_jobs(space, run_dir, lambda: pending_cells(run_dir), STUDY_ROLE, STUDY_DIR, progress)
+    finally:
+        if we_started_ray:
+            import ray
+
+            ray.shutdown()
+    write_meta(run_dir, space, space_file, wall_time_s=round(time.perf_counter() - started, 2),
+               state="finished", **extra)
     return write_report(run_dir)

@@ -243,9 +243,21 @@ def parse_space(data: Any, located: Located | None = None) -> SearchSpace:
     return space
 
 
-def _allowed_fields(loc: Loc) -> list[str]:
+def read_located(path: str | Path) -> tuple[Any, Located]:
+    """A YAML file without includes (a study file), with the file and line of every value, refused like a space
+    file when it is unreadable, unsafe or not YAML."""
+    data, origins = _read_yaml(Path(path), None, ())
+    return data, Located(str(path), origins)
+
+
+def validation_error(err: ValidationError, located: Located, model: type[BaseModel]) -> SpaceError:
+    """A pydantic error of ``model`` as a SpaceError naming the file, line and field (what a space gets)."""
+    return _translate(err, located, model)
+
+
+def _allowed_fields(loc: Loc, root: type[BaseModel] = SearchSpace) -> list[str]:
     """The keys allowed at a path of the schema (to list them after an unknown key)."""
-    model: Any = SearchSpace
+    model: Any = root
     for part in loc:
         if isinstance(part, int):
             continue
@@ -262,12 +274,12 @@ def _allowed_fields(loc: Loc) -> list[str]:
     return [name for name in model.model_fields if name != "source"]
 
 
-def _translate(err: ValidationError, located: Located) -> SpaceError:
+def _translate(err: ValidationError, located: Located, root: type[BaseModel] = SearchSpace) -> SpaceError:
     first = err.errors()[0]
     loc = tuple(first["loc"])
     kind = first["type"]
     if kind == "extra_forbidden":
-        allowed = _allowed_fields(loc[:-1])
+        allowed = _allowed_fields(loc[:-1], root)
         return located.error(loc, f"unknown key{did_you_mean(loc[-1], allowed)}; expected one of: "
                                   f"{', '.join(allowed)}")
     if kind == "missing":

@@ -16,12 +16,12 @@ MERGE_FIELDS = ("r", "ratio", "layers", "temporal_ratio", "prop_attn", "size_wei
 MERGE_KINDS = ("none", "tome", "sttm")  # "none": no merging in that stage
 
 
-class _Strict(BaseModel):
+class StrictModel(BaseModel):
     # inf and nan are refused in every float field: `lr: .inf` would only fail, trial after trial, once training ran
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
-class ObjectiveSpec(_Strict):
+class ObjectiveSpec(StrictModel):
     # explorer.metrics.OBJECTIVE_METRICS, spelt out for the schema (tests/test_metrics.py keeps them equal)
     metric: Literal["accuracy", "gflops", "params_m", "latency_ms", "predicted_latency_ms", "throughput",
                     "peak_mem_mb"]
@@ -29,7 +29,7 @@ class ObjectiveSpec(_Strict):
     device: Literal["cpu", "cuda"] = "cpu"  # where latency/throughput/memory are measured
 
 
-class AuditSpec(_Strict):
+class AuditSpec(StrictModel):
     """The front audit after a search: the ``front`` most accurate Pareto points and ``random`` other complete trials
     are trained again with ``seeds`` other seeds (and once at ``reference_epochs``, when set), through the same Ray
     Tune machinery; the report shows how the front's order held. ``audit: true`` is ``{enabled: true}``, and a
@@ -41,7 +41,7 @@ class AuditSpec(_Strict):
     reference_epochs: Optional[int] = Field(None, ge=1, le=1_000)
 
 
-class BudgetSpec(_Strict):
+class BudgetSpec(StrictModel):
     # upper bounds far above any proxy search, so a typo (an extra 000) is refused instead of running for days;
     # CPUs and GPUs per trial are also checked against the machine or cluster when a search starts
     trials: int = Field(8, ge=1, le=100_000)
@@ -82,25 +82,25 @@ def costaware_objection(metrics: list[str]) -> str | None:
     return f"{', '.join(unknown)} cannot be worked out before training" if unknown else None
 
 
-class SamplerSpec(_Strict):
+class SamplerSpec(StrictModel):
     name: Literal["costaware", "tpe", "nsga2", "random", "grid"] = "costaware"
     seed: int = 0
     population: Optional[PositiveInt] = None  # nsga2 only; None: sized from the budget
 
 
-class SchedulerSpec(_Strict):
+class SchedulerSpec(StrictModel):
     name: Literal["fifo", "asha"] = "fifo"
     grace_period: PositiveInt = 1
     reduction_factor: int = Field(2, ge=2)
 
 
-class ConstraintSpec(_Strict):
+class ConstraintSpec(StrictModel):
     max_gflops: Optional[PositiveFloat] = None
     max_params_m: Optional[PositiveFloat] = None
     max_latency_ms: Optional[PositiveFloat] = None  # checked by the search with its latency predictor
 
 
-class StageTemplate(_Strict):
+class StageTemplate(StrictModel):
     depth: Any
     width: Any
     mixer: Any
@@ -114,7 +114,7 @@ def _default_objectives() -> list[ObjectiveSpec]:
     return [ObjectiveSpec(metric="accuracy", mode="max"), ObjectiveSpec(metric="gflops", mode="min")]
 
 
-class SearchSpace(_Strict):
+class SearchSpace(StrictModel):
     name: str
     description: str = ""
     seed: Optional[int] = None

@@ -1,0 +1,143 @@
+"""The analysis of a factor study: paired differences between the factor's values on the same bases, with
+bootstrap intervals, a verdict per pair, each value's cost, and for a numeric factor the largest saving that stays
+within the accuracy tolerance.
+
+The cells are one row per (base, value, seed) training (``role == "study"`` in the trials table). A difference is
+taken per base (each value's mean over its seeds), so what the bases share (depth, widths) cancels; the interval
+resamples bases, and within each resampled base the seeds of each value, so it carries both sources of noise.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from explorer.analysis import STATUS_COMPLETE
+
+BETTER, WORSE, SAME = "better", "worse", "indistinguishable"
+COST_COLUMNS = ("gflops", "params_m", "latency_ms")
+MAX_BASES_NEEDED = 10_000  # said as "at least" beyond it
+
+
+@dataclass(frozen=True)
+class PairedDifference:
+    """``a`` minus ``b`` in accuracy (fraction), over ``bases`` bases with both values."""
+    a: str
+    b: str
+    mean: float
+    lo: float
+    hi: float
+    bases: int
+    sd: float  # of the per-base differences
+    verdict: str
+    bases_needed: int | None  # to separate them at this spread (None: already separated, or no spread to use)
+
+
+def cell_table(rows: pd.DataFrame, quality: str = "accuracy") -> pd.DataFrame:
+    """The complete cells as (base, value, seed, quality, costs), value as its label."""
+    done = rows[rows["status"] == STATUS_COMPLETE]
+    columns = ["base", "value", "seed", quality, *[c for c in COST_COLUMNS if c in done.columns]]
+    out = done[columns].copy()
+    out["base"] = out["base"].astype(int)
+    out["value"] = out["value"].astype(str)
+    return out.reset_index(drop=True)
+
+
+def _per_base(cells: pd.DataFrame, value: str, quality: str) -> dict[int, np.ndarray]:
+    part = cells[cells["value"] == value]
+    return {int(b): g[quality].to_numpy(dtype=float) for b, g in part.groupby("base")}
+
+
+def paired_difference(cells: pd.DataFrame, a: str, b: str, quality: str = "accuracy", confidence: float = 0.9,
+                      draws: int = 2000, seed: int = 0) -> PairedDifference:
+    """Mean over bases of (mean over seeds of ``a``) − (mean over seeds of ``b``), with a two-level bootstrap
+    interval at ``confidence``; the verdict is ``better``/``worse`` when the interval excludes 0."""
+    per_a, per_b = _per_base(cells, a, quality), _per_base(cells, b, quality)
+    bases = sorted(set(per_a) & set(per_b))
+    if not bases:
+        return PairedDifference(a, b, float("nan"), float("nan"), float("nan"), 0, float("nan"), SAME, None)
+    diffs = np.array([per_a[k].mean() - per_b[k].mean() for k in bases])
+    rng = np.random.default_rng(seed)
+    boot = np.empty(draws)
+    for i in range(draws):
+        picked = rng.integers(0, len(bases), len(bases))
+        total = 0.0
+        for k in picked:
+            xa, xb = per_a[bases[k]], per_b[bases[k]]
+            total += xa[rng.integers(0, len(xa), len(xa))].mean() - xb[rng.integers(0, len(xb), len(xb))].mean()
+        boot[i] = total / len(bases)
+    tail = (1 - confidence) / 2 * 100
+    lo, hi = (float(v) for v in np.percentile(boot, [tail, 100 - tail]))
+    verdict = BETTER if lo > 0 else WORSE if hi < 0 else SAME
+    sd = float(diffs.std(ddof=1)) if len(diffs) > 1 else float("nan")
+    return PairedDifference(a, b, float(diffs.mean()), lo, hi, len(bases), sd, verdict,
+                            _bases_needed(float(diffs.mean()), sd, confidence) if verdict == SAME else None)
+
+
+def _bases_needed(mean: float, sd: float, confidence: float) -> int | None:
+    """Bases for the interval's half-width (normal approximation) to shrink below the observed difference."""
+    from statistics import NormalDist
+
+    if not np.isfinite(sd) or sd == 0 or abs(mean) < 1e-6:  # no difference at all: nothing to separate
+        return None
+    z = NormalDist().inv_cdf(0.5 + confidence / 2)
+    return int(min(np.ceil((z * sd / abs(mean)) ** 2), MAX_BASES_NEEDED))
+
+
+@dataclass(frozen=True)
+class StudySummary:
+    values: list[str]
+    reference: str
+    pairs: list[PairedDifference]  # every value against the reference (the first value)
+    costs: pd.DataFrame  # per value: mean quality and mean cost over the bases
+    per_base: pd.DataFrame  # base x value: mean quality over seeds
+    sentences: list[str] = field(default_factory=list)
+    saving: str | None = None  # numeric factors: the largest cost saving within the tolerance
+
+
+def summarize_study(cells: pd.DataFrame, values: list[str], quality: str = "accuracy", confidence: float = 0.9,
+                    tolerance: float = 0.01, numeric: bool = False, cost: str = "gflops") -> StudySummary:
+    """Verdicts of every value against the first, each value's cost, and (numeric factors) the saving."""
+    values = [str(v) for v in values]
+    reference = values[0]
+    pairs = [paired_difference(cells, v, reference, quality, confidence) for v in values[1:]]
+    grouped = cells.groupby("value")
+    costs = pd.DataFrame({
+        "value": values,
+        quality: [grouped[quality].mean().get(v, np.nan) for v in values],
+        **{c: [grouped[c].mean().get(v, np.nan) for v in values] for c in COST_COLUMNS if c in cells.columns},
+        "cells": [int(grouped.size().get(v, 0)) for v in values],
+    })
+    per_base = cells.groupby(["base", "value"])[quality].mean().unstack("value").reindex(columns=values)
+    level = f"{100 * confidence:.0f} %"
+    sentences = []
+    for p in pairs:
+        text = (f"{p.a} vs {p.b}: {100 * p.mean:+.1f} points ({level} CI {100 * p.lo:+.1f} to {100 * p.hi:+.1f}, "
+                f"{p.bases} bases): {p.a} is {p.verdict}")
+        if p.verdict == SAME and p.bases_needed:
+            many = "at least " if p.bases_needed >= MAX_BASES_NEEDED else "about "
+            text += f"; {many}{p.bases_needed:,} bases would separate a difference this large at this spread"
+        elif p.verdict == SAME:
+            text += "; no difference at all on these bases"
+        sentences.append(text + ".")
+    saving = _saving(costs, pairs, reference, quality, tolerance, cost) if numeric else None
+    return StudySummary(values, reference, pairs, costs, per_base, sentences, saving)
+
+
+def _saving(costs: pd.DataFrame, pairs: list[PairedDifference], reference: str, quality: str, tolerance: float,
+            cost: str) -> str | None:
+    """The cheapest value whose accuracy loss against the reference stays within ``tolerance`` with confidence
+    (the interval's lower end above −tolerance)."""
+    if cost not in costs.columns:
+        return None
+    base_cost = float(costs.set_index("value").at[reference, cost])
+    ok = [p for p in pairs if p.lo > -tolerance]
+    if not ok or not base_cost:
+        return (f"No value stays within {100 * tolerance:.1f} point(s) of {reference} at this confidence.")
+    by_value = costs.set_index("value")[cost]
+    best = min(ok, key=lambda p: by_value[p.a])
+    share = 1 - by_value[best.a] / base_cost
+    return (f"{best.a} saves {100 * share:.0f} % of {reference}'s {cost} and loses at most {100 * -best.lo:.1f} "
+            f"points (the interval's lower end; tolerance {100 * tolerance:.1f}).")

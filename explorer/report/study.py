@@ -1,0 +1,110 @@
+"""The page of a factor study: the verdicts first, then the paired differences with their intervals, one line per
+base across the values, each value's cost and the cells. Numbers come from ``explorer.analysis.study``."""
+
+from __future__ import annotations
+
+import html
+from pathlib import Path
+
+import pandas as pd
+
+from explorer.analysis import STUDY_ROLE, load_trials
+from explorer.analysis.study import StudySummary, cell_table, summarize_study
+from explorer.report.html import (
+    CSS,
+    PALETTE,
+    PLOTLY_JS,
+    fmt,
+    fmt_duration,
+    nums,
+    plot,
+    plotly_tag,
+    table_html,
+    write_plotly_js,
+)
+
+READY_JS = "<script>Promise.all(window.PLOTS||[]).then(()=>{document.body.dataset.plots='drawn';});</script>"
+
+
+def _difference_figure(summary: StudySummary) -> tuple[list[dict], dict]:
+    pairs = summary.pairs
+    data = [{"type": "scatter", "mode": "markers", "name": f"value − {summary.reference}",
+             "x": [p.a for p in pairs], "y": nums([100 * p.mean for p in pairs]),
+             "error_y": {"type": "data", "symmetric": False, "array": nums([100 * (p.hi - p.mean) for p in pairs]),
+                         "arrayminus": nums([100 * (p.mean - p.lo) for p in pairs]), "thickness": 2, "width": 8},
+             "marker": {"size": 11, "color": PALETTE[0]},
+             "text": [f"{p.verdict}, {p.bases} bases" for p in pairs],
+             "hovertemplate": "%{x}: %{y:+.1f} points (%{text})<extra></extra>"}]
+    layout = {"title": {"text": html.escape(f"paired difference in accuracy against {summary.reference}"), "x": 0.02},
+              "xaxis": {"title": {"text": "value"}, "type": "category"},
+              "yaxis": {"title": {"text": "accuracy difference (points)"}, "zeroline": True,
+                        "zerolinecolor": "#888", "gridcolor": "#eee"}, "showlegend": False}
+    return data, layout
+
+
+def _per_base_figure(summary: StudySummary) -> tuple[list[dict], dict]:
+    data = []
+    for k, (base, row) in enumerate(summary.per_base.iterrows()):
+        data.append({"type": "scatter", "mode": "lines+markers", "name": f"base {base}", "x": summary.values,
+                     "y": nums(row.to_numpy() * 100), "line": {"color": PALETTE[k % len(PALETTE)], "width": 1.5},
+                     "hovertemplate": f"base {base}, %{{x}}: %{{y:.1f}} %<extra></extra>"})
+    layout = {"title": {"text": "each base across the values (mean over seeds)", "x": 0.02},
+              "xaxis": {"title": {"text": "value"}, "type": "category"},
+              "yaxis": {"title": {"text": "accuracy (%)"}, "gridcolor": "#eee"}}
+    return data, layout
+
+
+def render_study_page(meta: dict, rows: pd.DataFrame) -> str:
+    study = meta["study"]
+    values = [str(v) for v in study["factor"]["values"]]
+    numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in study["factor"]["values"])
+    cells = cell_table(rows) if len(rows) else pd.DataFrame(columns=["base", "value", "seed", "accuracy"])
+    title = html.escape(str(meta.get("name", "study")))
+    head = [f"<h1>{title}</h1>",
+            f'<p class="note">{html.escape(study.get("description", ""))}</p>',
+            '<dl class="meta">'
+            + "".join(f"<dt>{html.escape(k)}</dt><dd>{html.escape(str(v))}</dd>" for k, v in (
+                ("factor", f"{study['factor']['param']}: {', '.join(values)}"),
+                ("space", meta.get("space_file", "–")), ("task", meta.get("task", "–")),
+                ("recipe", f"{meta['budget']['epochs']} epochs, batch {meta['budget']['batch_size']}, AdamW lr "
+                           f"{meta['budget']['lr']}; accuracy on the validation split"),
+                ("cells", f"{len(cells)} complete of {study['bases'] * len(values) * study['seeds']} "
+                          f"({study['bases']} bases × {len(values)} values × {study['seeds']} seeds)"),
+                ("wall time", fmt_duration(meta.get("wall_time_s"))))) + "</dl>"]
+    body: list[str] = []
+    if len(cells) == 0:
+        body.append('<p class="note">No cell has finished yet.</p>')
+    else:
+        summary = summarize_study(cells, values, confidence=study["confidence"], tolerance=study["tolerance"],
+                                  numeric=numeric)
+        verdicts = "".join(f"<li>{html.escape(s)}</li>" for s in summary.sentences)
+        body.append(f'<h2>Verdicts</h2><ul class="verdict" id="verdicts">{verdicts}</ul>')
+        if summary.saving:
+            body.append(f'<p class="verdict" id="saving">{html.escape(summary.saving)}</p>')
+        body.append('<p class="note">Each difference is taken on the same base architecture (every other parameter '
+                    "held), averaged over the bases; the interval resamples the bases and, within each, the seeds. "
+                    "A verdict is better/worse when the interval excludes 0.</p>")
+        charts = [plot("differences", *_difference_figure(summary), height=380),
+                  plot("per-base", *_per_base_figure(summary), height=380)]
+        body.append(f'<div class="charts">{"".join(charts)}</div>')
+        costs = summary.costs.copy()
+        costs["accuracy"] = [fmt(v * 100) for v in costs["accuracy"]]
+        body.append("<h2>Cost per value</h2>" + table_html(costs, "costs"))
+    shown = rows[["number", "base", "value", "seed", "status", "accuracy", "gflops", "arch_summary", "error"]] \
+        if len(rows) else rows
+    body.append("<h2>Cells</h2>" + table_html(shown, "cells"))
+    page_head = (f'<html lang="en"><head><meta charset="utf-8"><title>{title} · explorer study</title>'
+                 f"<style>{CSS}</style>{plotly_tag(f'../{PLOTLY_JS}')}</head><body>")
+    return "\n".join(["<!doctype html>", page_head, *head, *body, READY_JS, "</body></html>"])
+
+
+def write_study_report(run_dir: str | Path, meta: dict) -> Path:
+    """``<run_dir>/index.html`` of a study run (plotly.js from the reports folder, like a run page)."""
+    run_dir = Path(run_dir)
+    write_plotly_js(run_dir.resolve().parent)
+    path = run_dir / "index.html"
+    rows = load_trials(run_dir, role=STUDY_ROLE) if (run_dir / "trials.parquet").exists() else pd.DataFrame()
+    tmp = run_dir / ".index.html.tmp"
+    tmp.write_text(render_study_page(meta, rows), encoding="utf-8")
+    tmp.replace(path)
+    return path
