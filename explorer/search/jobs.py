@@ -2,7 +2,7 @@
 
 A job is a JSON-able dict with at least ``trial_id``, ``arch_json`` (the Arch to train as it is), ``seed`` and
 ``epochs``; ``run_audit_trial`` trains it with the space's recipe. Each finished job becomes one row of the trials
-table at once (``upsert_rows``), built by the row builder registered for its kind. Tune's experiment state lives in
+table at once (``add_rows``), built by the row builder registered for its kind. Tune's experiment state lives in
 ``<run>/<state>/`` while the jobs run, so an interrupted run resumes: the finished jobs are in the table, Tune's
 restored state finishes the ones it was started with, and the jobs still pending after that run next.
 """
@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from explorer.search.callbacks import progress_callback
-from explorer.search.rundir import upsert_rows
+from explorer.search.rundir import add_rows
 from explorer.search.trial import run_audit_trial, trial_resources
 from explorer.space import SearchSpace
 
@@ -37,7 +37,7 @@ def _table_callback(space: SearchSpace, run_dir: Path, kind: str):
         def _write(self, trial, error: BaseException | None) -> None:
             row = ROW_BUILDERS[kind](space, run_dir, trial.config["job"], dict(trial.last_result or {}),
                                      self.history.get(trial.trial_id, []), error)
-            upsert_rows(run_dir, [row])
+            add_rows(run_dir, [row])
 
         def on_trial_complete(self, iteration, trials, trial, **info):
             self._write(trial, None)
@@ -99,4 +99,4 @@ def _write_results(space: SearchSpace, run_dir: Path, results, kind: str) -> Non
         rows.append(ROW_BUILDERS[kind](space, run_dir, result.config["job"], dict(result.metrics or {}), history,
                                        result.error))
     if rows:
-        upsert_rows(run_dir, rows)
+        add_rows(run_dir, rows)

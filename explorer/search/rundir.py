@@ -123,16 +123,17 @@ def keep_lost_rows(df, run_dir: Path, known_ids: set[str]):
     return df.sort_values("number", kind="stable").reset_index(drop=True)
 
 
-def upsert_rows(run_dir: Path, rows: list[dict[str, Any]]) -> None:
-    """Add ``rows`` to the trials table on disk, replacing rows with the same trial_id (the audit writes each of
-    its rows as it finishes; a resumed audit writes them again)."""
+def add_rows(run_dir: Path, rows: list[dict[str, Any]]) -> None:
+    """Add ``rows`` to the trials table on disk, except those whose trial_id it has already: the first finished
+    row of a job stands (a job that finished just before an interruption can be run again by the restored Tune
+    state, and then replays from the cache; its original row, with its real times, is kept)."""
     import pandas as pd
 
     path = run_dir / "trials.parquet"
     new = pd.DataFrame(rows)
     if path.exists():
         old = pd.read_parquet(path)
-        new = pd.concat([old[~old["trial_id"].astype(str).isin(new["trial_id"].astype(str))], new],
+        new = pd.concat([old, new[~new["trial_id"].astype(str).isin(old["trial_id"].astype(str))]],
                         ignore_index=True)
     write_table(new.sort_values("number", kind="stable").reset_index(drop=True), run_dir)
 

@@ -106,11 +106,14 @@ def draw_cells(study: StudySpec, space: SearchSpace, located: Located | None = N
     for base in range(study.bases):
         base_params = _draw_base(draws, space, study, located)
         for value in study.factor.values:
-            params, arch = _draw(draws, space, {**base_params, **study.fixed, study.factor.param: value})
+            cant = f"{value!r} is not a value {study.factor.param} can take in {space.name}"
+            try:
+                params, arch = _draw(draws, space, {**base_params, **study.fixed, study.factor.param: value})
+            except ValueError as err:  # out of the parameter's choices or range, or an invalid architecture
+                raise located.error(("factor", "values"), f"{cant} ({err})") from None
             took = params.get(study.factor.param)
             if took != value:
-                raise located.error(("factor", "values"), f"{value!r} is not a value {study.factor.param} can take "
-                                                          f"in {space.name} (it took {took!r})")
+                raise located.error(("factor", "values"), f"{cant} (it took {took!r})")
             for seed in range(study.seeds):
                 cells.append(Cell(len(cells), base, value, space.task.seed + seed, params, arch.to_json(None)))
     return cells

@@ -1,0 +1,188 @@
+"""Factor studies: the paired analysis finds a known effect and not an absent one at the stated rates, study files
+fail with file:line errors, and a tiny study runs on a real local Ray and resumes after SIGKILL without losing or
+repeating cells."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from explorer.analysis import STUDY_ROLE, load_trials
+from explorer.analysis.study import BETTER, SAME, WORSE, cell_table, paired_difference, summarize_study
+from explorer.space import SpaceError
+from explorer.space.study import draw_cells, load_study
+
+ROOT = Path(__file__).resolve().parents[1]
+SPACES = ROOT / "tests" / "spaces"
+
+
+def _cells(effect: float, rng: np.random.Generator, bases: int = 8, seeds: int = 2) -> pd.DataFrame:
+    """Synthetic cells: each base has its own level (sd 10 points, shared by both values: the paired design
+    removes it), value "b" adds ``effect``, each training adds seed noise (sd 2 points)."""
+    rows = []
+    for base in range(bases):
+        level = 0.5 + 0.1 * rng.standard_normal()
+        for value, shift in (("a", 0.0), ("b", effect)):
+            for seed in range(seeds):
+                rows.append({"base": base, "value": value, "seed": seed, "status": "COMPLETE",
+                             "accuracy": level + shift + 0.02 * rng.standard_normal(), "gflops": 1.0 + shift})
+    return pd.DataFrame(rows)
+
+
+def _brute_mean(cells: pd.DataFrame, a: str, b: str) -> float:
+    means = cells.groupby(["base", "value"])["accuracy"].mean().unstack()
+    return float(np.mean([means.at[k, a] - means.at[k, b] for k in means.index]))
+
+
+def test_paired_difference_is_the_mean_of_per_base_differences() -> None:
+    cells = _cells(0.03, np.random.default_rng(0))
+    diff = paired_difference(cells, "b", "a", draws=500)
+    assert diff.mean == pytest.approx(_brute_mean(cells, "b", "a"))
+    assert diff.lo < diff.mean < diff.hi and diff.bases == 8
+    # the shared base levels (sd 10 points) cancel: the interval is far narrower than an unpaired one would be
+    assert diff.hi - diff.lo < 0.05
+
+
+def test_verdicts_find_a_real_effect_and_rarely_an_absent_one() -> None:
+    rng = np.random.default_rng(1)
+    found = [paired_difference(_cells(0.04, rng), "b", "a", draws=300, seed=i).verdict for i in range(60)]
+    null = [paired_difference(_cells(0.0, rng), "b", "a", draws=300, seed=i).verdict for i in range(100)]
+    assert found.count(BETTER) / len(found) >= 0.9  # +4 points against 2 points of seed noise, 8 bases, 2 seeds
+    false = (null.count(BETTER) + null.count(WORSE)) / len(null)
+    assert false <= 0.2  # nominally 10 % at 90 % confidence; the percentile bootstrap of 8 bases runs a bit over
+    assert paired_difference(_cells(-0.04, rng), "b", "a", draws=300).verdict == WORSE
+
+
+def test_an_indistinguishable_pair_says_how_many_bases_would_separate_it() -> None:
+    cells = _cells(0.005, np.random.default_rng(2), bases=4)
+    summary = summarize_study(cells, ["a", "b"], confidence=0.9)
+    pair = summary.pairs[0]
+    assert pair.verdict == SAME and pair.bases_needed is not None and pair.bases_needed > 4
+    assert "bases would separate" in summary.sentences[0]
+
+
+def test_numeric_factor_saving_within_tolerance() -> None:
+    rng = np.random.default_rng(3)
+    rows = []
+    for base in range(8):
+        level = 0.5 + 0.1 * rng.standard_normal()
+        for value, loss, cost in ((0, 0.0, 1.0), (4, 0.001, 0.8), (8, 0.05, 0.5)):  # 8 loses 5 points
+            for seed in range(2):
+                rows.append({"base": base, "value": str(value), "seed": seed, "status": "COMPLETE",
+                             "accuracy": level - loss + 0.002 * rng.standard_normal(), "gflops": cost})
+    summary = summarize_study(pd.DataFrame(rows), ["0", "4", "8"], tolerance=0.01, numeric=True)
+    assert summary.saving is not None and summary.saving.startswith("4 saves 20 %")
+
+
+# --- the study file ------------------------------------------------------------------------------------------------
+
+def test_cells_are_every_base_value_seed_with_the_other_parameters_held() -> None:
+    study, space = load_study(SPACES / "study.yaml")
+    cells = draw_cells(study, space)
+    assert len(cells) == 2 * 2 * 2
+    for base in (0, 1):
+        mine = [c for c in cells if c.base == base]
+        widths = {c.params["s0.width"] for c in mine}
+        assert len(widths) == 1  # the base's other parameter is the same for both values
+        assert {c.params["s0.mixer"] for c in mine} == {"conv3d", "posmlp"}
+        assert sorted({c.seed for c in mine}) == [0, 1]
+    assert [c.arch_json for c in cells] == [c.arch_json for c in draw_cells(study, space)]  # seeded
+
+
+@pytest.mark.parametrize("text, where, message", [
+    ("factor: {param: s0.mixer, values: [conv3d]}", "factor.values", "at least 2"),
+    ("factor: {param: s0.nothing, values: [1, 2]}", "factor.param", "not a parameter"),
+    ("factor: {param: s0.mixer, values: [conv3d, transformer]}", "factor.values", "'transformer' is not a value"),
+    ("factor: {param: s0.mixer, values: [conv3d, posmlp]}\nbases: 0", "bases", "greater than or equal to 1"),
+    ("factor: {param: s0.mixer, values: [conv3d, posmlp]}\nbudget: {epochs: 0}", "budget.epochs", "greater"),
+    ("factor: {param: s0.mixer, values: [conv3d, posmlp]}\nseeds: 2\nsedes: 3", "sedes", "unknown key"),
+])
+def test_bad_study_files_name_the_line_and_field(tmp_path, text, where, message) -> None:
+    path = tmp_path / "bad.yaml"
+    (tmp_path / "smoke.yaml").write_text((SPACES / "smoke.yaml").read_text())
+    path.write_text(f"name: bad\nspace: smoke.yaml\n{text}\n")
+    with pytest.raises(SpaceError) as err:
+        load_study(path)
+    assert str(err.value).startswith(f"{path}:") and where in str(err.value) and message in str(err.value)
+    assert err.value.line is not None
+
+
+def test_explorer_study_refuses_a_bad_file_before_anything_starts(tmp_path, capsys) -> None:
+    from explorer.cli import main
+
+    path = tmp_path / "bad.yaml"
+    path.write_text("name: bad\nspace: nowhere.yaml\nfactor: {param: s0.mixer, values: [a, b]}\n")
+    assert main(["study", str(path), "--out", str(tmp_path / "runs")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{path}:2: space: no space file" in err
+    assert not (tmp_path / "runs").exists()
+
+
+# --- a real study on Ray, killed and resumed ----------------------------------------------------------------------
+
+def _study_cmd(*args: str) -> list[str]:
+    return [sys.executable, "-m", "explorer.cli", "study", *args, "--no-progress"]
+
+
+@pytest.mark.slow
+def test_tiny_study_resumes_after_sigkill_without_losing_or_repeating_cells(tmp_path) -> None:
+    env = {**os.environ, "EXPLORER_CACHE": str(tmp_path / "cache")}
+    study = tmp_path / "study.yaml"
+    (tmp_path / "smoke.yaml").write_text((SPACES / "smoke.yaml").read_text().replace("concurrency: 2",
+                                                                                     "concurrency: 1"))
+    study.write_text((SPACES / "study.yaml").read_text().replace("seeds: 2", "seeds: 3"))  # 12 cells, one at a time
+    log = open(tmp_path / "first.log", "w")
+    driver = subprocess.Popen(_study_cmd(str(study), "--out", str(tmp_path / "runs")), cwd=ROOT, stdout=log,
+                              stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    run_dir, before = None, pd.DataFrame()
+    try:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and len(before) < 3:
+            assert driver.poll() is None, (tmp_path / "first.log").read_text()[-2000:]
+            time.sleep(0.3)
+            runs = sorted((tmp_path / "runs").glob("smoke-study-*"))
+            if runs and (runs[0] / "trials.parquet").exists():
+                run_dir = runs[0]
+                before = load_trials(run_dir, role=STUDY_ROLE)
+        assert 3 <= len(before) < 12, "the study finished before it could be interrupted"
+        time.sleep(2.5)  # in Tune's saved state too
+        before = load_trials(run_dir, role=STUDY_ROLE)
+        driver.send_signal(signal.SIGKILL)
+        driver.wait(timeout=30)
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+        try:
+            os.killpg(driver.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        log.close()
+    resumed = subprocess.run(_study_cmd("--resume", str(run_dir)), cwd=ROOT, capture_output=True, text=True,
+                             timeout=600, env=env)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert resumed.stdout.strip() == f"study: {run_dir.resolve() / 'index.html'}"
+    after = load_trials(run_dir, role=STUDY_ROLE)
+    assert sorted(after["trial_id"]) == sorted(f"cell-{i}" for i in range(12))  # every cell once
+    assert (after["status"] == "COMPLETE").all(), after[["status", "error"]]
+    kept = after.set_index("trial_id").loc[before["trial_id"]]
+    assert kept["trial_time_s"].tolist() == pytest.approx(before["trial_time_s"].tolist())  # not trained again
+    cells = cell_table(after)
+    assert sorted(cells.groupby(["base", "value"]).size()) == [3] * 4
+    page = (run_dir / "index.html").read_text()
+    assert 'id="verdicts"' in page and "posmlp vs conv3d" in page
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "experiments" / "seed_studies").glob("*.yaml")), ids=lambda p: p.stem)
+def test_the_seed_studies_load_and_draw_their_cells(path) -> None:
+    study, space = load_study(path)
+    cells = draw_cells(study, space)
+    assert len(cells) == study.bases * len(study.factor.values) * study.seeds
+    assert space.budget.epochs == 12  # the ready spaces' proxy budget
