@@ -22,6 +22,7 @@ from explorer.space.study import draw_cells, load_study
 
 ROOT = Path(__file__).resolve().parents[1]
 SPACES = ROOT / "tests" / "spaces"
+STUDY = ROOT / "tests" / "studies" / "smoke_mixer.yaml"
 
 
 def _cells(effect: float, rng: np.random.Generator, bases: int = 8, seeds: int = 2) -> pd.DataFrame:
@@ -85,7 +86,7 @@ def test_numeric_factor_saving_within_tolerance() -> None:
 # --- the study file ------------------------------------------------------------------------------------------------
 
 def test_cells_are_every_base_value_seed_with_the_other_parameters_held() -> None:
-    study, space = load_study(SPACES / "study.yaml")
+    study, space = load_study(STUDY)
     cells = draw_cells(study, space)
     assert len(cells) == 2 * 2 * 2
     for base in (0, 1):
@@ -138,7 +139,8 @@ def test_tiny_study_resumes_after_sigkill_without_losing_or_repeating_cells(tmp_
     study = tmp_path / "study.yaml"
     (tmp_path / "smoke.yaml").write_text((SPACES / "smoke.yaml").read_text().replace("concurrency: 2",
                                                                                      "concurrency: 1"))
-    study.write_text((SPACES / "study.yaml").read_text().replace("seeds: 2", "seeds: 3"))  # 12 cells, one at a time
+    study.write_text(STUDY.read_text().replace("seeds: 2", "seeds: 3")  # 12 cells, one at a time
+                     .replace("../spaces/smoke.yaml", "smoke.yaml"))
     log = open(tmp_path / "first.log", "w")
     driver = subprocess.Popen(_study_cmd(str(study), "--out", str(tmp_path / "runs")), cwd=ROOT, stdout=log,
                               stderr=subprocess.STDOUT, env=env, start_new_session=True)
