@@ -216,7 +216,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         if args.space:
             return _fail("give either a space file or --resume RUN (a run folder keeps its space)")
         flags = [f"--{name.replace('_', '-')}" for name in ("concurrency", "cpus_per_trial", "gpus_per_trial")
-                 if getattr(args, name) is not None]
+                 if getattr(args, name) is not None] + (["--no-audit"] if args.no_audit else [])
         if flags:  # a resumed run keeps its budget: silently ignoring the flags would look as if they applied
             return _fail(f"{', '.join(flags)} cannot change a resumed run (it keeps the budget in its run.json); "
                          "start a new search to use them")

@@ -98,11 +98,12 @@ def measurement(df: pd.DataFrame, table: pd.DataFrame, readme: str) -> dict:
     budget = space.budget.model_dump()
     agree = agreement(table, "proxy")
     seed, _, _ = seed_tau(df, "proxy")
-    proxy = df[df.budget == "proxy"]
+    proxy, reference = df[df.budget == "proxy"], df[df.budget == "reference"]
     return {"proxy": proxy_key(f"{space.task.name}/{space.task.preset}", budget, VAL_FRACTION),
             "benchmark": "v2", "anchors": int(proxy["arch"].nunique()),
             "families": int(proxy["family"].nunique()), "proxy_seeds": int(proxy["seed"].nunique()),
-            "reference_epochs": REFERENCE_FACTOR * budget["epochs"],
+            "reference_epochs": REFERENCE_FACTOR * budget["epochs"], "reference_anchors": agree.get("anchors", 0),
+            "reference_seeds": int(reference["seed"].nunique()),
             "kendall_tau_b": None if np.isnan(agree.get("tau", np.nan)) else round(agree["tau"], 3),
             "tau_ci90": [round(v, 3) for v in agree["tau_ci90"]] if "tau_ci90" in agree else None,
             "proxy_seed_tau": None if np.isnan(seed) else round(seed, 3),

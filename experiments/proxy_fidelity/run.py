@@ -9,7 +9,8 @@ order; the data (clips and splits) are the search's. Every finished (anchor, bud
 ``analyze.py`` turns the JSONL into the fidelity table.
 
     EXPLORER_CACHE=/tmp/explorer_cache nice -n 10 python experiments/proxy_fidelity/run.py --workers 2 \\
-        --out experiments/proxy_fidelity/results.jsonl [--budgets proxy reference e3 e6] [--seeds 0 1 2]
+        --out experiments/proxy_fidelity/results.jsonl [--budgets proxy reference e3 e6] [--seeds 0 1 2] \\
+        [--order proxy:0 proxy:1 reference:0]
 
 Jobs run budget by budget and seed by seed in the order given, the families taking turns within each, so a
 cut-short run still gives whole rankings, or a ranking over every family.
@@ -111,11 +112,17 @@ def main() -> None:
     parser.add_argument("--budgets", nargs="+", default=["proxy", "reference"],
                         choices=["proxy", "reference", *SHORT_BUDGETS])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--order", nargs="+", metavar="BUDGET:SEED", default=None,
+                        help="run these (budget, seed) waves first, in this order, e.g. proxy:0 proxy:1 reference:0")
     parser.add_argument("--only", nargs="*", help="restrict to these anchors")
     args = parser.parse_args()
     args.out.parent.mkdir(parents=True, exist_ok=True)
     done = _done(args.out)
     todo = [j for j in jobs(args.budgets, args.seeds, args.only) if j not in done]
+    if args.order:  # the named waves first, the rest after in the usual order
+        waves = [(b, int(s)) for b, s in (w.split(":") for w in args.order)]
+        rank = {wave: i for i, wave in enumerate(waves)}
+        todo.sort(key=lambda j: rank.get((j[1], j[2]), len(waves)))  # stable: families keep taking turns
     print(f"{len(todo)} trainings to run ({len(done)} already in {args.out})", flush=True)
     from explorer.data import load_task
 

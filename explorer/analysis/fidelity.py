@@ -61,8 +61,11 @@ def describe(entry: dict[str, Any] | None) -> str:
     parts = []
     if entry.get("kendall_tau_b") is not None:
         lo, hi = entry["tau_ci90"]
+        anchors = entry.get("reference_anchors", entry["anchors"])
+        seeds = entry.get("reference_seeds")
         parts.append(f"Kendall τ-b {entry['kendall_tau_b']:.2f} (90 % CI {lo:.2f}–{hi:.2f}) against a "
-                     f"{entry['reference_epochs']}-epoch reference over {entry['anchors']} anchors")
+                     f"{entry['reference_epochs']}-epoch reference over {anchors} anchors"
+                     + (f" ({seeds} reference seed{'s' if seeds != 1 else ''})" if seeds else ""))
     else:
         parts.append(f"agreement with a {entry.get('reference_epochs', '5×')}-epoch reference not measured yet")
     if entry.get("proxy_seed_tau") is not None:
