@@ -270,3 +270,28 @@ def test_audit_refuses_a_missing_folder_bad_counts_and_a_running_search(tmp_path
     err = capsys.readouterr().err
     assert "its search has not finished" in err and err.count("\n") == 1
     assert not (run / "audit").exists() and len(load_trials(run, role=None)) == len(load_trials(run))
+
+
+def test_report_header_quotes_the_measurement_of_the_runs_proxy(tmp_path, monkeypatch) -> None:
+    from test_report import make_run
+
+    from explorer.analysis import fidelity
+    from explorer.report import write_report
+
+    run = tmp_path / "run"
+    make_run(run)
+    meta = json.loads((run / "run.json").read_text())
+    budget = {"epochs": 12, "batch_size": 16, "lr": 1e-3, "warmup": 0.1, "init": "width_scaled"}
+    meta.update(task="trev/demo", budget={**meta.get("budget", {}), **budget}, recipe={"validation_fraction": 0.2},
+                clips={"train": 1604, "val": 396, "test": 500})
+    (run / "run.json").write_text(json.dumps(meta))
+    monkeypatch.setattr(fidelity, "MEASUREMENTS", tmp_path / "fidelity.json")
+    page = write_report(run).read_text()
+    assert "not measured for this proxy" in page and "1,604 training / 396 validation / 500 test clips" in page
+    record_measurement({"proxy": proxy_key("trev/demo", budget, 0.2), "kendall_tau_b": 0.71, "tau_ci90": [0.5, 0.85],
+                        "reference_epochs": 60, "anchors": 27, "reference_anchors": 20, "reference_seeds": 1,
+                        "proxy_seed_tau": 0.84, "proxy_seeds": 3, "readme": "experiments/proxy_fidelity/README.md",
+                        "measured": "2026-12-02"})
+    page = write_report(run).read_text()
+    assert "Kendall τ-b 0.71 (90 % CI 0.50–0.85) against a 60-epoch reference over 20 anchors (1 reference seed)" \
+        in page and "seed-to-seed τ-b 0.84 over 27 anchors (3 seeds)" in page

@@ -29,7 +29,8 @@ def run_proxy_key(meta: dict[str, Any]) -> dict[str, Any]:
                      (meta.get("recipe") or {}).get("validation_fraction"))
 
 
-def load_measurements(path: Path = MEASUREMENTS) -> list[dict[str, Any]]:
+def load_measurements(path: Path | None = None) -> list[dict[str, Any]]:
+    path = path or MEASUREMENTS
     return json.loads(path.read_text()) if path.exists() else []
 
 
@@ -47,8 +48,9 @@ def measurement_for(meta: dict[str, Any], measurements: list[dict[str, Any]] | N
     return found[-1] if found else None
 
 
-def record_measurement(entry: dict[str, Any], path: Path = MEASUREMENTS) -> None:
+def record_measurement(entry: dict[str, Any], path: Path | None = None) -> None:
     """Add or replace (same proxy) one measurement in the committed file."""
+    path = path or MEASUREMENTS
     kept = [m for m in load_measurements(path) if not _same(m["proxy"], entry["proxy"])]
     path.write_text(json.dumps([*kept, entry], indent=1) + "\n")
 
