@@ -105,6 +105,8 @@ def test_cells_are_every_base_value_seed_with_the_other_parameters_held() -> Non
     ("factor: {param: s0.mixer, values: [conv3d, posmlp]}\nbases: 0", "bases", "greater than or equal to 1"),
     ("factor: {param: s0.mixer, values: [conv3d, posmlp]}\nbudget: {epochs: 0}", "budget.epochs", "greater"),
     ("factor: {param: s0.mixer, values: [conv3d, posmlp]}\nseeds: 2\nsedes: 3", "sedes", "unknown key"),
+    ("factor: {param: s0.mixer, values: [conv3d, posmlp]}\ncost_match: {adjust: s0.depth}", "cost_match.adjust",
+     "not a sampled parameter"),
 ])
 def test_bad_study_files_name_the_line_and_field(tmp_path, text, where, message) -> None:
     path = tmp_path / "bad.yaml"
@@ -185,6 +187,41 @@ def test_tiny_study_resumes_after_sigkill_without_losing_or_repeating_cells(tmp_
 @pytest.mark.parametrize("path", sorted((ROOT / "experiments" / "seed_studies").glob("*.yaml")), ids=lambda p: p.stem)
 def test_the_seed_studies_load_and_draw_their_cells(path) -> None:
     study, space = load_study(path)
-    cells = draw_cells(study, space)
+    cells = draw_cells(study, space, match_costs=False)  # the cost match's builds are the driver's, at run time
     assert len(cells) == study.bases * len(study.factor.values) * study.seeds
     assert space.budget.epochs == 12  # the ready spaces' proxy budget
+
+
+def test_cost_match_picks_the_closest_width_and_flags_cells_outside_the_tolerance(tmp_path) -> None:
+    path = tmp_path / "matched.yaml"
+    path.write_text(STUDY.read_text().replace("../spaces/smoke.yaml", str(SPACES / "smoke.yaml"))
+                    + "cost_match: {metric: gflops, adjust: s0.width, tolerance: 0.2}\n")
+    study, space = load_study(path)
+    cells = draw_cells(study, space)
+    from explorer.cost import count_flops, example_input
+    from explorer.models import build
+
+    def gflops(cell):
+        from explorer.arch import Arch
+
+        arch = Arch.from_json(cell.arch_json)
+        return count_flops(build(arch), example_input(arch)) / 1e9
+
+    for base in (0, 1):
+        ref = next(c for c in cells if c.base == base and c.value == "conv3d")
+        other = next(c for c in cells if c.base == base and c.value == "posmlp")
+        assert ref.cost_ratio == 1.0 and ref.matched
+        # brute force over the width choices: the match is the width whose GFLOPs are closest to conv3d's
+        ratios = {}
+        for width in (8, 16):
+            params = {**other.params, "s0.width": width}
+            from explorer.space import arch_from_params
+
+            arch = arch_from_params(space, params)
+            ratios[width] = count_flops(build(arch), example_input(arch)) / 1e9 / gflops(ref)
+        best = min(ratios, key=lambda w: abs(ratios[w] - 1))
+        assert other.params["s0.width"] == best and other.cost_ratio == pytest.approx(ratios[best])
+        assert other.matched == (abs(ratios[best] - 1) <= 0.2)
+    rows = pd.DataFrame([{"base": c.base, "value": c.value, "seed": c.seed, "status": "COMPLETE", "accuracy": 0.5,
+                          "matched": c.matched} for c in cells])
+    assert len(cell_table(rows)) == sum(c.matched for c in cells)  # unmatched cells stay out of the verdicts

@@ -36,8 +36,11 @@ class PairedDifference:
 
 
 def cell_table(rows: pd.DataFrame, quality: str = "accuracy") -> pd.DataFrame:
-    """The complete cells as (base, value, seed, quality, costs), value as its label."""
+    """The complete cells as (base, value, seed, quality, costs), value as its label; with a cost match, only the
+    cells within its tolerance (an unmatched cell would compare the value at another cost)."""
     done = rows[rows["status"] == STATUS_COMPLETE]
+    if "matched" in done.columns:
+        done = done[done["matched"].fillna(True).astype(bool)]
     columns = ["base", "value", "seed", quality, *[c for c in COST_COLUMNS if c in done.columns]]
     out = done[columns].copy()
     out["base"] = out["base"].astype(int)

@@ -54,6 +54,14 @@ def _per_base_figure(summary: StudySummary) -> tuple[list[dict], dict]:
     return data, layout
 
 
+def _match_text(match: dict | None, rows: pd.DataFrame) -> str:
+    if not match:
+        return "none: each value at its bases' own cost (see the cost table)"
+    unmatched = int((~rows["matched"].astype(bool)).sum()) if "matched" in rows.columns else 0
+    return (f"{match['metric']} within {100 * match['tolerance']:.0f} % of the first value's on each base, by "
+            f"{match['adjust']}; {unmatched} cell(s) outside it left out of the verdicts")
+
+
 def render_study_page(meta: dict, rows: pd.DataFrame) -> str:
     study = meta["study"]
     values = [str(v) for v in study["factor"]["values"]]
@@ -70,6 +78,7 @@ def render_study_page(meta: dict, rows: pd.DataFrame) -> str:
                            f"{meta['budget']['lr']}; accuracy on the validation split"),
                 ("cells", f"{len(cells)} complete of {study['bases'] * len(values) * study['seeds']} "
                           f"({study['bases']} bases × {len(values)} values × {study['seeds']} seeds)"),
+                ("cost match", _match_text(study.get("cost_match"), rows)),
                 ("wall time", fmt_duration(meta.get("wall_time_s"))))) + "</dl>"]
     body: list[str] = []
     if len(cells) == 0:
@@ -90,8 +99,9 @@ def render_study_page(meta: dict, rows: pd.DataFrame) -> str:
         costs = summary.costs.copy()
         costs["accuracy"] = [fmt(v * 100) for v in costs["accuracy"]]
         body.append("<h2>Cost per value</h2>" + table_html(costs, "costs"))
-    shown = rows[["number", "base", "value", "seed", "status", "accuracy", "gflops", "arch_summary", "error"]] \
-        if len(rows) else rows
+    columns = ["number", "base", "value", "seed", "status", "accuracy", "gflops", "cost_ratio", "matched",
+               "arch_summary", "error"]
+    shown = rows[[c for c in columns if c in rows.columns]] if len(rows) else rows
     body.append("<h2>Cells</h2>" + table_html(shown, "cells"))
     page_head = (f'<html lang="en"><head><meta charset="utf-8"><title>{title} · explorer study</title>'
                  f"<style>{CSS}</style>{plotly_tag(f'../{PLOTLY_JS}')}</head><body>")

@@ -19,7 +19,8 @@ CELLS_FILE = "cells.json"
 
 def cell_job(cell: Cell, epochs: int) -> dict[str, Any]:
     return {"trial_id": f"cell-{cell.number}", "number": cell.number, "base": cell.base, "value": cell.value,
-            "seed": cell.seed, "epochs": epochs, "arch_json": cell.arch_json, "params": cell.params}
+            "seed": cell.seed, "epochs": epochs, "arch_json": cell.arch_json, "params": cell.params,
+            "cost_ratio": cell.cost_ratio, "matched": cell.matched}
 
 
 def write_cells(run_dir: Path, jobs: list[dict[str, Any]]) -> None:
@@ -44,7 +45,8 @@ def _study_row(space: SearchSpace, run_dir: Path, job: dict[str, Any], metrics: 
 
     row = trial_row(space, run_dir, job["number"], job["trial_id"], job["params"], metrics, history, error,
                     arch=Arch.from_json(job["arch_json"]))
-    return {**row, "role": STUDY_ROLE, "base": job["base"], "value": str(job["value"]), "seed": job["seed"]}
+    return {**row, "role": STUDY_ROLE, "base": job["base"], "value": str(job["value"]), "seed": job["seed"],
+            "cost_ratio": job.get("cost_ratio"), "matched": bool(job.get("matched", True))}
 
 
 ROW_BUILDERS[STUDY_ROLE] = _study_row

@@ -11,6 +11,7 @@ A study file (validated like a space file: errors name the file, line and field)
     seeds: 2                                # training seeds per cell
     confidence: 0.9                         # of the bootstrap intervals behind every verdict
     budget: {epochs: 12}                    # overrides of the space's budget (checked like the space's)
+    cost_match: {metric: gflops, adjust: s1.width, tolerance: 0.1}   # optional: compare at equal cost
 
 Each base draws every parameter except the factor at random (seeded); each value of the factor is then set on it,
 and parameters the value brings with it (a merge method's ratio) are drawn for it once per base. ``draw_cells`` lists
@@ -21,7 +22,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Union
+from typing import Any, Literal, Optional, Union
 
 from pydantic import Field, ValidationError
 
@@ -39,6 +40,15 @@ class FactorSpec(StrictModel):
     values: list[FactorValue] = Field(min_length=2, max_length=64)
 
 
+class CostMatch(StrictModel):
+    """Compare the values at equal cost: on every base, each value other than the first takes the choice of
+    ``adjust`` (a width or depth parameter) whose ``metric`` comes closest to the first value's on that base; a cell
+    further than ``tolerance`` (relative) from it is marked unmatched and left out of the verdicts."""
+    metric: Literal["gflops", "params_m"] = "gflops"
+    adjust: str = Field(min_length=1)
+    tolerance: float = Field(0.1, gt=0, lt=1)
+
+
 class StudySpec(StrictModel):
     name: str = Field(min_length=1)
     description: str = ""
@@ -52,17 +62,21 @@ class StudySpec(StrictModel):
     # the accuracy loss a numeric factor may cost and still count as free (for "the largest saving within it")
     tolerance: float = Field(0.01, ge=0, lt=1)
     budget: dict[str, Any] = Field(default_factory=dict)
+    cost_match: Optional[CostMatch] = None
 
 
 @dataclass(frozen=True)
 class Cell:
-    """One training of the study: base ``base`` with the factor at ``value``, training seed ``seed``."""
+    """One training of the study: base ``base`` with the factor at ``value``, training seed ``seed``.
+    ``cost_ratio``: with a cost match, the cell's cost over the first value's on the same base (1.0 for that one)."""
     number: int
     base: int
     value: FactorValue
     seed: int
     params: dict[str, Any]
     arch_json: str
+    cost_ratio: float | None = None
+    matched: bool = True
 
 
 MAX_DRAWS = 64  # tries to draw a base on which the factor (or a fixed parameter) is sampled at all
@@ -90,13 +104,16 @@ def load_study(path: str | Path) -> tuple[StudySpec, SearchSpace]:
             first = err.errors()[0]
             raise located.error(("budget", *first["loc"]), first["msg"]) from None
         space = space.model_copy(update={"budget": budget})
-    draw_cells(study, space, located)  # a factor or value the space does not have fails here, with its line
+    draw_cells(study, space, located, match_costs=False)  # a factor or value the space lacks fails here, by line
     return study, space
 
 
 @optuna_warnings_only()
-def draw_cells(study: StudySpec, space: SearchSpace, located: Located | None = None) -> list[Cell]:
-    """Every cell of the study, in the order base, value, seed (deterministic for the study's seed)."""
+def draw_cells(study: StudySpec, space: SearchSpace, located: Located | None = None,
+               match_costs: bool = True) -> list[Cell]:
+    """Every cell of the study, in the order base, value, seed (deterministic for the study's seed).
+    ``match_costs=False`` skips the cost match's model builds (validation: the adjusted parameter is only
+    checked to exist)."""
     import optuna
 
     located = located or Located(study.name, {})
@@ -105,18 +122,83 @@ def draw_cells(study: StudySpec, space: SearchSpace, located: Located | None = N
     cells: list[Cell] = []
     for base in range(study.bases):
         base_params = _draw_base(draws, space, study, located)
-        for value in study.factor.values:
-            cant = f"{value!r} is not a value {study.factor.param} can take in {space.name}"
-            try:
-                params, arch = _draw(draws, space, {**base_params, **study.fixed, study.factor.param: value})
-            except ValueError as err:  # out of the parameter's choices or range, or an invalid architecture
-                raise located.error(("factor", "values"), f"{cant} ({err})") from None
-            took = params.get(study.factor.param)
-            if took != value:
-                raise located.error(("factor", "values"), f"{cant} (it took {took!r})")
+        reference_cost = None
+        for k, value in enumerate(study.factor.values):
+            params, arch = _value_draw(draws, space, study, located, {**base_params, **study.fixed}, value)
+            ratio, matched = None, True
+            if study.cost_match is not None and not match_costs:
+                if not _choices(draws, study.cost_match.adjust):
+                    raise located.error(("cost_match", "adjust"), f"{study.cost_match.adjust} is not a sampled "
+                                                                  f"parameter of {space.name} with a finite set of "
+                                                                  "values")
+            elif study.cost_match is not None:
+                if k == 0:
+                    reference_cost, ratio = _cost(arch, study.cost_match.metric), 1.0
+                else:
+                    params, arch, ratio = _matched(draws, space, study, located, base_params, value, reference_cost)
+                matched = abs(ratio - 1) <= study.cost_match.tolerance
             for seed in range(study.seeds):
-                cells.append(Cell(len(cells), base, value, space.task.seed + seed, params, arch.to_json(None)))
+                cells.append(Cell(len(cells), base, value, space.task.seed + seed, params, arch.to_json(None),
+                                  ratio, matched))
     return cells
+
+
+def _value_draw(draws, space: SearchSpace, study: StudySpec, located: Located, fixed: dict[str, Any],
+                value: FactorValue):
+    cant = f"{value!r} is not a value {study.factor.param} can take in {space.name}"
+    try:
+        params, arch = _draw(draws, space, {**fixed, study.factor.param: value})
+    except ValueError as err:  # out of the parameter's choices or range, or an invalid architecture
+        raise located.error(("factor", "values"), f"{cant} ({err})") from None
+    took = params.get(study.factor.param)
+    if took != value:
+        raise located.error(("factor", "values"), f"{cant} (it took {took!r})")
+    return params, arch
+
+
+def _cost(arch, metric: str) -> float:
+    """GFLOPs (fvcore) or millions of parameters of an architecture, built on the CPU."""
+    import torch
+
+    from explorer.cost import count_flops, example_input
+    from explorer.models import build
+
+    torch.manual_seed(0)
+    model = build(arch)
+    if metric == "params_m":
+        return sum(p.numel() for p in model.parameters()) / 1e6
+    return count_flops(model, example_input(arch)) / 1e9
+
+
+def _matched(draws, space: SearchSpace, study: StudySpec, located: Located, base_params: dict[str, Any],
+             value: FactorValue, reference_cost: float):
+    """The value on this base with the ``adjust`` choice whose cost is closest to the reference's."""
+    match = study.cost_match
+    params, arch = _value_draw(draws, space, study, located, {**base_params, **study.fixed}, value)
+    choices = _choices(draws, match.adjust)
+    if not choices:
+        raise located.error(("cost_match", "adjust"), f"{match.adjust} is not a sampled parameter of {space.name} "
+                                                      f"with a finite set of values")
+    best = None
+    for choice in choices:
+        p, a = _value_draw(draws, space, study, located, {**params, match.adjust: choice}, value)  # only it moves
+        ratio = _cost(a, match.metric) / reference_cost
+        if best is None or abs(ratio - 1) < abs(best[2] - 1):
+            best = (p, a, ratio)
+    return best
+
+
+def _choices(draws, name: str) -> list[Any]:
+    """The values a sampled parameter can take, from the draws so far (a categorical or a stepped int)."""
+    import optuna
+
+    for trial in reversed(draws.trials):
+        dist = trial.distributions.get(name)
+        if isinstance(dist, optuna.distributions.CategoricalDistribution):
+            return list(dist.choices)
+        if isinstance(dist, optuna.distributions.IntDistribution):
+            return list(range(dist.low, dist.high + 1, dist.step))
+    return []
 
 
 def _draw(draws, space: SearchSpace, fixed: dict[str, Any]):
