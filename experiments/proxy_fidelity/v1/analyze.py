@@ -2,8 +2,8 @@
 overlap and
 regret of the proxy ranking against the reference ranking, next to the seed-to-seed noise ceiling.
 
-    python experiments/proxy_fidelity/analyze.py /tmp/proxy_fidelity/results.jsonl \
-        --csv experiments/proxy_fidelity/results.csv
+    python experiments/proxy_fidelity/v1/analyze.py /tmp/proxy_fidelity/results.jsonl \
+        --csv experiments/proxy_fidelity/v1/results.csv
 """
 
 from __future__ import annotations
@@ -15,23 +15,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-
-def kendall_tau_b(a, b) -> float:
-    """Kendall tau-b (ties corrected); (1 + tau) / 2 is the fraction of untied pairs ordered alike."""
-    a, b = np.asarray(a, float), np.asarray(b, float)
-    i, j = np.triu_indices(len(a), k=1)
-    da, db = np.sign(a[i] - a[j]), np.sign(b[i] - b[j])
-    n_a, n_b = np.count_nonzero(da), np.count_nonzero(db)
-    return float((da * db).sum() / np.sqrt(n_a * n_b)) if n_a and n_b else float("nan")
-
-
-def spearman(a, b) -> float:
-    return float(pd.Series(a).rank().corr(pd.Series(b).rank()))
+from explorer.analysis import ranking
+from explorer.analysis.ranking import kendall_tau_b, spearman
 
 
 def top_k_overlap(proxy, reference, k: int = 3) -> float:
-    top = lambda s: set(np.argsort(-np.asarray(s, float), kind="stable")[:k])  # noqa: E731
-    return len(top(proxy) & top(reference)) / k
+    return ranking.top_k_overlap(proxy, reference, k)
 
 
 def bootstrap_tau(a, b, draws: int = 2000, seed: int = 0) -> tuple[float, float]:

@@ -5,7 +5,7 @@ budget of ``search_spaces/tiny.yaml``) and at the reference budget (15 epochs), 
 worker. Every finished (arch, budget, seed) is appended to ``--out`` (JSONL) and skipped on restart, so the run can be
 stopped and resumed. ``analyze.py`` turns the JSONL into the fidelity table (docs/proxy_tasks.md, fidelity metrics).
 
-    nice -n 10 python experiments/proxy_fidelity/run.py --workers 2 --out /tmp/fidelity/results.jsonl
+    nice -n 10 python experiments/proxy_fidelity/v1/run.py --workers 2 --out /tmp/fidelity/results.jsonl
 """
 
 from __future__ import annotations
