@@ -354,7 +354,7 @@ def cmd_report(args: argparse.Namespace) -> int:
             print(f"report: {write_report(runs[0], self_contained=args.self_contained)}")
         else:
             print(f"comparison: {write_comparison(runs, args.out, self_contained=args.self_contained)}")
-    except RunFolderError as err:
+    except (RunFolderError, ValueError) as err:  # an unreadable run, or runs that cannot share a page
         return _fail(str(err))
     return 0
 

@@ -225,3 +225,40 @@ def test_cost_match_picks_the_closest_width_and_flags_cells_outside_the_toleranc
     rows = pd.DataFrame([{"base": c.base, "value": c.value, "seed": c.seed, "status": "COMPLETE", "accuracy": 0.5,
                           "matched": c.matched} for c in cells])
     assert len(cell_table(rows)) == sum(c.matched for c in cells)  # unmatched cells stay out of the verdicts
+
+
+def _study_run(path: Path, factor: str = "s0.mixer", shift: float = 0.0) -> Path:
+    """A study run folder in the runner's format, from synthetic cells."""
+    import json
+
+    from explorer.search.rundir import write_table
+
+    path.mkdir(parents=True)
+    cells = _cells(0.03 + shift, np.random.default_rng(4))
+    rows = cells.assign(number=range(len(cells)), trial_id=[f"cell-{i}" for i in range(len(cells))], role="study",
+                        arch_summary="x", error="", params_m=0.01)
+    write_table(rows, path)
+    study = {"factor": {"param": factor, "values": ["a", "b"]}, "bases": 8, "seeds": 2, "confidence": 0.9,
+             "tolerance": 0.01, "description": "", "cost_match": None}
+    (path / "run.json").write_text(json.dumps({"name": path.name, "kind": "study", "study": study,
+                                               "objectives": [{"metric": "accuracy", "mode": "max"},
+                                                              {"metric": "gflops", "mode": "min"}],
+                                               "budget": {"epochs": 1, "batch_size": 8,
+                                                                            "lr": 0.001}}))
+    return path
+
+
+def test_explorer_report_draws_a_study_and_overlays_two_of_one_factor(tmp_path, capsys) -> None:
+    from explorer.cli import main
+
+    a, b = _study_run(tmp_path / "a"), _study_run(tmp_path / "b", shift=0.02)
+    assert main(["report", str(a)]) == 0
+    page = (a / "index.html").read_text()
+    assert "b vs a: +" in page and "b is better" in page
+    assert main(["report", str(a), str(b), "--out", str(tmp_path / "both.html")]) == 0
+    both = (tmp_path / "both.html").read_text()
+    assert both.count('<ul class="verdict">') == 2 and "Studies of s0.mixer" in both
+    other = _study_run(tmp_path / "c", factor="s0.width")
+    capsys.readouterr()
+    assert main(["report", str(a), str(other)]) == 2
+    assert "compare different factors" in capsys.readouterr().err

@@ -101,6 +101,13 @@ def write_comparison(run_dirs: Sequence[str | Path], out: str | Path | None = No
     """Write the comparison page of `run_dirs` to `out` (default `default_compare_path`) and return its path."""
     if len(run_dirs) < 2:
         raise ValueError(f"a comparison needs at least two run folders, got {len(run_dirs)}")
+    kinds = {analysis.load_run_meta(d).get("kind", "search") for d in run_dirs}
+    if kinds == {"study"}:  # studies of one factor overlay their paired differences instead
+        from explorer.report.study import write_study_comparison
+
+        return write_study_comparison([Path(d) for d in run_dirs], Path(out) if out else default_compare_path(run_dirs))
+    if len(kinds) > 1:
+        raise ValueError("a comparison takes search runs or study runs, not both")
     runs: dict[str, tuple[dict, pd.DataFrame]] = {}
     for d in run_dirs:
         d = Path(d)

@@ -118,3 +118,53 @@ def write_study_report(run_dir: str | Path, meta: dict) -> Path:
     tmp.write_text(render_study_page(meta, rows), encoding="utf-8")
     tmp.replace(path)
     return path
+
+
+def render_study_comparison(studies: dict[str, tuple[dict, pd.DataFrame]]) -> str:
+    """Several studies of the same factor on one page: their paired differences side by side, per value, with
+    their intervals, and every study's verdicts."""
+    data, sections = [], []
+    for k, (name, (meta, rows)) in enumerate(studies.items()):
+        spec = meta["study"]
+        values = [str(v) for v in spec["factor"]["values"]]
+        summary = summarize_study(cell_table(rows), values, confidence=spec["confidence"],
+                                  tolerance=spec["tolerance"])
+        pairs = summary.pairs
+        data.append({"type": "scatter", "mode": "markers", "name": html.escape(name), "x": [p.a for p in pairs],
+                     "y": nums([100 * p.mean for p in pairs]), "marker": {"size": 11, "color": PALETTE[k % 10]},
+                     "error_y": {"type": "data", "symmetric": False, "thickness": 2, "width": 8,
+                                 "array": nums([100 * (p.hi - p.mean) for p in pairs]),
+                                 "arrayminus": nums([100 * (p.mean - p.lo) for p in pairs])}})
+        items = "".join(f"<li>{html.escape(s)}</li>" for s in summary.sentences)
+        sections.append(f"<h3>{html.escape(name)}</h3><ul class=\"verdict\">{items}</ul>")
+    factor = next(iter(studies.values()))[0]["study"]["factor"]["param"]
+    layout = {"title": {"text": html.escape(f"paired difference in accuracy by value of {factor}"), "x": 0.02},
+              "xaxis": {"title": {"text": "value"}, "type": "category"}, "scattermode": "group",
+              "yaxis": {"title": {"text": "accuracy difference (points)"}, "zeroline": True,
+                        "zerolinecolor": "#888", "gridcolor": "#eee"}}
+    page_head = (f'<html lang="en"><head><meta charset="utf-8"><title>studies of {html.escape(factor)} · explorer'
+                 f"</title><style>{CSS}</style>{plotly_tag(PLOTLY_JS)}</head><body>")
+    return "\n".join(["<!doctype html>", page_head, f"<h1>Studies of {html.escape(factor)}</h1>",
+                      f'<div class="charts">{plot("differences", data, layout, height=420)}</div>', *sections,
+                      READY_JS, "</body></html>"])
+
+
+def write_study_comparison(run_dirs: list[Path], out: Path) -> Path:
+    """The comparison page of several study runs of one factor; ``ValueError`` when their factors differ."""
+    from explorer.analysis import load_run_meta
+
+    studies: dict[str, tuple[dict, pd.DataFrame]] = {}
+    for d in run_dirs:
+        meta = load_run_meta(d)
+        name = Path(d).resolve().name
+        while name in studies:
+            name += "'"
+        studies[name] = (meta, load_trials(d, role=STUDY_ROLE))
+    factors = {m["study"]["factor"]["param"] for m, _ in studies.values()}
+    if len(factors) > 1:
+        raise ValueError(f"these studies compare different factors ({', '.join(sorted(factors))}): an overlay "
+                         "needs one")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    write_plotly_js(out.parent)
+    out.write_text(render_study_comparison(studies), encoding="utf-8")
+    return out
