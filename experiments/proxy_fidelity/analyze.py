@@ -84,8 +84,12 @@ def tradeoff(df: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame:
         rows.append({"budget": budget, "epochs": int(part["epochs"].iloc[0]),
                      "mean_train_s": round(float(part["seconds"].mean()), 1), "seeds": int(part["seed"].nunique()),
                      "anchors": int(part["arch"].nunique()), "tau_vs_reference": agree.get("tau", np.nan),
-                     "tau_ci90": agree.get("tau_ci90"), "seed_tau": tau, "seed_pairs": pairs})
+                     "tau_ci90": _interval(agree.get("tau_ci90")), "seed_tau": tau, "seed_pairs": pairs})
     return pd.DataFrame(rows)
+
+
+def _interval(pair) -> str:
+    return f"{pair[0]:.2f} to {pair[1]:.2f}" if pair else ""
 
 
 def measurement(df: pd.DataFrame, table: pd.DataFrame, readme: str) -> dict:
@@ -124,8 +128,9 @@ def main() -> None:
     print(table.round(3).to_markdown())
     print()
     print(tradeoff(df, table).round(3).to_markdown(index=False))
-    print(json.dumps({k: (round(v, 3) if isinstance(v, float) else v) for k, v in agreement(table, "proxy").items()},
-                     indent=1, default=lambda v: [round(x, 3) for x in v]))
+    agree = agreement(table, "proxy")
+    print(json.dumps({k: (round(v, 3) if isinstance(v, float) else [round(x, 3) for x in v] if isinstance(v, tuple)
+                          else v) for k, v in agree.items()}))
     if args.record:
         entry = measurement(df, table, "experiments/proxy_fidelity/README.md")
         record_measurement(entry)
