@@ -29,7 +29,7 @@ from explorer.analysis.ranking import bootstrap_interval, kendall_tau_b, regret,
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from run import REFERENCE_FACTOR  # noqa: E402
 
-BUDGET_ORDER = ("e3", "e6", "proxy", "reference")
+BUDGET_ORDER = ("e3", "e6", "proxy", "e24", "e36", "reference")
 
 
 def load_rows(path: Path) -> pd.DataFrame:

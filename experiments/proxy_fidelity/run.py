@@ -9,7 +9,7 @@ order; the data (clips and splits) are the search's. Every finished (anchor, bud
 ``analyze.py`` turns the JSONL into the fidelity table.
 
     EXPLORER_CACHE=/tmp/explorer_cache nice -n 10 python experiments/proxy_fidelity/run.py --workers 2 \\
-        --out experiments/proxy_fidelity/results.jsonl [--budgets proxy reference e3 e6] [--seeds 0 1 2] \\
+        --out experiments/proxy_fidelity/results.jsonl [--budgets proxy reference e6 e24] [--seeds 0 1 2] \\
         [--order proxy:0 proxy:1 reference:0]
 
 Jobs run budget by budget and seed by seed in the order given, the families taking turns within each, so a
@@ -31,8 +31,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from anchors import ANCHORS, build_anchor  # noqa: E402
 
 REFERENCE_FACTOR = 5
-# shorter proxies for the trade-off curve (tau against proxy cost): epochs of the same recipe
-SHORT_BUDGETS = {"e3": 3, "e6": 6}
+# other proxies for the trade-off curve (tau against proxy cost): epochs of the same recipe
+OTHER_BUDGETS = {"e3": 3, "e6": 6, "e24": 24, "e36": 36}
 _DATA: dict[str, object] = {}
 
 
@@ -41,7 +41,7 @@ def budget_epochs(budget: str, proxy_epochs: int) -> int:
         return proxy_epochs
     if budget == "reference":
         return REFERENCE_FACTOR * proxy_epochs
-    return SHORT_BUDGETS[budget]
+    return OTHER_BUDGETS[budget]
 
 
 def _done(out: Path) -> set[tuple[str, str, int]]:
@@ -110,7 +110,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path(__file__).with_name("results.jsonl"))
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--budgets", nargs="+", default=["proxy", "reference"],
-                        choices=["proxy", "reference", *SHORT_BUDGETS])
+                        choices=["proxy", "reference", *OTHER_BUDGETS])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--order", nargs="+", metavar="BUDGET:SEED", default=None,
                         help="run these (budget, seed) waves first, in this order, e.g. proxy:0 proxy:1 reference:0")
