@@ -61,7 +61,7 @@ def _data(space):
     return _DATA[key]
 
 
-def run_job(job: tuple[str, str, int]) -> dict:
+def run_job(job: tuple[str, str, int, str]) -> dict:
     """Train one anchor at one budget and seed, exactly as a search trial of its space (one thread)."""
     import torch
 
@@ -70,11 +70,11 @@ def run_job(job: tuple[str, str, int]) -> dict:
     from explorer.train import train_epochs
 
     torch.set_num_threads(1)
-    name, budget, seed = job
+    name, budget, seed, device = job
     anchor = next(a for a in ANCHORS if a.name == name)
     space, arch = build_anchor(anchor)
     epochs = budget_epochs(budget, space.budget.epochs)
-    cfg = dataclasses.replace(train_config(space, threads=1), epochs=epochs, seed=seed)
+    cfg = dataclasses.replace(train_config(space, threads=1), epochs=epochs, seed=seed, device=device)
     torch.manual_seed(seed)
     model = build(arch)
     params = sum(p.numel() for p in model.parameters())
@@ -86,7 +86,7 @@ def run_job(job: tuple[str, str, int]) -> dict:
             "curve": [round(r.accuracy, 4) for r in results],
             "test_curve": [round(r.test_accuracy, 4) for r in results],
             "train_loss": [round(r.train_loss, 4) for r in results],
-            "seconds": round(time.perf_counter() - started, 1), "arch_hash": arch.content_hash}
+            "seconds": round(time.perf_counter() - started, 1), "device": device, "arch_hash": arch.content_hash}
 
 
 def interleaved_names(only: list[str] | None = None) -> list[str]:
@@ -115,6 +115,8 @@ def main() -> None:
     parser.add_argument("--order", nargs="+", metavar="BUDGET:SEED", default=None,
                         help="run these (budget, seed) waves first, in this order, e.g. proxy:0 proxy:1 reference:0")
     parser.add_argument("--only", nargs="*", help="restrict to these anchors")
+    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"),
+                        help="train on this device (cuda: bf16 autocast, several workers may share one GPU)")
     args = parser.parse_args()
     args.out.parent.mkdir(parents=True, exist_ok=True)
     done = _done(args.out)
@@ -128,7 +130,8 @@ def main() -> None:
 
     load_task("trev", "demo", seed=0)  # generate the clips once, before the workers read them from the cache
     with mp.get_context("spawn").Pool(args.workers, maxtasksperchild=8) as pool:
-        for row in pool.imap_unordered(run_job, todo):  # each line written as soon as its training ends
+        # each line is written as soon as its training ends
+        for row in pool.imap_unordered(run_job, [(*job, args.device) for job in todo]):
             with open(args.out, "a") as f:
                 f.write(json.dumps(row) + "\n")
             print(f"{row['arch']:24s} {row['budget']:9s} s{row['seed']}: val {row['accuracy']:.3f} "
