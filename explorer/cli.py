@@ -44,6 +44,13 @@ def _add_search(sub) -> None:
                    help="skip the front audit the space asks for (budget.audit; `explorer audit RUN` runs it later)")
 
 
+def _add_ray_flags(parser) -> None:
+    """Where the trainings of a command run: a cluster, or the local Ray's CPUs; and the progress bar."""
+    parser.add_argument("--address", default=None, help="Ray cluster address (default: a local Ray, or $RAY_ADDRESS)")
+    parser.add_argument("--num-cpus", type=int, default=None, help="CPUs for the local Ray")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
 def _add_audit(sub) -> None:
     a = sub.add_parser(
         "audit", help="retrain a finished run's best front points and a few random trials with other seeds",
@@ -63,24 +70,21 @@ def _add_audit(sub) -> None:
     a.add_argument("--reference-epochs", type=int, default=None,
                    help="also train each audited trial once for this many epochs, with the search's seed (default: the "
                         "run's budget.audit.reference_epochs, none)")
-    a.add_argument("--address", default=None, help="Ray cluster address (default: a local Ray, or $RAY_ADDRESS)")
-    a.add_argument("--num-cpus", type=int, default=None, help="CPUs for the local Ray")
-    a.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_ray_flags(a)
 
 
 def _add_study(sub) -> None:
     s = sub.add_parser(
         "study", help="a controlled factor study: one design factor compared value against value on the same bases",
-        description="Train every (base, value, seed) cell of a study file (studies/*.yaml: a space, one factor and "
-                    "its values, the number of base architectures and seeds) as Ray Tune trials with the space's "
-                    "recipe, and write a page with a verdict per value against the first one: better, worse or "
-                    "indistinguishable, with a bootstrap interval over bases and seeds. See docs/studies.md.")
+        description="Train every (base, value, seed) cell of a study file (e.g. experiments/seed_studies/*.yaml: "
+                    "a space, one factor and its values, the number of base architectures and seeds) as Ray Tune "
+                    "trials with the space's recipe, and write a page with a verdict per value against the first "
+                    "one: better, worse or indistinguishable, with a bootstrap interval over bases and seeds. See "
+                    "docs/studies.md.")
     s.add_argument("study", nargs="?", help="study YAML file; omit with --resume")
     s.add_argument("--resume", metavar="RUN", default=None, help="continue a stopped study in its run folder")
     s.add_argument("--out", default="reports", help="folder for run folders (default: reports)")
-    s.add_argument("--address", default=None, help="Ray cluster address (default: a local Ray, or $RAY_ADDRESS)")
-    s.add_argument("--num-cpus", type=int, default=None, help="CPUs for the local Ray")
-    s.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_ray_flags(s)
 
 
 def _add_report(sub) -> None:

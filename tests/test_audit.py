@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from processes import stop_process_group
 
 from explorer.analysis import load_trials, run_counts
 from explorer.analysis.audit import (
@@ -231,12 +232,7 @@ def test_explorer_audit_on_a_finished_run_and_its_resume_after_sigkill(tmp_path)
         driver.send_signal(signal.SIGKILL)
         driver.wait(timeout=30)
     finally:
-        if driver.poll() is None:
-            driver.kill()
-        try:
-            os.killpg(driver.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+        stop_process_group(driver)
         log.close()
     resumed = subprocess.run(_audit_cmd(*args), cwd=ROOT, capture_output=True, text=True, timeout=600, env=env)
     assert resumed.returncode == 0, resumed.stderr[-3000:]

@@ -3,7 +3,6 @@ kept (not trained again), the unfinished ones run again, and the final table has
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -13,6 +12,7 @@ from pathlib import Path
 import optuna
 import pandas as pd
 import pytest
+from processes import stop_process_group
 
 ROOT = Path(__file__).resolve().parents[1]
 SPACE = ROOT / "tests" / "spaces" / "resume.yaml"
@@ -52,12 +52,7 @@ def test_sigkilled_search_resumes_without_losses_or_repeats(tmp_path):
         driver.send_signal(signal.SIGKILL)  # the driver dies at once: no clean-up, no final table
         driver.wait(timeout=30)
     finally:
-        if driver.poll() is None:
-            driver.kill()
-        try:  # the Ray daemons the driver started die with it (their reaper), or here by the group handle
-            os.killpg(driver.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+        stop_process_group(driver)
         log.close()
     assert run_dir is not None
     assert not (run_dir / "trials.parquet").exists() or len(pd.read_parquet(run_dir / "trials.parquet")) < TRIALS

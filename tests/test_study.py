@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from processes import stop_process_group
 
 from explorer.analysis import STUDY_ROLE, load_trials
 from explorer.analysis.study import BETTER, SAME, WORSE, cell_table, paired_difference, summarize_study
@@ -162,12 +163,7 @@ def test_tiny_study_resumes_after_sigkill_without_losing_or_repeating_cells(tmp_
         driver.send_signal(signal.SIGKILL)
         driver.wait(timeout=30)
     finally:
-        if driver.poll() is None:
-            driver.kill()
-        try:
-            os.killpg(driver.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+        stop_process_group(driver)
         log.close()
     resumed = subprocess.run(_study_cmd("--resume", str(run_dir)), cwd=ROOT, capture_output=True, text=True,
                              timeout=600, env=env)

@@ -84,7 +84,7 @@ def _missing(value: object) -> bool:
 
 
 def _plain(value: object) -> object:
-    """A numpy scalar from the table as the Python value Optuna's FixedTrial and JSON expect."""
+    """A numpy scalar from the table as a plain Python value (the job is JSON, sent to Ray Tune)."""
     return value.item() if isinstance(value, np.generic) else value
 
 

@@ -7,6 +7,7 @@ import os
 import shutil
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -279,6 +280,21 @@ def _ray_environment(address: str | None) -> None:
         os.environ.setdefault("RAY_AUTH_MODE", "token")
 
 
+def _on_ray(space: SearchSpace, address: str | None, num_cpus: int | None, work: Callable[[], Any]) -> Any:
+    """``work()`` on the cluster at ``address`` (checked to have a node that can run one trial) or on a local Ray
+    started for it and shut down after."""
+    we_started_ray = _init_ray(address, _local_cpus(space, num_cpus))
+    try:
+        if address:
+            _check_cluster_resources(space, address)
+        return work()
+    finally:
+        if we_started_ray:
+            import ray
+
+            ray.shutdown()
+
+
 def _audit_record(spec: AuditSpec, seconds: float) -> dict[str, Any]:
     return {**spec.model_dump(), "wall_time_s": round(seconds, 2)}
 
@@ -317,16 +333,7 @@ def run_audit(run_dir: str | Path, address: str | None = None, num_cpus: int | N
     from explorer.report import write_report
 
     started = time.perf_counter()
-    we_started_ray = _init_ray(address, _local_cpus(space, num_cpus))
-    try:
-        if address:
-            _check_cluster_resources(space, address)
-        run_audit_jobs(space, run_dir, spec, progress)
-    finally:
-        if we_started_ray:
-            import ray
-
-            ray.shutdown()
+    _on_ray(space, address, num_cpus, lambda: run_audit_jobs(space, run_dir, spec, progress))
     update_meta(run_dir, audit=_audit_record(spec, time.perf_counter() - started))
     return write_report(run_dir)
 
@@ -372,16 +379,8 @@ def run_study(study_path: str | Path | None = None, out_root: str | Path = "repo
     from explorer.report import write_report
 
     started = time.perf_counter()
-    we_started_ray = _init_ray(address, _local_cpus(space, num_cpus))
-    try:
-        if address:
-            _check_cluster_resources(space, address)
-        run_jobs(space, run_dir, lambda: pending_cells(run_dir), STUDY_ROLE, STUDY_DIR, progress)
-    finally:
-        if we_started_ray:
-            import ray
-
-            ray.shutdown()
+    _on_ray(space, address, num_cpus,
+            lambda: run_jobs(space, run_dir, lambda: pending_cells(run_dir), STUDY_ROLE, STUDY_DIR, progress))
     write_meta(run_dir, space, space_file, wall_time_s=round(time.perf_counter() - started, 2),
                state="finished", **extra)
     return write_report(run_dir)
