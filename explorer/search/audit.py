@@ -12,6 +12,8 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from explorer.analysis import AUDIT_ROLE, load_trials
 from explorer.analysis.audit import AuditJob, audit_jobs
 from explorer.search.jobs import ROW_BUILDERS, run_jobs
@@ -23,17 +25,17 @@ from explorer.space.schema import AuditSpec
 AUDIT_DIR = "audit"
 
 
-def planned_jobs(space: SearchSpace, run_dir: Path, spec: AuditSpec) -> list[AuditJob]:
-    """Every retraining the audit of this run asks for (done or not)."""
-    objectives = [o.model_dump() for o in space.objectives]
-    return audit_jobs(load_trials(run_dir), objectives, front=spec.front, random=spec.random, seeds=spec.seeds,
-                      base_seed=space.task.seed, epochs=space.budget.epochs, reference_epochs=spec.reference_epochs)
-
-
 def pending_jobs(space: SearchSpace, run_dir: Path, spec: AuditSpec) -> list[AuditJob]:
-    """The planned retraining not yet in the trials table (failed ones count as done: their reason is recorded)."""
-    done = set(load_trials(run_dir, role=AUDIT_ROLE)["trial_id"].astype(str))
-    return [job for job in planned_jobs(space, run_dir, spec) if job.trial_id not in done]
+    """The retrainings the audit asks for that are not yet in the trials table (failed ones count as done: their
+    reason is recorded); the table is read once for both."""
+    rows = load_trials(run_dir, role=None)
+    audit = rows["role"] == AUDIT_ROLE if "role" in rows.columns else pd.Series(False, index=rows.index)
+    done = set(rows.loc[audit, "trial_id"].astype(str))
+    objectives = [o.model_dump() for o in space.objectives]
+    planned = audit_jobs(rows[~audit].reset_index(drop=True), objectives, front=spec.front, random=spec.random,
+                         seeds=spec.seeds, base_seed=space.task.seed, epochs=space.budget.epochs,
+                         reference_epochs=spec.reference_epochs)
+    return [job for job in planned if job.trial_id not in done]
 
 
 def audit_row(space: SearchSpace, run_dir: Path, job: AuditJob, metrics: dict[str, Any],

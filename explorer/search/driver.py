@@ -222,53 +222,50 @@ def run_search(space_path: str | Path | None = None, out_root: str | Path = "rep
     write_meta(run_dir, space, str(space_path), wall_time_s=None, state="running", **clips)
     _ray_environment(address)
 
-    from ray import tune
-
     from explorer.report import write_report
 
     started = time.perf_counter()
     concurrency = space.budget.concurrency
-    we_started_ray = _init_ray(address, _local_cpus(space, num_cpus))
-    try:
-        if address:
-            _check_cluster_resources(space, address)
-        trainable = _trainable(space, run_dir)
-        if resume and tune.Tuner.can_restore(run_dir / "tune"):
-            # finished trials stay; unfinished and errored (a dead worker) ones run again
-            tuner = tune.Tuner.restore(str(run_dir / "tune"), trainable=trainable, resume_unfinished=True,
-                                       resume_errored=False, restart_errored=True)
-        else:  # a fresh run, or a resume of a run killed before Tune saved any state
-            trials = _num_trials(space)  # a grid enumerates the whole space: once
-            tuner = tune.Tuner(
-                trainable,
-                tune_config=tune.TuneConfig(search_alg=_searcher(space, run_dir), scheduler=_scheduler(space),
-                                            num_samples=trials, reuse_actors=True),
-                run_config=tune.RunConfig(
-                    name="tune", storage_path=str(run_dir), verbose=0,
-                    callbacks=_callbacks(space, run_dir, progress, live, trials),
-                    # retries are for workers or nodes that died: our own failures are reported, not raised
-                    failure_config=tune.FailureConfig(max_failures=getattr(space.budget, "retries", 2),
-                                                      fail_fast=False)),
-            )
-        results = tuner.fit()
+
+    def search_then_audit() -> float:
+        results = _search_tuner(space, run_dir, resume, progress, live).fit()
         table = trials_table(space, results, run_dir)
-        table = keep_lost_rows(table, run_dir, set(table["trial_id"].astype(str)))
-        write_table(table, run_dir)
-        search_s = round(time.perf_counter() - started, 2)
+        write_table(keep_lost_rows(table, run_dir, set(table["trial_id"].astype(str))), run_dir)
+        seconds = round(time.perf_counter() - started, 2)
         if space.budget.audit.enabled:
-            write_meta(run_dir, space, str(space_path), wall_time_s=search_s, concurrency=concurrency,
+            write_meta(run_dir, space, str(space_path), wall_time_s=seconds, concurrency=concurrency,
                        address=address or "local", state="auditing", **clips)
             audit_started = time.perf_counter()
             run_audit_jobs(space, run_dir, space.budget.audit, progress)
             update_meta(run_dir, audit=_audit_record(space.budget.audit, time.perf_counter() - audit_started))
-    finally:
-        if we_started_ray:
-            import ray
+        return seconds
 
-            ray.shutdown()
+    search_s = _on_ray(space, address, num_cpus, search_then_audit)
     write_meta(run_dir, space, str(space_path), wall_time_s=search_s, concurrency=concurrency,
                address=address or "local", state="finished", **clips)
     return write_report(run_dir)
+
+
+def _search_tuner(space: SearchSpace, run_dir: Path, resume: bool, progress: bool, live: bool):
+    """The search's Tuner: restored from the run folder on a resume that Tune saved state for, else a new one."""
+    from ray import tune
+
+    trainable = _trainable(space, run_dir)
+    if resume and tune.Tuner.can_restore(run_dir / "tune"):
+        # finished trials stay; unfinished and errored (a dead worker) ones run again
+        return tune.Tuner.restore(str(run_dir / "tune"), trainable=trainable, resume_unfinished=True,
+                                  resume_errored=False, restart_errored=True)
+    trials = _num_trials(space)  # a fresh run, or a resume killed before Tune saved any state; a grid: enumerated once
+    return tune.Tuner(
+        trainable,
+        tune_config=tune.TuneConfig(search_alg=_searcher(space, run_dir), scheduler=_scheduler(space),
+                                    num_samples=trials, reuse_actors=True),
+        run_config=tune.RunConfig(
+            name="tune", storage_path=str(run_dir), verbose=0,
+            callbacks=_callbacks(space, run_dir, progress, live, trials),
+            # retries are for workers or nodes that died: our own failures are reported, not raised
+            failure_config=tune.FailureConfig(max_failures=getattr(space.budget, "retries", 2), fail_fast=False)),
+    )
 
 
 def _ray_environment(address: str | None) -> None:
