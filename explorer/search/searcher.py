@@ -34,7 +34,19 @@ class RecordingOptunaSearch(OptunaSearch):
     def _stopped_early(self, result: dict[str, Any] | None) -> bool:
         return bool(result) and self.epochs is not None and int(result.get("epoch", self.epochs)) < self.epochs
 
+    def _told_already(self, trial_id: str) -> bool:
+        """Whether Optuna's storage already holds this trial finished. On ``--resume``, Tune's saved searcher can
+        predate the killed driver's last tell (state is saved every second, the SQLite tell is immediate), so Tune
+        reports that trial's end again; telling Optuna twice fails and only logs a warning."""
+        ot_trial = self._ot_trials.get(trial_id)
+        if ot_trial is None or trial_id in self._completed_trials:
+            return False
+        return self._ot_study._storage.get_trial(ot_trial._trial_id).state.is_finished()
+
     def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False) -> None:
+        if self._told_already(trial_id):
+            self._completed_trials.add(trial_id)
+            return
         if result and result.get("trial_status") == "INFEASIBLE" and result.get("constraint") \
                 and trial_id in self._ot_trials and trial_id not in self._completed_trials:
             ot_trial = self._ot_trials[trial_id]
