@@ -4,8 +4,6 @@ seeding with known points."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import optuna
@@ -44,18 +42,13 @@ def test_asha_stops_weak_trials_and_every_epoch_reports_every_objective(local_ra
 
 
 @pytest.mark.slow
-def test_nsga2_runs_generations_and_starts_from_the_seed_point(tmp_path):
-    # through the CLI, in a process of its own: in the full suite's process (only there, after some earlier module),
-    # Tune failed to pickle this search's state ("cannot pickle '_thread.lock' object"); not found yet
-    done = subprocess.run([sys.executable, "-m", "explorer.cli", "search", str(SPACES / "nsga2.yaml"), "--out",
-                           str(tmp_path), "--no-progress"], capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-3000:]
-    (run,) = [p for p in tmp_path.iterdir() if (p / "trials.parquet").exists()]
-    df = pd.read_parquet(run / "trials.parquet")
+def test_nsga2_runs_generations_and_starts_from_the_seed_point(local_ray, tmp_path):
+    run_search(SPACES / "nsga2.yaml", run_dir=tmp_path / "run", progress=False)
+    df = pd.read_parquet(tmp_path / "run" / "trials.parquet")
     assert len(df) == 8 and (df["status"] == "COMPLETE").all(), df[["status", "error"]]
     first = df.sort_values("number").iloc[0]
     assert (first["param.s0.depth"], first["param.s0.width"], first["param.s0.mixer"]) == (2, 24, "posmlp")
-    study = optuna.load_study(study_name=run.name, storage=f"sqlite:///{run / 'study.db'}")
+    study = optuna.load_study(study_name="run", storage=f"sqlite:///{tmp_path / 'run' / 'study.db'}")
     generations = [t.system_attrs.get(optuna.samplers.NSGAIISampler._get_generation_key()) for t in study.trials]
     assert max(g for g in generations if g is not None) >= 1  # a second generation was bred from the first
 
