@@ -124,3 +124,22 @@ def test_grid_visits_every_parameter_set_of_a_conditional_space_once():
             for trial in pair:
                 study.tell(trial, 0.5)
         assert sorted(map(repr, seen)) == sorted(map(repr, every)), seed
+
+
+@pytest.mark.parametrize("name", ["nsga2", "tpe", "random", "grid", "costaware"])
+def test_every_sampler_survives_the_pickling_tune_does(tmp_path, name):
+    # Tune pickles the searcher (study and sampler inside) when a search starts and at every state save that
+    # --resume reads back; Optuna 5.1's NSGA-II holds a thread lock that plain pickle refuses
+    from ray import cloudpickle
+
+    from explorer.search.driver import _searcher
+    from explorer.space import load_space
+
+    space = load_space(SPACES / "costaware.yaml")
+    space = space.model_copy(update={"sampler": space.sampler.model_copy(update={"name": name})})
+    searcher = cloudpickle.loads(cloudpickle.dumps(_searcher(space, tmp_path)))
+    sampler = searcher.searcher._ot_study.sampler
+    study = optuna.create_study(sampler=sampler, directions=["maximize", "minimize"])
+    study.optimize(lambda t: (t.suggest_int("a", 0, 4), t.suggest_int("n", 1, 3)), n_trials=3)  # the copy works
+    if name == "nsga2":
+        assert optuna.samplers.NSGAIISampler._get_generation_key() in study.trials[0].system_attrs

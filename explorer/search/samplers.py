@@ -95,7 +95,9 @@ def make_sampler(name: str, seed: int, trials: int, population: int | None = Non
 
         return ExhaustiveSampler(seed=seed)
     if name == "nsga2":
-        return optuna.samplers.NSGAIISampler(population_size=population or nsga2_population(trials), seed=seed)
+        from explorer.search.nsga2 import PicklableNSGAIISampler
+
+        return PicklableNSGAIISampler(population_size=population or nsga2_population(trials), seed=seed)
     # multivariate: the stage choices interact (independent TPE reached 95 % of the true HV in 13/50 seeds, this 50/50);
     # group=True and 5 or 20 start-up trials were no better over 50 seeds (experiments/search_efficiency/README.md)
     return optuna.samplers.TPESampler(seed=seed, n_startup_trials=tpe_startup(trials), multivariate=True)
