@@ -53,19 +53,21 @@ def predicted_costs(space: SearchSpace, params: dict[str, Any]) -> tuple[str, di
     """The costaware sampler's view of a candidate before any training: its content hash and every cost objective
     (latency from the predictor), or None when the parameters build no valid model or break a constraint."""
     from explorer.arch import ArchError
-    from explorer.cost import count_flops, count_params, example_input, predict_latency_ms
+    from explorer.cost import fast_costs, predict_latency_ms
     from explorer.models import build
 
     try:
         arch = arch_from_params(space, params)
     except ArchError:
         return None
-    model = build(arch)
-    metrics: dict[str, float] = {"params_m": count_params(model) / 1e6}
+    flops, n_params = fast_costs(arch)  # fvcore's count, without its trace: candidates are costed by the dozen
+    metrics: dict[str, float] = {"params_m": n_params / 1e6}
     if "gflops" in space.metric_names or space.constraints.max_gflops is not None:
-        metrics["gflops"] = count_flops(model, example_input(arch)) / 1e9
+        metrics["gflops"] = flops / 1e9
+    model = None
     for objective in space.objectives:
         if "latency" in objective.metric:
+            model = model or build(arch)
             metrics[objective.metric] = predict_latency_ms(arch, objective.device, model=model,
                                                            threads=space.budget.cpus_per_trial)
     try:

@@ -25,43 +25,36 @@ def text_histogram(values: list[float], bins: int = 8, width: int = 40, fmt: str
 @optuna_warnings_only()
 def sample_costs(space: SearchSpace, samples: int, seed: int = 0, progress: Any = None) -> dict[str, Any]:
     """Params and fvcore GFLOPs of ``samples`` random architectures (no training): ``{"archs": [...],
-    "gflops": [...], "params_m": [...], "invalid": {reason: count}}``; equal architectures are costed once."""
+    "gflops": [...], "params_m": [...], "invalid": {reason: count}}``; equal architectures are costed once, each
+    by ``fast_costs`` (fvcore's count without its trace)."""
     import warnings
 
     import optuna
-    import torch
 
-    from explorer.cost import count_flops, example_input
-    from explorer.models import build
+    from explorer.cost import fast_costs
 
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
     out: dict[str, Any] = {"archs": [], "gflops": [], "params_m": [], "invalid": {}}
     cache: dict[str, tuple[float, float]] = {}
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny models: one thread is fastest and leaves the other cores alone
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            for n in range(samples):
-                trial = study.ask()
-                try:
-                    arch = sample_arch(space, trial)
-                    if arch.content_hash not in cache:
-                        model = build(arch)
-                        cache[arch.content_hash] = (count_flops(model, example_input(arch)) / 1e9,
-                                                    sum(p.numel() for p in model.parameters()) / 1e6)
-                    gflops, params_m = cache[arch.content_hash]
-                    out["archs"].append(arch)
-                    out["gflops"].append(gflops)
-                    out["params_m"].append(params_m)
-                except Exception as err:  # a combination the builder rejects is a finding, not a crash
-                    reason = f"{type(err).__name__}: {err}"
-                    out["invalid"][reason] = out["invalid"].get(reason, 0) + 1
-                study.tell(trial, 0.0)
-                if progress is not None:
-                    progress(n + 1, samples)
-    finally:
-        torch.set_num_threads(threads)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for n in range(samples):
+            trial = study.ask()
+            try:
+                arch = sample_arch(space, trial)
+                if arch.content_hash not in cache:
+                    flops, params = fast_costs(arch)
+                    cache[arch.content_hash] = (flops / 1e9, params / 1e6)
+                gflops, params_m = cache[arch.content_hash]
+                out["archs"].append(arch)
+                out["gflops"].append(gflops)
+                out["params_m"].append(params_m)
+            except Exception as err:  # a combination the builder rejects is a finding, not a crash
+                reason = f"{type(err).__name__}: {err}"
+                out["invalid"][reason] = out["invalid"].get(reason, 0) + 1
+            study.tell(trial, 0.0)
+            if progress is not None:
+                progress(n + 1, samples)
     return out
 
 

@@ -1,0 +1,210 @@
+"""fvcore's FLOP count without fvcore's trace: the model runs once under a ``TorchFunctionMode`` that hands every op
+fvcore counts to fvcore's own handle, fed the shapes the op saw. For the papers' input sizes the model is built on
+PyTorch's ``meta`` device (shapes, no storage: nothing is computed or initialised); for small proxy clips a plain
+CPU forward pass is cheaper. Either way nothing is traced, so an architecture is costed in milliseconds where
+``count_flops`` (a forward pass under ``torch.jit.trace``) takes tenths of a second, or seconds at 224 px. The
+costaware sampler's candidates, the constraints and ``explorer inspect`` use this; a trial still reports fvcore's.
+
+Equal to ``count_flops`` by construction (the same handles on the same shapes); ``tests/test_shape_flops.py``
+checks it on every preset and 1,000 random architectures of the unified space. A forward pass that needs tensor
+values, not just shapes (none today), raises ``ShapeCountError`` on the meta device.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch.overrides import TorchFunctionMode
+
+from explorer.cost.flops import eval_mode, sdpa_flops
+from explorer.cost.timing import pinned_threads
+
+
+class ShapeCountError(RuntimeError):
+    """The model's forward could not run on shapes alone (it needs tensor values)."""
+
+
+@dataclass
+class _Value:
+    """The piece of ``torch._C.Value`` that fvcore's handles read: a tensor's complete shape, a constant's value, and
+    for a list (einsum's operands) the node that built it."""
+
+    value: Any
+
+    def isCompleteTensor(self) -> bool:  # noqa: N802 (torch._C.Value's name)
+        return isinstance(self.value, torch.Tensor)
+
+    def type(self) -> "_Value":
+        return self
+
+    def sizes(self) -> list[int]:
+        return list(self.value.shape)
+
+    def toIValue(self) -> Any:  # noqa: N802
+        return self.value
+
+    def node(self) -> "_Value":
+        return self
+
+    def inputs(self) -> list["_Value"]:
+        return [_Value(v) for v in self.value]
+
+
+# func -> (fvcore op name, the op's jit inputs from the Python call's (args, kwargs))
+_Inputs = Callable[[tuple, dict], Sequence[Any]]
+
+
+def _arg(args: tuple, kwargs: dict, i: int, name: str, default: Any = None) -> Any:
+    return args[i] if len(args) > i else kwargs.get(name, default)
+
+
+def _linear(a: tuple, k: dict) -> list:
+    return [a[0], _arg(a, k, 1, "weight"), _arg(a, k, 2, "bias")]
+
+
+def _pair(a: tuple, k: dict) -> list:
+    return [a[0], _arg(a, k, 1, "other", k.get("mat2"))]
+
+
+def _rpair(a: tuple, k: dict) -> list:  # Tensor.__rmatmul__(self, other) is other @ self
+    return [a[1], a[0]]
+
+
+def _addmm(a: tuple, k: dict) -> list:
+    return [a[0], _arg(a, k, 1, "mat1"), _arg(a, k, 2, "mat2")]
+
+
+def _einsum(a: tuple, k: dict) -> list:
+    operands = a[1] if len(a) == 2 and isinstance(a[1], (list, tuple)) else a[1:]
+    return [a[0], list(operands)]
+
+
+def _conv(transposed: bool) -> _Inputs:
+    # aten::_convolution(input, weight, bias, stride, padding, dilation, transposed, ...): 12 inputs, [6] transposed
+    return lambda a, k: [a[0], _arg(a, k, 1, "weight"), *[None] * 4, transposed, *[None] * 5]
+
+
+def _layer_norm(a: tuple, k: dict) -> list:  # aten::layer_norm(input, shape, weight, bias, eps, cudnn)
+    return [a[0], _arg(a, k, 1, "normalized_shape"), _arg(a, k, 2, "weight"), _arg(a, k, 3, "bias"), None, None]
+
+
+def _group_norm(a: tuple, k: dict) -> list:  # aten::group_norm(input, groups, weight, bias, eps, cudnn)
+    return [a[0], _arg(a, k, 1, "num_groups"), _arg(a, k, 2, "weight"), _arg(a, k, 3, "bias"), None, None]
+
+
+def _batch_norm(a: tuple, k: dict) -> list:
+    # F.batch_norm(input, mean, var, weight, bias, training, ...) -> aten::batch_norm(input, weight, bias, mean,
+    # var, training, momentum, eps, cudnn)
+    return [a[0], _arg(a, k, 3, "weight"), _arg(a, k, 4, "bias"), a[1], a[2], bool(_arg(a, k, 5, "training", False)),
+            None, None, None]
+
+
+def _instance_norm(a: tuple, k: dict) -> list:
+    # F.instance_norm(input, mean, var, weight, bias, ...) -> aten::instance_norm(input, weight, bias, ...)
+    return [a[0], _arg(a, k, 3, "weight"), _arg(a, k, 4, "bias")]
+
+
+def _first(a: tuple, k: dict) -> list:
+    return list(a[:3])
+
+
+def _ops() -> dict[Any, tuple[str, _Inputs]]:
+    t = torch.Tensor
+    ops: dict[Any, tuple[str, _Inputs]] = {
+        F.linear: ("aten::linear", _linear),
+        torch.matmul: ("aten::matmul", _pair), t.matmul: ("aten::matmul", _pair),
+        t.__matmul__: ("aten::matmul", _pair), t.__rmatmul__: ("aten::matmul", _rpair),
+        torch.mm: ("aten::mm", _pair), t.mm: ("aten::mm", _pair),
+        torch.bmm: ("aten::bmm", _pair), t.bmm: ("aten::bmm", _pair),
+        torch.addmm: ("aten::addmm", _addmm),
+        torch.einsum: ("aten::einsum", _einsum),
+        F.layer_norm: ("aten::layer_norm", _layer_norm),
+        F.group_norm: ("aten::group_norm", _group_norm),
+        F.batch_norm: ("aten::batch_norm", _batch_norm),
+        F.instance_norm: ("aten::instance_norm", _instance_norm),
+        F.adaptive_avg_pool2d: ("aten::adaptive_avg_pool2d", _first),
+        F.scaled_dot_product_attention: ("aten::scaled_dot_product_attention", _first),
+    }
+    for conv in (F.conv1d, F.conv2d, F.conv3d, torch.conv1d, torch.conv2d, torch.conv3d):
+        ops[conv] = ("aten::_convolution", _conv(False))
+    for conv in (F.conv_transpose1d, F.conv_transpose2d, F.conv_transpose3d):
+        ops[conv] = ("aten::_convolution", _conv(True))
+    return ops
+
+
+# ops whose count fvcore leaves to a handle it has no default for: a wrong zero, refused rather than returned
+_REFUSED = {F.interpolate: "F.interpolate (fvcore counts upsample_*2d by mode)", F.grid_sample: "F.grid_sample"}
+
+
+class _Counter(TorchFunctionMode):
+    def __init__(self, handles: dict[str, Callable]):
+        super().__init__()
+        self.handles = handles
+        self.ops = _ops()
+        self.total = 0
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if func in _REFUSED:
+            raise ShapeCountError(f"{_REFUSED[func]} is not counted on shapes")
+        op = self.ops.get(func)
+        out = func(*args, **kwargs)
+        if op is not None and self.handles.get(op[0]) is not None:
+            inputs = [_Value(v) for v in op[1](args, kwargs)]
+            outputs = [_Value(o) for o in (out if isinstance(out, tuple) else (out,))]
+            self.total += int(_as_number(self.handles[op[0]](inputs, outputs)))
+        return out
+
+
+def _as_number(count: Any) -> float:
+    return sum(count.values()) if hasattr(count, "values") else count
+
+
+def _handles() -> dict[str, Callable]:
+    from fvcore.nn.flop_count import _DEFAULT_SUPPORTED_OPS
+
+    return {**_DEFAULT_SUPPORTED_OPS, "aten::scaled_dot_product_attention": sdpa_flops}
+
+
+# Up to this many input voxels (frames x height x width) a real forward pass is cheaper than the meta device's per-op
+# Python overhead (measured on the proxy's 8x32x32 clips: a real build and forward about 5x faster than fvcore's
+# trace, the meta device slower than it); above, as for the papers' 16x224x224, the meta device wins by 10x.
+REAL_FORWARD_MAX_VOXELS = 64 * 64 * 16
+
+
+def meta_model(arch: Any) -> torch.nn.Module:
+    """The architecture's model on the meta device: shapes and no storage, nothing initialised."""
+    from explorer.models import build
+
+    with torch.device("meta"):
+        return build(arch)
+
+
+def count_flops_fast(model: torch.nn.Module, inputs: torch.Tensor) -> int:
+    """fvcore's FLOPs of one forward pass of ``model`` on ``inputs`` (eval mode, as ``count_flops``), on real or meta
+    tensors alike, without a trace."""
+    counter = _Counter(_handles())
+    try:
+        with eval_mode(model), torch.no_grad(), counter:
+            model(inputs)
+    except (NotImplementedError, RuntimeError) as err:  # an op that needs values (e.g. .item()) on meta tensors
+        raise ShapeCountError(f"the forward pass needs tensor values: {err}") from err
+    return counter.total
+
+
+def fast_costs(arch: Any, device: str | None = None) -> tuple[int, int]:
+    """(fvcore FLOPs, parameter count) of an architecture without fvcore's trace; ``device`` ``"meta"`` or
+    ``"cpu"`` forces where the forward pass runs (default: by input size, ``REAL_FORWARD_MAX_VOXELS``)."""
+    from explorer.models import build
+
+    i = arch.input
+    if device is None:
+        device = "cpu" if i.frames * i.resolution ** 2 <= REAL_FORWARD_MAX_VOXELS else "meta"
+    with pinned_threads(1):  # small models: more threads cost more in handovers than they save
+        model = meta_model(arch) if device == "meta" else build(arch)
+        x = torch.randn(1, i.in_chans, i.frames, i.resolution, i.resolution, device=device)
+        return count_flops_fast(model, x), sum(p.numel() for p in model.parameters())
