@@ -13,14 +13,18 @@ import torch.nn.functional as F
 
 from explorer.cost import (
     REAL_FORWARD_MAX_VOXELS,
+    FlopReport,
     ShapeCountError,
+    cost_report,
     count_flops,
     count_flops_fast,
     count_params,
     example_input,
     fast_costs,
+    flop_breakdown,
     pinned_threads,
 )
+from explorer.cost.shape_flops import counting_device, counting_input, flop_breakdown_fast, meta_model
 from explorer.models import build, preset, preset_names
 
 UNIFIED = Path(__file__).resolve().parents[1] / "search_spaces" / "unified.yaml"
@@ -61,11 +65,23 @@ def _random_archs(n: int, seed: int = 0) -> list:
     return archs
 
 
+def _breakdowns(arch) -> tuple[FlopReport, FlopReport]:
+    """fvcore's breakdown of the real model and the trace-free one of the model where ``fast_costs`` counts it."""
+    with warnings.catch_warnings(), pinned_threads(1):
+        warnings.simplefilter("ignore")
+        expected = flop_breakdown(build(arch), example_input(arch))
+        device = counting_device(arch)
+        model = meta_model(arch) if device == "meta" else build(arch)
+        return expected, flop_breakdown_fast(model, counting_input(arch, device))
+
+
 @pytest.mark.parametrize("name", [n for n in preset_names() if _small(preset(n))])
 def test_small_presets_cost_exactly_what_fvcore_counts_on_cpu_and_on_meta(name):
     arch = preset(name)
     expected = _fvcore(arch)
     assert fast_costs(arch) == fast_costs(arch, device="meta") == expected
+    fvcore_parts, fast_parts = _breakdowns(arch)
+    assert fast_parts == fvcore_parts  # total, per part, per operator
 
 
 @pytest.mark.slow
@@ -73,6 +89,17 @@ def test_small_presets_cost_exactly_what_fvcore_counts_on_cpu_and_on_meta(name):
 def test_released_model_presets_cost_exactly_what_fvcore_counts(name):
     arch = preset(name)
     assert fast_costs(arch) == _fvcore(arch)  # the meta device: these are 224 px clips
+    fvcore_parts, fast_parts = _breakdowns(arch)
+    assert fast_parts == fvcore_parts
+
+
+def test_cost_report_without_timing_counts_a_released_model_on_the_meta_device():
+    # Video-FocalNet-T (8x224x224): 49,553,272 params and 63.14 GFLOPs, fvcore on the official code
+    # (tests/data/reference_numbers.json); nothing is allocated, so this takes a fraction of a second
+    report = cost_report(preset("video_focalnet_t"), latency=False, elementwise=False)
+    assert report.params == 49_553_272 and report.flops.gflops == pytest.approx(63.14, rel=1e-4)
+    assert sum(report.params_by_part.values()) == report.params
+    assert sum(report.flops.by_part.values()) == report.flops.total
 
 
 def test_forty_random_unified_architectures_cost_exactly_what_fvcore_counts():

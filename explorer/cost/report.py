@@ -11,6 +11,7 @@ from explorer.arch import Arch
 from explorer.cost.flops import FlopReport, count_flops, flop_breakdown
 from explorer.cost.memory import MemoryStats, peak_memory
 from explorer.cost.params import count_params, params_by_part
+from explorer.cost.shape_flops import counting_device, counting_input, flop_breakdown_fast, meta_model
 from explorer.cost.timing import LatencyStats, check_device, example_input, latency_stats, measure_latency, throughput
 
 # figures `objective_metrics` can compute (the names a search space's objectives and constraints use)
@@ -127,13 +128,18 @@ def cost_report(arch: Arch, model: nn.Module | None = None, latency: bool = True
                 threads: int = 1, repeats: int = 10, precision: str = "fp32", channels_last: bool = False,
                 elementwise: bool = True, throughput_batch: int | None = None, memory: bool = False,
                 predict: bool = False, table=None, clock: str | None = None) -> CostReport:
-    """The full cost of ``arch`` (see ``CostReport``); the optional parts only when asked."""
+    """The full cost of ``arch`` (see ``CostReport``); the optional parts only when asked. FLOPs are counted without
+    fvcore's trace unless the element-wise figure is asked for (it has handles only fvcore's trace applies); with
+    nothing to time, a paper-size model is not even allocated (``explorer.cost.shape_flops``)."""
     from explorer.models import build
 
     check_device(device)
-    model = model if model is not None else build(arch)
-    x = example_input(arch)
-    flops = flop_breakdown(model, x, elementwise=elementwise)
+    runs_for_real = latency or throughput_batch or memory or predict or elementwise
+    if model is None:
+        model = build(arch) if runs_for_real or counting_device(arch) == "cpu" else meta_model(arch)
+    on_meta = next(model.parameters()).is_meta
+    x = counting_input(arch, "meta") if on_meta else example_input(arch)
+    flops = flop_breakdown(model, x, elementwise=True) if elementwise else flop_breakdown_fast(model, x)
     report = CostReport(arch.content_hash, count_params(model), params_by_part(model), flops)
     if predict:
         report.predicted_latency_ms = predict_latency_ms(arch, device, table, model, threads)

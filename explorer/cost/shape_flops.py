@@ -12,7 +12,9 @@ values, not just shapes (none today), raises ``ShapeCountError`` on the meta dev
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections import defaultdict
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,7 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch.overrides import TorchFunctionMode
 
-from explorer.cost.flops import eval_mode, sdpa_flops
+from explorer.cost.flops import FlopReport, eval_mode, sdpa_flops
+from explorer.cost.params import ordered, part_of
 from explorer.cost.timing import pinned_threads
 
 
@@ -141,11 +144,17 @@ _REFUSED = {F.interpolate: "F.interpolate (fvcore counts upsample_*2d by mode)",
 
 
 class _Counter(TorchFunctionMode):
+    """Sums fvcore's count of every op it sees, also per fvcore operator name and per backbone part (``part``: the
+    part whose forward is running, set by hooks; None outside every part)."""
+
     def __init__(self, handles: dict[str, Callable]):
         super().__init__()
         self.handles = handles
         self.ops = _ops()
         self.total = 0
+        self.part: str | None = None
+        self.by_part: dict[str, int] = defaultdict(int)
+        self.by_operator: dict[str, int] = defaultdict(int)
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
@@ -156,12 +165,15 @@ class _Counter(TorchFunctionMode):
         if op is not None and self.handles.get(op[0]) is not None:
             inputs = [_Value(v) for v in op[1](args, kwargs)]
             outputs = [_Value(o) for o in (out if isinstance(out, tuple) else (out,))]
-            self.total += int(_as_number(self.handles[op[0]](inputs, outputs)))
+            counts = self.handles[op[0]](inputs, outputs)
+            # fvcore's naming: a handle's Counter keys (conv), else the op without its namespace (linear)
+            counts = counts if hasattr(counts, "items") else {op[0].split("::", 1)[1]: counts}
+            for name, flops in counts.items():
+                self.total += int(flops)
+                self.by_operator[name] += int(flops)
+                if self.part is not None:
+                    self.by_part[self.part] += int(flops)
         return out
-
-
-def _as_number(count: Any) -> float:
-    return sum(count.values()) if hasattr(count, "values") else count
 
 
 def _handles() -> dict[str, Callable]:
@@ -184,27 +196,80 @@ def meta_model(arch: Any) -> torch.nn.Module:
         return build(arch)
 
 
-def count_flops_fast(model: torch.nn.Module, inputs: torch.Tensor) -> int:
-    """fvcore's FLOPs of one forward pass of ``model`` on ``inputs`` (eval mode, as ``count_flops``), on real or meta
-    tensors alike, without a trace."""
+def _count(model: torch.nn.Module, inputs: torch.Tensor, parts: dict[str, torch.nn.Module] | None = None) -> _Counter:
     counter = _Counter(_handles())
     try:
-        with eval_mode(model), torch.no_grad(), counter:
+        with eval_mode(model), torch.no_grad(), _part_hooks(counter, parts or {}), counter:
             model(inputs)
     except (NotImplementedError, RuntimeError) as err:  # an op that needs values (e.g. .item()) on meta tensors
         raise ShapeCountError(f"the forward pass needs tensor values: {err}") from err
-    return counter.total
+    return counter
+
+
+@contextmanager
+def _part_hooks(counter: _Counter, parts: dict[str, torch.nn.Module]) -> Iterator[None]:
+    """While a part's forward runs, the counter credits that part."""
+    def enter(part: str):
+        return lambda module, args: setattr(counter, "part", part)
+
+    def leave(module, args, out) -> None:
+        counter.part = None
+
+    handles = [h for part, module in parts.items()
+               for h in (module.register_forward_pre_hook(enter(part)), module.register_forward_hook(leave))]
+    try:
+        yield
+    finally:
+        for h in handles:
+            h.remove()
+
+
+def _backbone_parts(model: torch.nn.Module) -> dict[str, torch.nn.Module]:
+    """The modules ``flop_breakdown`` sums per part, by the part they belong to: the model's children and the
+    entries of ``stages`` and ``downs`` (never nested in one another, so one part runs at a time)."""
+    parts: dict[str, torch.nn.Module] = {}
+    for name, child in model.named_children():
+        if name in ("stages", "downs"):
+            parts.update({f"{name}.{i}": m for i, m in child.named_children()})
+        else:
+            parts[name] = child
+    return parts
+
+
+def count_flops_fast(model: torch.nn.Module, inputs: torch.Tensor) -> int:
+    """fvcore's FLOPs of one forward pass of ``model`` on ``inputs`` (eval mode, as ``count_flops``), on real or meta
+    tensors alike, without a trace."""
+    return _count(model, inputs).total
+
+
+def flop_breakdown_fast(model: torch.nn.Module, inputs: torch.Tensor) -> FlopReport:
+    """``flop_breakdown`` (total, per part, per operator; no element-wise figure) without a trace."""
+    parts = _backbone_parts(model)
+    counter = _count(model, inputs, parts)
+    by_part = dict.fromkeys((part_of(name) for name in parts), 0)
+    for name, flops in counter.by_part.items():
+        by_part[part_of(name)] += flops
+    kept = {k: v for k, v in ordered(by_part).items() if v or k in ("stem", "head")}
+    return FlopReport(counter.total, kept, {k: v for k, v in counter.by_operator.items() if v})
+
+
+def counting_device(arch: Any) -> str:
+    """Where counting ``arch`` is cheapest: ``cpu`` for clips up to ``REAL_FORWARD_MAX_VOXELS``, else ``meta``."""
+    i = arch.input
+    return "cpu" if i.frames * i.resolution ** 2 <= REAL_FORWARD_MAX_VOXELS else "meta"
+
+
+def counting_input(arch: Any, device: str) -> torch.Tensor:
+    i = arch.input
+    return torch.randn(1, i.in_chans, i.frames, i.resolution, i.resolution, device=device)
 
 
 def fast_costs(arch: Any, device: str | None = None) -> tuple[int, int]:
     """(fvcore FLOPs, parameter count) of an architecture without fvcore's trace; ``device`` ``"meta"`` or
-    ``"cpu"`` forces where the forward pass runs (default: by input size, ``REAL_FORWARD_MAX_VOXELS``)."""
+    ``"cpu"`` forces where the forward pass runs (default: ``counting_device``)."""
     from explorer.models import build
 
-    i = arch.input
-    if device is None:
-        device = "cpu" if i.frames * i.resolution ** 2 <= REAL_FORWARD_MAX_VOXELS else "meta"
+    device = device or counting_device(arch)
     with pinned_threads(1):  # small models: more threads cost more in handovers than they save
         model = meta_model(arch) if device == "meta" else build(arch)
-        x = torch.randn(1, i.in_chans, i.frames, i.resolution, i.resolution, device=device)
-        return count_flops_fast(model, x), sum(p.numel() for p in model.parameters())
+        return count_flops_fast(model, counting_input(arch, device)), sum(p.numel() for p in model.parameters())
