@@ -7,8 +7,8 @@ reference budget, next to each budget's own seed-to-seed agreement (the ceiling 
 Accuracies are on the search's validation split (what a search selects on); per anchor and budget the mean over
 the seeds present. Metrics (explorer.analysis.ranking): Kendall τ-b and Spearman ρ of proxy vs reference with
 bootstrap 90 % intervals over anchors, the mean pairwise seed-to-seed τ-b of each budget, the overlap of the top 5
-and the regret of the proxy's top pick. ``--record`` writes the default budget's numbers into
-explorer/analysis/fidelity.json, where every report whose proxy matches quotes them.
+and the regret of the proxy's top pick. ``--record [BUDGET ...]`` writes those budgets' numbers (default: proxy)
+into explorer/analysis/fidelity.json, where every report whose proxy matches quotes them.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from explorer.analysis.fidelity import proxy_key, record_measurement
 from explorer.analysis.ranking import bootstrap_interval, kendall_tau_b, regret, spearman, top_k_overlap
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from run import REFERENCE_FACTOR  # noqa: E402
+from run import budget_epochs  # noqa: E402
 
 BUDGET_ORDER = ("e3", "e6", "proxy", "e24", "e36", "reference")
 
@@ -100,21 +100,22 @@ def _interval(pair) -> str:
     return f"{pair[0]:.2f} to {pair[1]:.2f}" if pair else ""
 
 
-def measurement(df: pd.DataFrame, table: pd.DataFrame, readme: str) -> dict:
-    """The entry for explorer/analysis/fidelity.json: the default (proxy) budget of the ready spaces."""
+def measurement(df: pd.DataFrame, table: pd.DataFrame, readme: str, label: str = "proxy") -> dict:
+    """The entry for explorer/analysis/fidelity.json of one budget (``label``): the ready spaces' recipe at that
+    budget's epochs, and how it ranks the anchors against the reference."""
     from anchors import ANCHORS, load_anchor_space
 
     from explorer.search import VAL_FRACTION
 
     space = load_anchor_space(ANCHORS[0])
-    budget = space.budget.model_dump()
-    agree = agreement(table, "proxy")
-    seed, _, _ = seed_tau(df, "proxy")
-    proxy, reference = df[df.budget == "proxy"], df[df.budget == "reference"]
+    budget = {**space.budget.model_dump(), "epochs": budget_epochs(label)}
+    agree = agreement(table, label)
+    seed, _, _ = seed_tau(df, label)
+    proxy, reference = df[df.budget == label], df[df.budget == "reference"]
     return {"proxy": proxy_key(f"{space.task.name}/{space.task.preset}", budget, VAL_FRACTION),
             "benchmark": "v2", "anchors": int(proxy["arch"].nunique()),
             "families": int(proxy["family"].nunique()), "proxy_seeds": _full_seeds(proxy),
-            "reference_epochs": REFERENCE_FACTOR * budget["epochs"], "reference_anchors": agree.get("anchors", 0),
+            "reference_epochs": budget_epochs("reference"), "reference_anchors": agree.get("anchors", 0),
             "reference_seeds": _full_seeds(reference),
             "kendall_tau_b": None if np.isnan(agree.get("tau", np.nan)) else round(agree["tau"], 3),
             "tau_ci90": [round(v, 3) for v in agree["tau_ci90"]] if "tau_ci90" in agree else None,
@@ -126,8 +127,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("jsonl", type=Path)
     parser.add_argument("--csv", type=Path, help="write the per-anchor table here")
-    parser.add_argument("--record", action="store_true",
-                        help="write the default budget's measurement into explorer/analysis/fidelity.json")
+    parser.add_argument("--record", nargs="*", metavar="BUDGET",
+                        help="write these budgets' measurements (default: proxy) into explorer/analysis/fidelity.json, "
+                             "where a report whose proxy has that recipe and epochs quotes them")
     args = parser.parse_args()
     df = load_rows(args.jsonl)
     table = per_anchor(df)
@@ -139,8 +141,8 @@ def main() -> None:
     agree = agreement(table, "proxy")
     print(json.dumps({k: (round(v, 3) if isinstance(v, float) else [round(x, 3) for x in v] if isinstance(v, tuple)
                           else v) for k, v in agree.items()}))
-    if args.record:
-        entry = measurement(df, table, "experiments/proxy_fidelity/README.md")
+    for label in (args.record or ["proxy"]) if args.record is not None else []:
+        entry = measurement(df, table, "experiments/proxy_fidelity/README.md", label)
         record_measurement(entry)
         print(f"recorded: {json.dumps(entry)}")
 
