@@ -292,7 +292,7 @@ def test_readme_worked_example_loads_counts_and_builds(tmp_path):
     path = tmp_path / "my.yaml"
     path.write_text(re.search(r"```yaml\n(.*?)```", text, re.S).group(1))
     space = load_space(path)
-    assert (space.budget.trials, space.budget.epochs, space.sampler.seed, space.task.seed) == (48, 12, 3, 3)
+    assert (space.budget.trials, space.budget.epochs, space.sampler.seed, space.task.seed) == (48, 24, 3, 3)
     assert space.scheduler.name == "asha" and space.constraints.max_latency_ms == 20
     # stage 0: depth 2 x width 2 x (posmlp + mobile_former k_t 1|3); x order 2 x tokens 2; stage 2: merge 1 + 2
     assert space_size(space) == 12 * 4 + 12 * 4 * 3

@@ -185,7 +185,7 @@ def test_the_seed_studies_load_and_draw_their_cells(path) -> None:
     study, space = load_study(path)
     cells = draw_cells(study, space, match_costs=False)  # the cost match's builds are the driver's, at run time
     assert len(cells) == study.bases * len(study.factor.values) * study.seeds
-    assert space.budget.epochs == 12  # the ready spaces' proxy budget
+    assert space.budget.epochs == 24  # the ready spaces' proxy budget
 
 
 def test_cost_match_picks_the_closest_width_and_flags_cells_outside_the_tolerance(tmp_path) -> None:

@@ -59,11 +59,16 @@ ELEMENTWISE_OPS: dict[str, Callable[[list[Any], list[Any]], int]] = {
 }
 
 
-def _analysis(model: nn.Module, inputs: Any, elementwise: bool = False):
+def quiet_fvcore_import() -> None:
+    """Call before importing fvcore: its jit handles module scripts functions at import, which torch now calls
+    deprecated, a warning users can do nothing about."""
     import warnings
 
-    # fvcore's jit handles module scripts torch now calls deprecated: a warning users can do nothing about
     warnings.filterwarnings("ignore", message=r".*torch\.jit\.script.*deprecated", category=FutureWarning)
+
+
+def _analysis(model: nn.Module, inputs: Any, elementwise: bool = False):
+    quiet_fvcore_import()
     from fvcore.nn import FlopCountAnalysis
 
     analysis = FlopCountAnalysis(model, inputs)

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch.overrides import TorchFunctionMode
 
-from explorer.cost.flops import FlopReport, eval_mode, sdpa_flops
+from explorer.cost.flops import FlopReport, eval_mode, quiet_fvcore_import, sdpa_flops
 from explorer.cost.params import ordered, part_of
 from explorer.cost.timing import pinned_threads
 
@@ -177,7 +177,8 @@ class _Counter(TorchFunctionMode):
 
 
 def _handles() -> dict[str, Callable]:
-    from fvcore.nn.flop_count import _DEFAULT_SUPPORTED_OPS
+    quiet_fvcore_import()
+    from fvcore.nn.flop_count import _DEFAULT_SUPPORTED_OPS  # fvcore's defaults are public only as this table
 
     return {**_DEFAULT_SUPPORTED_OPS, "aten::scaled_dot_product_attention": sdpa_flops}
 
