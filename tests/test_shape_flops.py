@@ -161,3 +161,19 @@ def test_an_op_counted_only_by_mode_is_refused_not_counted_as_zero():
 
     with pytest.raises(ShapeCountError, match="interpolate"):
         count_flops_fast(Upsampling(), torch.randn(1, 2, 4, 4))
+
+
+def test_a_forward_that_needs_values_is_refused_on_meta_and_counted_on_the_cpu():
+    class ValueDependent(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(4, 4)
+
+        def forward(self, x):
+            return self.fc(x) if x.sum().item() > -1e9 else x  # .item(): a value, which meta tensors do not have
+
+    with torch.device("meta"):
+        on_meta = ValueDependent()
+    with pytest.raises(ShapeCountError, match="needs tensor values"):
+        count_flops_fast(on_meta, torch.empty(2, 4, device="meta"))
+    assert count_flops_fast(ValueDependent(), torch.randn(2, 4)) == 2 * 4 * 4

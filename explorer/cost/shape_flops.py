@@ -7,7 +7,8 @@ costaware sampler's candidates, the constraints and ``explorer inspect`` use thi
 
 Equal to ``count_flops`` by construction (the same handles on the same shapes); ``tests/test_shape_flops.py``
 checks it on every preset and 1,000 random architectures of the unified space. A forward pass that needs tensor
-values, not just shapes (none today), raises ``ShapeCountError`` on the meta device.
+values, not just shapes (none today), raises ``ShapeCountError`` on the meta device; ``fast_costs`` then counts it
+in a CPU forward pass.
 """
 
 from __future__ import annotations
@@ -202,7 +203,10 @@ def _count(model: torch.nn.Module, inputs: torch.Tensor, parts: dict[str, torch.
     try:
         with eval_mode(model), torch.no_grad(), _part_hooks(counter, parts or {}), counter:
             model(inputs)
-    except (NotImplementedError, RuntimeError) as err:  # an op that needs values (e.g. .item()) on meta tensors
+    except (NotImplementedError, RuntimeError) as err:
+        if not inputs.is_meta:
+            raise
+        # an op that needs values (e.g. .item()) cannot run on meta tensors
         raise ShapeCountError(f"the forward pass needs tensor values: {err}") from err
     return counter
 
@@ -267,10 +271,17 @@ def counting_input(arch: Any, device: str) -> torch.Tensor:
 
 def fast_costs(arch: Any, device: str | None = None) -> tuple[int, int]:
     """(fvcore FLOPs, parameter count) of an architecture without fvcore's trace; ``device`` ``"meta"`` or
-    ``"cpu"`` forces where the forward pass runs (default: ``counting_device``)."""
+    ``"cpu"`` forces where the forward pass runs (default: ``counting_device``). A model whose forward pass needs
+    tensor values is counted in a CPU forward pass instead of on the meta device."""
     from explorer.models import build
 
     device = device or counting_device(arch)
     with pinned_threads(1):  # small models: more threads cost more in handovers than they save
-        model = meta_model(arch) if device == "meta" else build(arch)
-        return count_flops_fast(model, counting_input(arch, device)), sum(p.numel() for p in model.parameters())
+        if device == "meta":
+            model = meta_model(arch)
+            try:
+                return count_flops_fast(model, counting_input(arch, "meta")), sum(p.numel() for p in model.parameters())
+            except ShapeCountError:
+                pass
+        model = build(arch)
+        return count_flops_fast(model, counting_input(arch, "cpu")), sum(p.numel() for p in model.parameters())
