@@ -141,7 +141,8 @@ def main() -> None:
     agree = agreement(table, "proxy")
     print(json.dumps({k: (round(v, 3) if isinstance(v, float) else [round(x, 3) for x in v] if isinstance(v, tuple)
                           else v) for k, v in agree.items()}))
-    for label in (args.record or ["proxy"]) if args.record is not None else []:
+    recorded = [] if args.record is None else args.record or ["proxy"]  # bare --record: the 12-epoch proxy
+    for label in recorded:
         entry = measurement(df, table, "experiments/proxy_fidelity/README.md", label)
         record_measurement(entry)
         print(f"recorded: {json.dumps(entry)}")

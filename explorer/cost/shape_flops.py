@@ -13,6 +13,7 @@ in a CPU forward pass.
 
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -24,7 +25,7 @@ import torch.nn.functional as F
 from torch.overrides import TorchFunctionMode
 
 from explorer.cost.flops import FlopReport, eval_mode, quiet_fvcore_import, sdpa_flops
-from explorer.cost.params import ordered, part_of
+from explorer.cost.params import count_params, ordered, part_of
 from explorer.cost.timing import pinned_threads
 
 
@@ -116,6 +117,7 @@ def _first(a: tuple, k: dict) -> list:
     return list(a[:3])
 
 
+@functools.cache
 def _ops() -> dict[Any, tuple[str, _Inputs]]:
     t = torch.Tensor
     ops: dict[Any, tuple[str, _Inputs]] = {
@@ -177,6 +179,7 @@ class _Counter(TorchFunctionMode):
         return out
 
 
+@functools.cache
 def _handles() -> dict[str, Callable]:
     quiet_fvcore_import()
     from fvcore.nn.flop_count import _DEFAULT_SUPPORTED_OPS  # fvcore's defaults are public only as this table
@@ -275,13 +278,14 @@ def fast_costs(arch: Any, device: str | None = None) -> tuple[int, int]:
     tensor values is counted in a CPU forward pass instead of on the meta device."""
     from explorer.models import build
 
-    device = device or counting_device(arch)
+    def costs_on(where: str) -> tuple[int, int]:
+        model = meta_model(arch) if where == "meta" else build(arch)
+        return count_flops_fast(model, counting_input(arch, where)), count_params(model)
+
     with pinned_threads(1):  # small models: more threads cost more in handovers than they save
-        if device == "meta":
-            model = meta_model(arch)
+        if (device or counting_device(arch)) == "meta":
             try:
-                return count_flops_fast(model, counting_input(arch, "meta")), sum(p.numel() for p in model.parameters())
+                return costs_on("meta")
             except ShapeCountError:
                 pass
-        model = build(arch)
-        return count_flops_fast(model, counting_input(arch, "cpu")), sum(p.numel() for p in model.parameters())
+        return costs_on("cpu")
