@@ -114,10 +114,13 @@ def _add_cost(sub) -> None:
     c.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="device to time on (default cpu)")
     c.add_argument("--threads", type=int, default=1, help="torch threads for latency (default 1)")
     c.add_argument("--repeats", type=int, default=10, help="timed forward passes (default 10)")
-    c.add_argument("--clock", choices=("paired", "wall", "thread"), default=None,
-                   help="cpu timing (also for calibrate): paired (the default) times each run right after a run of "
-                        "a reference model (posmlp_tiny) and reports ms of this machine when quiet, repeatable on a "
-                        "shared or busy machine; wall: plain wall clock; thread: the thread's CPU time")
+    c.add_argument("--clock", choices=("paired", "min", "wall", "thread"), default=None,
+                   help="cpu timing (also for calibrate). Default: paired, which times each run right after runs of "
+                        "a reference model (posmlp_tiny) as long as the run and reports ms of this machine when "
+                        "quiet, repeatable on a shared or busy machine; outside where it is validated (one thread, "
+                        "runs up to 256 reference runs long) the default is min, the fastest of several spaced "
+                        "rounds, and the output says which clock was used. wall: plain wall clock; thread: the "
+                        "thread's CPU time")
     c.add_argument("--no-latency", action="store_true", help="skip the latency measurement")
     c.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32", help="autocast dtype (cuda)")
     c.add_argument("--channels-last", action="store_true", help="channels-last weights and input (cuda)")
@@ -474,11 +477,8 @@ def cmd_cost(args: argparse.Namespace) -> int:
         noise = f"CV {lat.cv:.1%}" + (" — NOISY, repeated; treat with care" if lat.noisy else "")
         print(f"latency   {lat.median_ms:.2f} ms median (IQR {lat.iqr_ms:.2f} ms, {noise}), batch 1, "
               f"{lat.device}, {args.threads} thread(s), {lat.runs} runs after warm-up")
-        if lat.clock == "paired":
-            from explorer.cost import REFERENCE_PRESET, reference_ms
-
-            print(f"          paired clock: each run timed right after one of {REFERENCE_PRESET}, scaled to its "
-                  f"quiet-machine {reference_ms(args.threads):.2f} ms")
+        if lat.device == "cpu":
+            print(f"          {clock_sentence(lat, args.threads, asked=args.clock)}")
     if rep.predicted_latency_ms is not None:
         print(f"predicted {rep.predicted_latency_ms:.2f} ms (lookup table, {args.device})")
     if rep.throughput is not None:
@@ -487,6 +487,22 @@ def cmd_cost(args: argparse.Namespace) -> int:
         m = rep.memory
         print(f"memory    {m.inference_mb:.1f} MB inference, {m.train_mb:.1f} MB training step (batch 1; {m.method})")
     return 0
+
+
+def clock_sentence(lat, threads: int, asked: str | None) -> str:
+    """Which clock produced a CPU latency figure, and why when the default fell back."""
+    from explorer.cost import REFERENCE_PRESET, reference_ms
+    from explorer.cost.timing import PAIRED_MAX_RATIO, PAIRED_MAX_THREADS
+
+    if lat.clock == "paired":
+        return (f"paired clock: each run timed right after {REFERENCE_PRESET} runs as long, scaled to its "
+                f"quiet-machine {reference_ms(threads):.2f} ms")
+    if lat.clock == "min":
+        why = "" if asked == "min" else (
+            f" (the paired clock is validated for {PAIRED_MAX_THREADS} thread and runs up to "
+            f"{PAIRED_MAX_RATIO:g} {REFERENCE_PRESET} runs long; this measurement is outside that)")
+        return f"min clock: the fastest of {lat.rounds} rounds a moment apart{why}"
+    return f"{lat.clock} clock"
 
 
 def cmd_export(args: argparse.Namespace) -> int:

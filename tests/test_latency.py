@@ -1,6 +1,9 @@
 """Latency lookup table: units, keys, prediction by summation, on-demand measurement, file round trip."""
 
 import json
+import socket
+import statistics
+import time
 
 import pytest
 import torch
@@ -89,15 +92,19 @@ def test_default_path_follows_explorer_cache(monkeypatch, tmp_path):
 # ------------------------------------------------------------------------------------------- paired clock
 
 
-class _TwiceTheReference(torch.nn.Module):
-    """Runs the reference model twice per call: under the paired clock it must read ≈ 2 × the reference's ms."""
+class _ReferenceTimes(torch.nn.Module):
+    """Runs the reference model k times per call: under the paired clock it must read ≈ k × the reference's ms."""
+
+    def __init__(self, k: int):
+        super().__init__()
+        self.k = k
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         from explorer.cost import reference_call
 
         run = reference_call()
-        run()
-        run()
+        for _ in range(self.k):
+            run()
         return x
 
 
@@ -107,7 +114,7 @@ def test_paired_clock_reads_in_reference_units(monkeypatch, tmp_path):
     monkeypatch.setenv("EXPLORER_CACHE", str(tmp_path))
     ref = reference_ms(1)
     assert reference_speed_path() == tmp_path / "latency" / "reference-cpu.json" and ref > 0
-    stats = latency_stats(_TwiceTheReference(), torch.zeros(1), "cpu", 1, warmup=1, repeats=9, clock="paired")
+    stats = latency_stats(_ReferenceTimes(2), torch.zeros(1), "cpu", 1, warmup=1, repeats=9, clock="paired")
     assert stats.clock == "paired"
     # a pair's ratio is ≈ 2 whatever the host's speed; wide bounds: the pair's two halves still see some noise
     assert 1.5 * ref < stats.median_ms < 2.6 * ref
@@ -120,7 +127,13 @@ def test_reference_speed_is_measured_once_and_a_damaged_file_is_remeasured(monke
     first = reference_ms(1)
     data = json.loads(reference_speed_path().read_text())
     [key] = data
-    assert key.startswith("posmlp_tiny/threads=1/torch=")
+    # keyed by the reference's content, the host, threads and torch: nodes sharing a home directory keep their own
+    assert key.startswith("posmlp_tiny#") and f"/host={socket.gethostname()}/threads=1/torch=" in key
+    other_host = key.replace(f"/host={socket.gethostname()}/", "/host=another-node/")
+    reference_speed_path().write_text(json.dumps({other_host: 123.0}))
+    assert reference_ms(1) != 123.0  # another node's figure is not this one's
+    data = json.loads(reference_speed_path().read_text())
+    assert set(data) == {other_host, key}
     data[key] = 123.0  # a later process reads the kept figure instead of measuring again
     reference_speed_path().write_text(json.dumps(data))
     assert reference_ms(1) == 123.0
@@ -173,3 +186,47 @@ def test_concurrent_savers_keep_each_others_entries(tmp_path):
     wall = LatencyTable(device="cpu", path=path, entries={"stem|w": 4.0}, meta={"clock": "wall"})
     wall.save()
     assert LatencyTable.load(path, "cpu").entries == {"stem|w": 4.0}
+
+
+def _busy(seconds: float) -> None:
+    start = time.thread_time()
+    while time.thread_time() - start < seconds:
+        pass
+
+
+def test_min_clock_reports_the_fastest_round_once_a_second_round_confirms_it(monkeypatch):
+    """Rounds alternate slow (4 ms a call) and fast (2 ms): the figure is the fast rounds', and it takes the fourth
+    round, the second fast one, to confirm it (a lone fast round could be luck)."""
+    import explorer.cost.timing as timing
+
+    monkeypatch.setattr(timing, "MIN_PAUSE_S", 0.0)
+    calls = {"n": 0}
+    repeats = 4
+
+    def fn() -> None:
+        round_index = calls["n"] // repeats  # warm-up calls are not counted
+        calls["n"] += 1
+        _busy(0.004 if round_index % 2 == 0 else 0.002)
+
+    with timing.pinned_threads(1):  # one thread: the clock reads the thread's CPU time
+        times, rounds = timing.time_callable(fn, "cpu", warmup=0, repeats=repeats, clock="min")
+    assert rounds == 4 and len(times) == repeats
+    assert 1.9 < statistics.median(times) < 2.6
+
+
+def test_paired_clock_falls_back_to_min_outside_its_validated_band(monkeypatch, tmp_path):
+    """Inside the band (a model up to PAIRED_MAX_RATIO reference calls long, one thread) the figure is paired;
+    a longer model, or more threads, gets clock="min", and the stats say so."""
+    import explorer.cost.timing as timing
+
+    monkeypatch.setenv("EXPLORER_CACHE", str(tmp_path))
+    monkeypatch.setattr(timing, "PAIRED_MAX_RATIO", 6.0)
+    monkeypatch.setattr(timing, "MIN_PAUSE_S", 0.0)
+    x = torch.zeros(1)
+    latency_stats = timing.latency_stats
+    assert latency_stats(_ReferenceTimes(2), x, "cpu", 1, warmup=1, repeats=3).clock == "paired"
+    far = latency_stats(_ReferenceTimes(16), x, "cpu", 1, warmup=1, repeats=3)
+    assert far.clock == "min" and far.median_ms > 6 * timing.reference_ms(1)
+    assert latency_stats(_ReferenceTimes(2), x, "cpu", 2, warmup=1, repeats=3).clock == "min"
+    # a clock asked for by name is kept, outside the band too
+    assert latency_stats(_ReferenceTimes(16), x, "cpu", 1, warmup=1, repeats=3, clock="paired").clock == "paired"

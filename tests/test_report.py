@@ -323,3 +323,17 @@ def test_comparison_page_and_cli(tmp_path, capsys) -> None:
                            (tmp_path / "cmp.html").read_text())
     assert len(twin_rows) == 2 and twin_rows[0] == twin_rows[1]
     assert main(["report", str(a), "--out", str(tmp_path / "x.html")]) == 2
+
+
+def test_latency_is_labelled_with_its_device(tmp_path) -> None:
+    """A run timed on CUDA says so on its Pareto axis and in its table; one that names no device is the schema's
+    default, the CPU."""
+    make_run(tmp_path / "cuda")
+    meta = json.loads((tmp_path / "cuda" / "run.json").read_text())
+    meta["objectives"][2]["device"] = "cuda"
+    (tmp_path / "cuda" / "run.json").write_text(json.dumps(meta))
+    page = write_report(tmp_path / "cuda").read_text(encoding="utf-8")
+    assert page.count("CUDA latency (ms)") >= 2 and "CPU latency (ms)" not in page
+    make_run(tmp_path / "old")
+    page = write_report(tmp_path / "old").read_text(encoding="utf-8")
+    assert page.count("CPU latency (ms)") >= 2 and "CUDA latency" not in page

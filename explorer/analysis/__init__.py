@@ -14,13 +14,14 @@ import json
 import logging
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from explorer.logs import optuna_warnings_only
+from explorer.metrics import METRICS
 from explorer.pareto import HV_REFERENCE, as_loss, hypervolume, pareto_mask
 
 STATUS_COMPLETE = "COMPLETE"
@@ -45,6 +46,8 @@ class Objective:
 
     metric: str
     mode: str  # "max" | "min"
+    # where a device metric (latency, throughput, memory) was measured; not part of the objective's identity
+    device: str | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         if self.mode not in ("max", "min"):
@@ -68,13 +71,26 @@ def parse_objectives(objectives: Iterable[ObjectiveLike]) -> list[Objective]:
         if isinstance(obj, Objective):
             parsed.append(obj)
         elif isinstance(obj, Mapping):
-            parsed.append(Objective(str(obj["metric"]), str(obj["mode"])))
+            metric = str(obj["metric"])
+            # the schema's default device (cpu) for a device metric of a run.json that does not name one
+            device = obj.get("device", "cpu") if metric in METRICS and METRICS[metric].device else None
+            parsed.append(Objective(metric, str(obj["mode"]), None if device is None else str(device)))
         else:
             metric, mode = obj
             parsed.append(Objective(str(metric), str(mode)))
     if not parsed:
         raise ValueError("at least one objective is needed")
     return parsed
+
+
+def column_devices(objectives: Iterable[ObjectiveLike]) -> dict[str, str]:
+    """The device each device-metric column of a run's table was measured on: an objective's own device, and the
+    CPU for the ``latency_ms`` column every table has when no objective names it."""
+    devices = {"latency_ms": "cpu"}
+    for o in parse_objectives(objectives):
+        if o.metric in METRICS and METRICS[o.metric].device and o.device:
+            devices[o.metric] = o.device
+    return devices
 
 
 def split_objectives(objectives: Iterable[ObjectiveLike]) -> tuple[Objective, list[Objective]]:

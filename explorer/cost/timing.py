@@ -7,8 +7,11 @@ timing uses CUDA events around a synchronised stream, optionally under bf16/fp16
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import json
 import os
+import socket
 import statistics
 import time
 from contextlib import contextmanager, nullcontext
@@ -68,7 +71,14 @@ def summary(times: list[float]) -> tuple[float, float, float]:
     return statistics.median(times), quartiles[2] - quartiles[0], cv
 
 
-CLOCKS = {"wall": time.perf_counter, "thread": time.thread_time, "paired": time.perf_counter}
+CLOCKS = {"wall": time.perf_counter, "thread": time.thread_time, "paired": time.perf_counter,
+          "min": time.thread_time}
+# clock="min": the fastest of several rounds spread over time (thread CPU time with one thread, wall time with
+# more). The host's slow spells last about a second and only ever add time, so the fastest round is the machine's
+# quiet figure; rounds are added until the two fastest agree within ``max_cv``.
+MIN_ROUNDS = 3
+MIN_MAX_ROUNDS = 8
+MIN_PAUSE_S = 0.25
 # The CPU clock used unless one is named: on the shared machines searches run on (and with concurrent trials) plain
 # wall time varies 15-30 % between rounds; paired timing 3-5 % (experiments/cost_benchmark).
 DEFAULT_CPU_CLOCK = "paired"
@@ -103,27 +113,54 @@ def reference_speed_path() -> Path:
     return default_table_path("cpu").with_name("reference-cpu.json")
 
 
-def measure_reference_ms(threads: int = 1, rounds: int = 20, repeats: int = 10, pause_s: float = 0.1) -> float:
-    """The reference's latency with the host at its fastest: the minimum over ``rounds`` of the round medians (CPU
-    time with one thread). Interference only ever adds time, so the minimum is the repeatable figure (as ``timeit``
-    advises)."""
-    run = reference_call()
+def quiet_ms(fn: Callable[[], Any], threads: int = 1, rounds: int = 20, repeats: int = 10,
+             pause_s: float = 0.1) -> float:
+    """The latency of ``fn`` with the host at its fastest: the minimum over ``rounds`` of the round medians of
+    ``repeats`` calls (the thread's CPU time with one thread, wall time with more), rounds ``pause_s`` apart.
+    Interference only ever adds time, so the minimum is the repeatable figure (as ``timeit`` advises)."""
     with pinned_threads(threads):
         for _ in range(3):
-            run()
+            fn()
         clock = "thread" if threads == 1 else "wall"  # CPU time: being preempted by other processes adds none
         medians = []
-        for _ in range(rounds):  # spread over ~2 s: the host's slow spells last seconds
-            medians.append(statistics.median(_time_cpu(run, repeats, clock)))
+        for _ in range(rounds):  # spread out: the host's slow spells last seconds
+            medians.append(statistics.median(_time_cpu(fn, repeats, clock)))
             time.sleep(pause_s)
         return min(medians)
 
 
+def measure_reference_ms(threads: int = 1, rounds: int = 20, repeats: int = 10, pause_s: float = 0.1) -> float:
+    """The reference's quiet latency (``quiet_ms``; 20 rounds spread over ~2 s)."""
+    return quiet_ms(reference_call(), threads, rounds, repeats, pause_s)
+
+
+@functools.cache  # the reference is built once per process
+def reference_digest() -> str:
+    """A digest of the reference model as built here (its spec and every weight): the paired clock's yardstick
+    changes when the model code, its initialisation or the preset does, and a kept speed of another yardstick
+    would scale every figure wrongly."""
+    reference_call()
+    model, x = _REFERENCE[REFERENCE_PRESET]
+    digest = hashlib.sha1(model.arch.content_hash.encode())
+    for name, tensor in model.state_dict().items():
+        digest.update(name.encode())
+        digest.update(tensor.detach().contiguous().numpy().tobytes())
+    digest.update(x.numpy().tobytes())
+    return digest.hexdigest()[:12]
+
+
+def reference_key(threads: int) -> str:
+    """What a kept reference speed belongs to: the host (nodes of a cluster may share a home directory), the
+    threads, the torch version and the reference model itself."""
+    return (f"{REFERENCE_PRESET}#{reference_digest()}/host={socket.gethostname()}/threads={threads}"
+            f"/torch={torch.__version__}")
+
+
 def reference_ms(threads: int = 1, remeasure: bool = False) -> float:
     """The reference's latency on this machine at ``threads``: measured once (``measure_reference_ms``) and kept in
-    ``reference_speed_path()`` for later processes, keyed by threads and torch version."""
+    ``reference_speed_path()`` for later processes, under ``reference_key``."""
     path = reference_speed_path()
-    key = f"{REFERENCE_PRESET}/threads={threads}/torch={torch.__version__}"
+    key = reference_key(threads)
     try:
         known = json.loads(path.read_text()) if path.exists() else {}
     except ValueError:
@@ -156,6 +193,9 @@ def _time_cpu(fn: Callable[[], Any], repeats: int, clock: str = "wall") -> list[
     return times
 
 
+PAIR_MAX_CALLS = 1000  # reference calls in one half of a pair (about 3 s at one thread)
+
+
 def _time_paired(fn: Callable[[], Any], repeats: int) -> list[float]:
     threads = torch.get_num_threads()
     ref_ms = reference_ms(threads)
@@ -164,16 +204,58 @@ def _time_paired(fn: Callable[[], Any], repeats: int) -> list[float]:
     # the host's slow spells. With several threads only wall time sees their work.
     now = time.thread_time if threads == 1 else time.perf_counter
     ref = reference_call()
-    ref()  # the reference's caches are warm before the first pair, as the model's are after its warm-up
+    calls = 1
     times = []
-    for _ in range(repeats):
+    for i in range(repeats + 1):
+        ref()  # untimed: after a larger model the reference's weights are out of cache, its quiet figure is warm
         t0 = now()
-        ref()
+        for _ in range(calls):
+            ref()
         t1 = now()
         fn()
         t2 = now()
-        times.append((t2 - t1) / max(t1 - t0, 1e-9) * ref_ms)
+        ratio = (t2 - t1) / max((t1 - t0) / calls, 1e-9)
+        if i:  # the first pair only sizes the reference half
+            times.append(ratio * ref_ms)
+        # The reference half lasts as long as the model's call: the host's speed drifts within a second, and a 3 ms
+        # reference call samples one instant of it where a 1 s model call averages over many; with unequal halves
+        # a 1 s model read 30-40 % fast (experiments/cost_benchmark/latency_ladder.py).
+        calls = min(max(round(ratio), 1), PAIR_MAX_CALLS)
     return times
+
+
+# Where the paired clock is validated (experiments/cost_benchmark/latency_ladder.py): one torch thread, and models
+# up to 256 reference calls long (the reference run k times read k x its figure within 6 % for k = 1-256). Outside
+# that band ``latency_stats`` times with clock="min" and says so in ``LatencyStats.clock``.
+PAIRED_MAX_THREADS = 1
+PAIRED_MAX_RATIO = 256.0
+
+
+def paired_or_fallback(fn: Callable[[], Any]) -> str:
+    """``"paired"`` when ``fn`` (warm) lies in the paired clock's validated band at the current thread count, else
+    ``"min"``: one timed call against the reference's quiet figure decides."""
+    threads = torch.get_num_threads()
+    if threads > PAIRED_MAX_THREADS:
+        return "min"
+    fn()
+    start = time.thread_time()
+    fn()
+    ratio = (time.thread_time() - start) * 1e3 / reference_ms(threads)
+    return "paired" if ratio <= PAIRED_MAX_RATIO else "min"
+
+
+def _time_fastest_round(fn: Callable[[], Any], repeats: int, max_cv: float) -> tuple[list[float], int]:
+    """The runs of the fastest of at least ``MIN_ROUNDS`` rounds of ``repeats`` calls, ``MIN_PAUSE_S`` apart;
+    rounds are added (up to ``MIN_MAX_ROUNDS``) while the two fastest round medians differ by more than ``max_cv``
+    (one fast round alone could be luck). Returns (that round's times, rounds)."""
+    clock = "thread" if torch.get_num_threads() == 1 else "wall"
+    runs: list[list[float]] = []
+    while True:
+        runs.append(_time_cpu(fn, repeats, clock))
+        medians = sorted(statistics.median(r) for r in runs)
+        if len(runs) >= MIN_ROUNDS and (medians[1] <= medians[0] * (1 + max_cv) or len(runs) >= MIN_MAX_ROUNDS):
+            return min(runs, key=statistics.median), len(runs)
+        time.sleep(MIN_PAUSE_S)
 
 
 def resolve_clock(device: str, clock: str | None) -> str:
@@ -213,6 +295,8 @@ def time_callable(fn: Callable[[], Any], device: str = "cpu", warmup: int = 3, r
         fn()
     if device == "cuda":
         torch.cuda.synchronize()
+    if clock == "min":
+        return _time_fastest_round(fn, repeats, max_cv)
     times = timer(fn, repeats, clock)
     rounds = 1
     while rounds < max_rounds and len(times) > 1 and summary(times)[2] > max_cv:
@@ -251,9 +335,12 @@ def latency_stats(model: nn.Module, inputs: torch.Tensor, device: str = "cpu", t
     threads (CPU; None leaves them). ``precision`` 'bf16'/'fp16' runs under autocast on cuda (bf16 also on cpu).
     ``clock="thread"`` (cpu, 1 thread) times the thread's CPU time instead of wall time, robust to a loaded
     machine; ``clock="paired"`` (cpu, the default there) times each run against the reference model (see
-    ``_time_cpu``), robust to the host's slow spells, and reports milliseconds of this machine when quiet. The model
-    is moved to ``device`` and stays there."""
+    ``_time_cpu``), robust to the host's slow spells, and reports milliseconds of this machine when quiet. By
+    default (``clock=None``) a model outside the paired clock's validated band is timed with ``clock="min"``
+    instead (``paired_or_fallback``); ``LatencyStats.clock`` names the clock used. The model is moved to ``device``
+    and stays there."""
     check_device(device)
+    default_clock = clock is None
     clock = resolve_clock(device, clock)
     if precision != "fp32" and precision not in AMP_DTYPES:
         raise ValueError(f"precision: expected fp32, bf16 or fp16, got {precision!r}")
@@ -265,6 +352,8 @@ def latency_stats(model: nn.Module, inputs: torch.Tensor, device: str = "cpu", t
            else nullcontext())
     threads_ctx = pinned_threads(threads) if threads else nullcontext()
     with eval_mode(model), threads_ctx, torch.inference_mode(), amp:
+        if default_clock and clock == "paired":  # a clock asked for by name is kept
+            clock = paired_or_fallback(lambda: model(x))
         times, rounds = time_callable(lambda: model(x), device, warmup, repeats, max_cv, max_rounds, clock)
     median, iqr, cv = summary(times)
     return LatencyStats(median, iqr, cv, len(times), rounds, cv > max_cv, device,

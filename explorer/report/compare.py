@@ -77,7 +77,8 @@ def render_comparison(runs: dict[str, tuple[dict, pd.DataFrame]], plotly_src: st
                              "hovertemplate": "%{text}<extra></extra>"})
         charts.append(plot(f"front-{cost.metric}", data, {
             "title": {"text": html.escape(f"fronts: {quality.metric} vs {cost.metric}"), "x": 0.02},
-            "xaxis": axis(cost.metric), "yaxis": axis(quality.metric)}, css="pareto", height=460))
+            "xaxis": axis(cost.metric, device=cost.device), "yaxis": axis(quality.metric)}, css="pareto",
+            height=460))
     data = []
     for i, (name, (_, df)) in enumerate(runs.items()):
         acc = df.loc[(df["status"] == analysis.STATUS_COMPLETE), quality.metric].dropna().to_numpy(dtype=float)

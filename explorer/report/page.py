@@ -87,7 +87,7 @@ def pareto_figure(table: pd.DataFrame, quality: Objective, cost: Objective, metr
             "hovertemplate": "%{text}<extra></extra>",
         })
     layout = {"title": {"text": html.escape(f"{quality.metric} vs {cost.metric}"), "x": 0.02},
-              "xaxis": axis(cost.metric, table[cost.metric]), "yaxis": axis(quality.metric),
+              "xaxis": axis(cost.metric, table[cost.metric], cost.device), "yaxis": axis(quality.metric),
               "legend": {"orientation": "h", "x": 1, "xanchor": "right", "y": 1.02, "yanchor": "bottom"}}
     return data, layout
 
@@ -140,11 +140,12 @@ def _proxy_text(meta: dict) -> str:
             f"AdamW lr {budget.get('lr', '–')}, {budget.get('init', 'width_scaled')} init; selected on validation")
 
 
-def _trials_table(df: pd.DataFrame, on_front: np.ndarray, metrics: list[str], params: list[str]) -> str:
+def _trials_table(df: pd.DataFrame, on_front: np.ndarray, metrics: list[str], params: list[str],
+                  devices: dict[str, str]) -> str:
     """All trials, in trial order: Pareto rows (over all objectives) marked, failures with their error; cells carry
     their sort value in data-v (the page's script sorts on header clicks and filters on the search box)."""
     extra = [c for c in ("train_time_s", "epochs", "node_ip") if c in df.columns]
-    head = ["#", "status", "Pareto"] + [label(m) for m in metrics + extra] + ["architecture"]
+    head = ["#", "status", "Pareto"] + [label(m, devices.get(m)) for m in metrics + extra] + ["architecture"]
     head += [p.removeprefix(analysis.PARAM_PREFIX) for p in params] + ["error"]
     out = [f'<p><input id="filter" type="search" placeholder="filter rows (any text)" size="40"> '
            f'<span class="note"><span id="shown">{len(df)}</span> of {len(df)} trials shown; click a header to '
@@ -315,7 +316,7 @@ def _per_choice_figure(trials: pd.DataFrame, params: list[str], quality: Objecti
                                               "<extra></extra>",
                              "marker": {"color": colour, "size": 6, "opacity": 0.8}})
         if cost is not None:
-            layout[f"xaxis{ax_s}"] = {**axis(cost.metric, complete[cost.metric]), "domain": [0.5, 0.9],
+            layout[f"xaxis{ax_s}"] = {**axis(cost.metric, complete[cost.metric], cost.device), "domain": [0.5, 0.9],
                                       "anchor": f"y{ax_s}"}
             layout[f"yaxis{ax_s}"] = {**axis(quality.metric), "domain": [bottom, top], "anchor": f"x{ax_s}"}
     return plot("per-choice", data, layout, css="pareto", height=ROW_HEIGHT * n + 40)
@@ -382,7 +383,7 @@ def render_page(meta: dict, trials: pd.DataFrame, *, run_dir: str | Path | None 
         *sections,
         "<h2>Trials</h2>",
         '<p class="note">★ = Pareto-optimal over all objectives.</p>',
-        _trials_table(trials, on_front, metrics, params),
+        _trials_table(trials, on_front, metrics, params, analysis.column_devices(objectives)),
         '<div id="card" class="card" hidden><button class="close" title="close">×</button><div class="body"></div>'
         "</div>",
         f'<script type="application/json" id="trial-data">{script_json(cards)}</script>',
