@@ -117,8 +117,8 @@ def _add_cost(sub) -> None:
     c.add_argument("--clock", choices=("paired", "min", "wall", "thread"), default=None,
                    help="cpu timing (also for calibrate). Default: paired, which times each run right after runs of "
                         "a reference model (posmlp_tiny) as long as the run and reports ms of this machine when "
-                        "quiet, repeatable on a shared or busy machine; outside where it is validated (one thread, "
-                        "runs up to 256 reference runs long) the default is min, the fastest of several spaced "
+                        "quiet, repeatable on a shared or busy machine; outside where it is validated (one "
+                        "thread, runs up to 256 reference runs long) the default is min, the fastest of spaced "
                         "rounds, and the output says which clock was used. wall: plain wall clock; thread: the "
                         "thread's CPU time")
     c.add_argument("--no-latency", action="store_true", help="skip the latency measurement")
@@ -499,7 +499,7 @@ def clock_sentence(lat, threads: int, asked: str | None) -> str:
                 f"quiet-machine {reference_ms(threads):.2f} ms")
     if lat.clock == "min":
         why = "" if asked == "min" else (
-            f" (the paired clock is validated for {PAIRED_MAX_THREADS} thread and runs up to "
+            f" (the paired clock is validated at up to {PAIRED_MAX_THREADS} thread(s) and for runs up to "
             f"{PAIRED_MAX_RATIO:g} {REFERENCE_PRESET} runs long; this measurement is outside that)")
         return f"min clock: the fastest of {lat.rounds} rounds a moment apart{why}"
     return f"{lat.clock} clock"

@@ -34,3 +34,19 @@ def test_calibrate_writes_a_table_and_help_explains_it(tmp_path):
     assert "explorer cost calibrate --device cpu|cuda" in proc.stdout
     proc = explorer("cost", "calibrate", "--space", str(tmp_path / "missing.yaml"), "--out", str(out))
     assert proc.returncode == 2 and "missing.yaml" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_cost_says_which_clock_timed_the_latency(tmp_path):
+    """The default clock is paired inside its validated band; more threads than it was validated for fall back to
+    the min clock, and the output says so and why."""
+    import os
+
+    env = {**os.environ, "EXPLORER_CACHE": str(tmp_path)}
+    proc = explorer("cost", "conv3d_tiny", "--repeats", "3", env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert "paired clock: each run timed right after posmlp_tiny runs as long" in proc.stdout
+    proc = explorer("cost", "conv3d_tiny", "--repeats", "3", "--threads", "3", env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert "min clock: the fastest of" in proc.stdout and "validated at up to 1 thread(s)" in proc.stdout
+    proc = explorer("cost", "conv3d_tiny", "--repeats", "3", "--threads", "3", "--clock", "paired", env=env)
+    assert "paired clock" in proc.stdout  # asked for by name, it is kept

@@ -215,8 +215,8 @@ def test_min_clock_reports_the_fastest_round_once_a_second_round_confirms_it(mon
 
 
 def test_paired_clock_falls_back_to_min_outside_its_validated_band(monkeypatch, tmp_path):
-    """Inside the band (a model up to PAIRED_MAX_RATIO reference calls long, one thread) the figure is paired;
-    a longer model, or more threads, gets clock="min", and the stats say so."""
+    """Inside the band (a model up to PAIRED_MAX_RATIO reference calls long, up to PAIRED_MAX_THREADS threads) the
+    figure is paired; a longer model, or more threads, gets clock="min", and the stats say so."""
     import explorer.cost.timing as timing
 
     monkeypatch.setenv("EXPLORER_CACHE", str(tmp_path))
