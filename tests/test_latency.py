@@ -230,3 +230,29 @@ def test_paired_clock_falls_back_to_min_outside_its_validated_band(monkeypatch, 
     assert latency_stats(_ReferenceTimes(2), x, "cpu", 2, warmup=1, repeats=3).clock == "min"
     # a clock asked for by name is kept, outside the band too
     assert latency_stats(_ReferenceTimes(16), x, "cpu", 1, warmup=1, repeats=3, clock="paired").clock == "paired"
+
+
+@pytest.mark.parametrize("name", ["focal_tiny", "mobile_former_tiny", "vit_tiny_tome"])
+def test_the_head_unit_runs_the_head_alone(name):
+    """Each unit runs only its own part: the head unit must not run the stem or any stage again (it once timed the
+    whole model, so the table's sum of units was twice the model)."""
+    arch = preset(name)
+    model = build(arch).eval()
+    calls = []
+    model.stem.register_forward_hook(lambda *_: calls.append("stem"))
+    for stage in model.stages:
+        stage.register_forward_hook(lambda *_: calls.append("stage"))
+    units = model_units(model, example_input(arch))
+    calls.clear()
+    with torch.inference_mode():
+        logits = units[-1].run()
+    assert units[-1].key.startswith("head|") and calls == []
+    assert logits.shape == (1, arch.input.num_classes)
+
+
+def test_a_table_of_an_older_version_is_measured_again(tmp_path):
+    path = tmp_path / "cpu.json"
+    path.write_text(json.dumps({"version": 1, "device": "cpu", "threads": 1, "meta": {"clock": "paired"},
+                                "entries": {"head|x": 9.0}}))
+    table = LatencyTable.load(path)
+    assert table.entries == {} and table.device == "cpu"

@@ -38,7 +38,9 @@ from explorer.cost.timing import (
     time_callable,
 )
 
-TABLE_VERSION = 1
+# 2: the head unit is the head alone (in version 1 tables it had come to time the whole model: their entries are
+# dropped on load and measured again on demand)
+TABLE_VERSION = 2
 _SKIP_IN_DIGEST = ("DropPath", "Dropout", "Identity")  # no work at inference; differ only by rate
 
 
@@ -66,8 +68,10 @@ class LatencyTable:
             return cls(device or "cpu", path=path)
         try:
             data = json.loads(path.read_text())
-            table = cls(data["device"], int(data["threads"]), {k: float(v) for k, v in data["entries"].items()},
-                        path, data.get("meta", {}))
+            current = data.get("version", 1) == TABLE_VERSION
+            table = cls(data["device"], int(data["threads"]),
+                        {k: float(v) for k, v in data["entries"].items()} if current else {},
+                        path, data.get("meta", {}) if current else {})
         except (ValueError, KeyError, TypeError) as err:
             raise ValueError(f"{path}: not a latency table (expected JSON with device, threads, entries): "
                              f"{err}") from None
@@ -175,16 +179,13 @@ def model_units(model: nn.Module, x: torch.Tensor, threads: int = 1) -> list[Uni
         args, kwargs = captured[i]
         units.append(Unit(_key(role, label, module, (args, kwargs), batch, threads),
                           lambda m=module, a=args, kw=kwargs: m(*a, **kw)))
-    # the head is whatever forward() does after _run: run forward() with _run answering the captured features
+    # the head is what forward() does after the trunk: forward_head on the trunk's captured output
     head_mods = nn.ModuleList([m for m in (model.norm, model.head) if m is not None])
     label = f"{arch.head.pool}|merged={head_in[1] is not None and head_in[1].merged}"
 
-    def run_head(model=model, x=x, head_in=head_in):
-        model._run = lambda _x: head_in
-        try:
-            return model(x)
-        finally:
-            del model._run
+    def run_head(model=model, head_in=head_in):
+        features, state, tokens = head_in
+        return model.forward_head(features, state=state, tokens=tokens)
 
     units.append(Unit(_key("head", label, head_mods, head_in, batch, threads), run_head))
     return units

@@ -227,9 +227,9 @@ def _time_paired(fn: Callable[[], Any], repeats: int) -> list[float]:
 # Where the paired clock is validated (experiments/cost_benchmark/latency_ladder.py, quiet machine): one torch
 # thread, and models up to 256 reference calls long (the reference run k times read k x its figure within 2.3 %
 # for k = 1-256). Outside that band ``latency_stats`` times with clock="min" and says so in ``LatencyStats.clock``.
-# With 2 threads the synthetic steps passed too (within 4.1 %), but real models of 0.2-2 s read 11-30 % fast: their
-# ops use both cores where the tiny reference's barely do, so the host's contention on the second core changes
-# their ratio.
+# With 2 threads the synthetic steps passed too (within 4.1 %), but real models of 0.2-2 s read 0.70-1.20 of their
+# quiet figure, mostly fast: their ops use both cores where the tiny reference's barely do, so the host's
+# contention on the second core changes their ratio.
 PAIRED_MAX_THREADS = 1
 PAIRED_MAX_RATIO = 256.0
 
