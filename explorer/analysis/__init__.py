@@ -88,7 +88,7 @@ def column_devices(objectives: Iterable[ObjectiveLike]) -> dict[str, str]:
     CPU for the ``latency_ms`` column every table has when no objective names it."""
     devices = {"latency_ms": "cpu"}
     for o in parse_objectives(objectives):
-        if o.metric in METRICS and METRICS[o.metric].device and o.device:
+        if o.device:  # parse_objectives gives a device to device metrics only
             devices[o.metric] = o.device
     return devices
 

@@ -113,6 +113,12 @@ def reference_speed_path() -> Path:
     return default_table_path("cpu").with_name("reference-cpu.json")
 
 
+def _cpu_clock() -> str:
+    """The clock a CPU measurement reads at the current thread count: the thread's CPU time with one thread (being
+    preempted by other processes adds none to it), wall time with more (the thread's own time misses the others')."""
+    return "thread" if torch.get_num_threads() == 1 else "wall"
+
+
 def quiet_ms(fn: Callable[[], Any], threads: int = 1, rounds: int = 20, repeats: int = 10,
              pause_s: float = 0.1) -> float:
     """The latency of ``fn`` with the host at its fastest: the minimum over ``rounds`` of the round medians of
@@ -121,7 +127,7 @@ def quiet_ms(fn: Callable[[], Any], threads: int = 1, rounds: int = 20, repeats:
     with pinned_threads(threads):
         for _ in range(3):
             fn()
-        clock = "thread" if threads == 1 else "wall"  # CPU time: being preempted by other processes adds none
+        clock = _cpu_clock()
         medians = []
         for _ in range(rounds):  # spread out: the host's slow spells last seconds
             medians.append(statistics.median(_time_cpu(fn, repeats, clock)))
@@ -202,7 +208,7 @@ def _time_paired(fn: Callable[[], Any], repeats: int) -> list[float]:
     # With one thread both halves of a pair are timed in the thread's CPU time, so that being preempted (a busy
     # machine runs more processes than cores) does not land on one half only; the ratio then cancels what is left,
     # the host's slow spells. With several threads only wall time sees their work.
-    now = time.thread_time if threads == 1 else time.perf_counter
+    now = CLOCKS[_cpu_clock()]
     ref = reference_call()
     calls = 1
     times = []
@@ -240,7 +246,7 @@ def paired_or_fallback(fn: Callable[[], Any]) -> str:
     threads = torch.get_num_threads()
     if threads > PAIRED_MAX_THREADS:
         return "min"
-    now = time.thread_time if threads == 1 else time.perf_counter
+    now = CLOCKS[_cpu_clock()]
     fn()
     start = now()
     fn()
@@ -252,7 +258,7 @@ def _time_fastest_round(fn: Callable[[], Any], repeats: int, max_cv: float) -> t
     """The runs of the fastest of at least ``MIN_ROUNDS`` rounds of ``repeats`` calls, ``MIN_PAUSE_S`` apart;
     rounds are added (up to ``MIN_MAX_ROUNDS``) while the two fastest round medians differ by more than ``max_cv``
     (one fast round alone could be luck). Returns (that round's times, rounds)."""
-    clock = "thread" if torch.get_num_threads() == 1 else "wall"
+    clock = _cpu_clock()
     runs: list[list[float]] = []
     while True:
         runs.append(_time_cpu(fn, repeats, clock))
