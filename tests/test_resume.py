@@ -14,6 +14,8 @@ import pandas as pd
 import pytest
 from processes import stop_process_group
 
+from explorer.search.leftovers import records_dir
+
 ROOT = Path(__file__).resolve().parents[1]
 SPACE = ROOT / "tests" / "spaces" / "resume.yaml"
 TRIALS = 6
@@ -62,6 +64,8 @@ def test_sigkilled_search_resumes_without_losses_or_repeats(tmp_path):
     # a clean local run says nothing but its result: no warning from Ray (token auth), Optuna or Tune
     assert "WARNING" not in resumed.stderr and "Warning" not in resumed.stderr, resumed.stderr[-3000:]
     assert resumed.stdout.strip().endswith(f"report: {run_dir / 'index.html'}")
+    # the killed driver's record of its Ray processes was cleared by the resumed search, which forgot its own
+    assert list(records_dir().glob("*.json")) == []
 
     after = pd.read_parquet(run_dir / "trials.parquet")
     # the budget is run; a trial that finished in the last second before the kill (after Tune's last save of its

@@ -16,6 +16,7 @@ from explorer.logs import optuna_warnings_only
 from explorer.search.audit import run_audit_jobs
 from explorer.search.callbacks import live_table_callback, progress_callback
 from explorer.search.jobs import run_jobs
+from explorer.search.leftovers import forget, record_local_ray, stop_leftovers
 from explorer.search.rundir import (
     keep_lost_rows,
     load_run_space,
@@ -61,6 +62,10 @@ def _init_ray(address: str | None, num_cpus: int) -> bool:
     if address:
         ray.init(address=address, log_to_driver=False, logging_level="WARNING")
     else:
+        stopped = stop_leftovers()
+        if stopped:
+            print(f"stopped {len(stopped)} Ray process(es) that a killed search had left running "
+                  f"(pids {', '.join(map(str, stopped))})", file=sys.stderr)
         ray.init(num_cpus=num_cpus, include_dashboard=False, object_store_memory=_OBJECT_STORE_BYTES,
                  log_to_driver=False, logging_level="WARNING")
     return True
@@ -281,6 +286,8 @@ def _on_ray(space: SearchSpace, address: str | None, num_cpus: int | None, work:
     """``work()`` on the cluster at ``address`` (checked to have a node that can run one trial) or on a local Ray
     started for it and shut down after."""
     we_started_ray = _init_ray(address, _local_cpus(space, num_cpus))
+    # what this driver started, so that the next search can stop it if this one is killed
+    record = record_local_ray() if we_started_ray and not address else None
     try:
         if address:
             _check_cluster_resources(space, address)
@@ -290,6 +297,7 @@ def _on_ray(space: SearchSpace, address: str | None, num_cpus: int | None, work:
             import ray
 
             ray.shutdown()
+            forget(record)
 
 
 def _audit_record(spec: AuditSpec, seconds: float) -> dict[str, Any]:
