@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import shutil
 import sys
@@ -39,6 +40,7 @@ _RAY_ENV = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_enable_worker_prestart": "0", "
             # Tune's experiment state every second (default: adaptive, >= 10 s): a SIGKILLed driver resumes from it
             "TUNE_GLOBAL_CHECKPOINT_S": "1"}
 _OBJECT_STORE_BYTES = 200 * 2**20
+_log = logging.getLogger(__name__)
 
 
 def _num_trials(space: SearchSpace) -> int:
@@ -64,8 +66,8 @@ def _init_ray(address: str | None, num_cpus: int) -> bool:
     else:
         stopped = stop_leftovers()
         if stopped:
-            print(f"stopped {len(stopped)} Ray process(es) that a killed search had left running "
-                  f"(pids {', '.join(map(str, stopped))})", file=sys.stderr)
+            _log.warning("stopped %d Ray process(es) that a killed search had left running (pids %s)", len(stopped),
+                         ", ".join(map(str, stopped)))
         ray.init(num_cpus=num_cpus, include_dashboard=False, object_store_memory=_OBJECT_STORE_BYTES,
                  log_to_driver=False, logging_level="WARNING")
     return True
