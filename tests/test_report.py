@@ -337,3 +337,21 @@ def test_latency_is_labelled_with_its_device(tmp_path) -> None:
     make_run(tmp_path / "old")
     page = write_report(tmp_path / "old").read_text(encoding="utf-8")
     assert page.count("CPU latency (ms)") >= 2 and "CUDA latency" not in page
+
+
+def test_comparison_leaves_out_a_latency_measured_on_different_devices(tmp_path) -> None:
+    """A CPU run and a CUDA run share the column name latency_ms but not its meaning: the comparison draws no
+    latency front for them and says why; two CPU runs are drawn as before."""
+    from explorer.report import write_comparison
+
+    cpu, cuda, cpu2 = tmp_path / "cpu", tmp_path / "cuda", tmp_path / "cpu2"
+    for run, seed in ((cpu, 0), (cuda, 1), (cpu2, 2)):
+        make_run(run, seed=seed)
+    meta = json.loads((cuda / "run.json").read_text())
+    meta["objectives"][2]["device"] = "cuda"
+    (cuda / "run.json").write_text(json.dumps(meta))
+    page = write_comparison([cpu, cuda], tmp_path / "mixed.html").read_text(encoding="utf-8")
+    assert "front-latency_ms" not in figure_data(page) and "front-gflops" in figure_data(page)
+    assert "latency_ms is not compared: the runs measured it on different devices (cpu on cpu, cuda on cuda)" in page
+    page = write_comparison([cpu, cpu2], tmp_path / "same.html").read_text(encoding="utf-8")
+    assert "front-latency_ms" in figure_data(page) and "not compared" not in page

@@ -50,14 +50,34 @@ def comparison_table(runs: dict[str, tuple[dict, pd.DataFrame]], objectives: lis
     return pd.DataFrame(rows)
 
 
+def shared_objectives(runs: dict[str, tuple[dict, pd.DataFrame]]) -> tuple[list[analysis.Objective], list[str]]:
+    """The first run's objectives that every run measured, and measured alike: a device metric (latency,
+    throughput, memory) measured on another device in some run is left out, and a sentence says why (a CPU and a
+    CUDA latency on one axis would compare two different things)."""
+    metas = {name: meta for name, (meta, _) in runs.items()}
+    devices = {name: analysis.column_devices(analysis.parse_objectives(meta["objectives"]))
+               for name, meta in metas.items()}
+    first = next(iter(metas.values()))
+    shared, apart = [], []
+    for o in analysis.parse_objectives(first["objectives"]):
+        if not all(o.metric in df.columns for _, df in runs.values()):
+            continue
+        where = {name: d.get(o.metric) for name, d in devices.items()}
+        if o.device and len(set(where.values())) > 1:
+            said = ", ".join(f"{name} on {device}" for name, device in where.items())
+            apart.append(f"{o.metric} is not compared: the runs measured it on different devices ({said}).")
+            continue
+        shared.append(o)
+    return shared, apart
+
+
 def render_comparison(runs: dict[str, tuple[dict, pd.DataFrame]], plotly_src: str | None) -> str:
     """The comparison page: objectives are those of the first run that every run's table has."""
-    first_meta = next(iter(runs.values()))[0]
-    objectives = [o for o in analysis.parse_objectives(first_meta["objectives"])
-                  if all(o.metric in df.columns for _, df in runs.values())]
+    objectives, apart = shared_objectives(runs)
     quality, costs = analysis.split_objectives(objectives)
     sections = ["<h2>Summary</h2>", '<p class="note">Hypervolume: objectives normalised to [0, 1] over the '
                 f"complete trials of all runs together, reference point {analysis.HV_REFERENCE} per axis.</p>",
+                *(f'<p class="note">{html.escape(reason)}</p>' for reason in apart),
                 table_html(comparison_table(runs, objectives), "compare")]
     charts = []
     for cost in costs:
