@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -64,14 +65,21 @@ def test_a_killed_drivers_children_are_stopped_and_nothing_else(tmp_path, monkey
         alive_driver, alive_record = _start_driver(code, tmp_path)  # a search still running: left alone
         # a record of a dead driver naming this test's own pid with another start time: a reused pid, not ours
         me = os.getpid()
-        (records_dir() / "999999999.json").write_text(json.dumps(
-            {"driver": [999999999, 1], "processes": [[me, start_time(me) + 1]]}))
-        (records_dir() / "half-written.json").write_text('{"driver": [1')
+        host, boot = socket.gethostname(), Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+        (records_dir() / f"{host}-999999999.json").write_text(json.dumps(
+            {"driver": [999999999, 1], "boot": boot, "processes": [[me, start_time(me) + 1]]}))
+        # another host's record (a home directory shared by cluster nodes) and one from before a reboot
+        (records_dir() / "another-host-999999998.json").write_text(json.dumps(
+            {"driver": [999999998, 1], "boot": boot, "processes": [[me, start_time(me)]]}))
+        (records_dir() / f"{host}-999999997.json").write_text(json.dumps(
+            {"driver": [999999997, 1], "boot": "an-earlier-boot", "processes": [[me, start_time(me)]]}))
+        (records_dir() / f"{host}-half-written.json").write_text('{"driver": [1')
         _kill(driver)
         assert _alive(orphan)  # re-parented, still running: what a killed driver leaves behind
         stopped = stop_leftovers()
         assert stopped == [orphan] and not _alive(orphan)
-        assert sorted(p.name for p in records_dir().iterdir()) == [alive_record.name]
+        assert sorted(p.name for p in records_dir().iterdir()) == sorted([alive_record.name,
+                                                                           "another-host-999999998.json"])
         assert alive_driver.poll() is None and _alive(me)
     finally:
         for d in (driver, locals().get("alive_driver")):

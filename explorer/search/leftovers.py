@@ -5,7 +5,9 @@ raylet's agents (``ray::DashboardAgent``, ``ray::RuntimeEnvAgent``: measured on 
 and keep running. Nothing of Ray's cleans them up short of ``ray stop``, which kills every Ray process of the
 machine, other users' searches included. So right after starting its local Ray a search writes down the processes
 it started (pid and start time, so a reused pid is never mistaken for one of ours), deletes the record when it
-shuts Ray down, and before starting Ray stops what any dead driver's record still names.
+shuts Ray down, and before starting Ray stops what any dead driver's record still names. Records are per host and
+per boot: nodes that share a home directory never touch each other's, and a record from before a reboot names
+nothing that still runs.
 
 Linux only (it reads ``/proc``); elsewhere nothing is recorded or stopped.
 """
@@ -15,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import time
 from pathlib import Path
 
@@ -26,6 +29,17 @@ _PROC = Path("/proc")
 def records_dir() -> Path:
     """``$EXPLORER_CACHE/ray-local`` (else ``~/.cache/video-explorer/ray-local``): one record per live search."""
     return default_cache_dir() / "ray-local"
+
+
+def _boot_id() -> str:
+    try:
+        return (_PROC / "sys" / "kernel" / "random" / "boot_id").read_text().strip()
+    except OSError:
+        return ""
+
+
+def _records() -> list[Path]:
+    return sorted(records_dir().glob(f"{socket.gethostname()}-*.json"))
 
 
 def _stat(pid: int) -> list[str] | None:
@@ -72,8 +86,9 @@ def record_local_ray() -> Path | None:
         return None
     me = os.getpid()
     procs = [[pid, start_time(pid)] for pid in descendants(me)]
-    record = {"driver": [me, start_time(me)], "processes": [p for p in procs if p[1] is not None]}
-    path = records_dir() / f"{me}.json"
+    record = {"driver": [me, start_time(me)], "boot": _boot_id(),
+              "processes": [p for p in procs if p[1] is not None]}
+    path = records_dir() / f"{socket.gethostname()}-{me}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(record))
     return path
@@ -91,13 +106,16 @@ def stop_leftovers(grace_s: float = 2.0) -> list[int]:
     if not _PROC.is_dir() or not records_dir().is_dir():
         return []
     stopped: list[tuple[int, int]] = []
-    for path in sorted(records_dir().glob("*.json")):
+    for path in _records():
         try:
             record = json.loads(path.read_text())
             driver = tuple(record["driver"])
             procs = [(int(pid), int(started)) for pid, started in record["processes"]]
         except (OSError, ValueError, KeyError, TypeError):
             path.unlink(missing_ok=True)  # unreadable: a record half written when its driver was killed
+            continue
+        if record.get("boot") != _boot_id():  # written before a reboot: nothing it names runs any more
+            path.unlink(missing_ok=True)
             continue
         if _is_alive(*driver):
             continue
