@@ -288,38 +288,72 @@ def _tokens(stage) -> tuple[int, int]:
     return (t.num, t.width) if t is not None and t.num > 0 else (0, 0)
 
 
+def stem_width(arch: Arch) -> int:
+    return arch.stem.width or arch.stages[0].width
+
+
+def drop_path_rates(arch: Arch) -> list[list[float]]:
+    """Each stage's blocks' stochastic-depth rates: timm's linear rule over all blocks of the model."""
+    total = sum(s.depth for s in arch.stages)
+    rates = calculate_drop_path_rates(arch.drop_path_rate, total) if total > 1 else [0.0]
+    starts = [sum(s.depth for s in arch.stages[:i]) for i in range(len(arch.stages))]
+    return [rates[k:k + s.depth] for k, s in zip(starts, arch.stages)]
+
+
+def make_stage(arch: Arch, i: int, grid: tuple[int, int, int], rates: list[float]) -> tuple[nn.Module, nn.Module]:
+    """Stage ``i`` of the backbone and the down-sampling in front of it (an identity for the first stage), on the
+    stage's token ``grid``, with its blocks' drop-path ``rates``."""
+    stage = arch.stages[i]
+    in_width = arch.stages[i - 1].width if i else stem_width(arch)
+    down = make_down(in_width, stage.width, stage.down) if i else nn.Identity()
+    entry = get_mixer(stage.mixer.kind)
+    opts = entry.options(**stage.mixer.options)
+    blocks = []
+    for j in range(stage.depth):
+        resample = j == 0 and stage.down.kind == "none"
+        ctx = BlockContext(stage.width, grid, stage.mlp_ratio, rates[j], _tokens(stage),
+                           in_dim=in_width if resample else None, index=j,
+                           stride=(stage.down.temporal_stride, stage.down.spatial_stride,
+                                   stage.down.spatial_stride) if resample else (1, 1, 1))
+        blocks.append(entry.build(ctx, opts))
+    if _tokens(stage)[0]:
+        return down, TokenStage(blocks, stage.width, _tokens(stage)[1])
+    if entry.layout == "set":
+        return down, SetStage(blocks, stage.width, grid, stage.merge)
+    return down, nn.Sequential(*blocks)
+
+
+def run_stage(down: nn.Module, stage: nn.Module, x: torch.Tensor, state: TokenState | None,
+              z: torch.Tensor | None) -> tuple[torch.Tensor, TokenState | None, torch.Tensor | None]:
+    """One stage's forward after its down-sampling: a token stage carries the global tokens ``z``, a set stage
+    returns a new token state, a grid stage passes both through."""
+    x = down(x)
+    if isinstance(stage, TokenStage):
+        x, z = stage(x, z)
+    elif isinstance(stage, SetStage):
+        x, state = stage(x)
+    else:
+        x = stage(x)
+    return x, state, z
+
+
 class VideoBackbone(nn.Module):
-    def __init__(self, arch: Arch):
+    def __init__(self, arch: Arch, stages: bool = True):
+        """The model of ``arch``. ``stages=False`` builds a shell, the stem, global tokens and head with no
+        stages, that does not run end to end: the cost layer counts stages one at a time (``make_stage``) and
+        adds the shell's parts."""
         super().__init__()
         arch = validate_arch(arch)
         self.arch = arch
         widths = [s.width for s in arch.stages]
-        stem_width = arch.stem.width or widths[0]
-        self.stem = make_stem(arch, stem_width)
-        total = sum(s.depth for s in arch.stages)
-        rates = calculate_drop_path_rates(arch.drop_path_rate, total) if total > 1 else [0.0]
+        self.stem = make_stem(arch, stem_width(arch))
         self.downs = nn.ModuleList()
         self.stages = nn.ModuleList()
-        k = 0
-        for i, (stage, grid) in enumerate(zip(arch.stages, stage_grids(arch))):
-            self.downs.append(make_down(widths[i - 1], stage.width, stage.down) if i else nn.Identity())
-            entry = get_mixer(stage.mixer.kind)
-            opts = entry.options(**stage.mixer.options)
-            blocks = []
-            for j in range(stage.depth):
-                resample = j == 0 and stage.down.kind == "none"
-                ctx = BlockContext(stage.width, grid, stage.mlp_ratio, rates[k], _tokens(stage),
-                                   in_dim=(widths[i - 1] if i else stem_width) if resample else None, index=j,
-                                   stride=(stage.down.temporal_stride, stage.down.spatial_stride,
-                                           stage.down.spatial_stride) if resample else (1, 1, 1))
-                blocks.append(entry.build(ctx, opts))
-                k += 1
-            if _tokens(stage)[0]:
-                self.stages.append(TokenStage(blocks, stage.width, _tokens(stage)[1]))
-            elif entry.layout == "set":
-                self.stages.append(SetStage(blocks, stage.width, grid, stage.merge))
-            else:
-                self.stages.append(nn.Sequential(*blocks))
+        if stages:
+            for i, (grid, rates) in enumerate(zip(stage_grids(arch), drop_path_rates(arch))):
+                down, stage = make_stage(arch, i, grid, rates)
+                self.downs.append(down)
+                self.stages.append(stage)
         self.grad_checkpointing = False
         carried = [_tokens(s) for s in arch.stages if _tokens(s)[0]]
         self.global_tokens = GlobalTokens(*carried[0]) if carried else None  # one set, carried through
@@ -349,15 +383,10 @@ class VideoBackbone(nn.Module):
         x = self.stem(x)
         state = None
         for down, stage in zip(self.downs, self.stages):
-            x = down(x)
             if self.grad_checkpointing and torch.is_grad_enabled():
-                x, state, z = self._checkpointed(stage, x, state, z)
-            elif isinstance(stage, TokenStage):
-                x, z = stage(x, z)
-            elif isinstance(stage, SetStage):
-                x, state = stage(x)
+                x, state, z = self._checkpointed(stage, down(x), state, z)
             else:
-                x = stage(x)
+                x, state, z = run_stage(down, stage, x, state, z)
         return x, state, z
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:

@@ -14,6 +14,7 @@ in a CPU forward pass.
 from __future__ import annotations
 
 import functools
+import json
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -272,20 +273,83 @@ def counting_input(arch: Any, device: str) -> torch.Tensor:
     return torch.randn(1, i.in_chans, i.frames, i.resolution, i.resolution, device=device)
 
 
+@dataclass(frozen=True)
+class _StageCost:
+    flops: int
+    params: int
+    out: tuple[int, ...]  # the shape the stage hands on
+    tokens: tuple[int, ...] | None  # the global tokens' shape after it (Mobile-Former), else None
+
+
+# Stages recur across the architectures a space samples (300 unified-space samples hold 754 stages, 338 of them
+# distinct), so each distinct stage is built and counted once per process. Keyed by everything its cost depends on:
+# its spec, its token grid, the width and shapes that enter it, and whether it is the first stage.
+_STAGE_MEMO: dict[str, _StageCost] = {}
+STAGE_MEMO_MAX = 20_000
+
+
+def _stage_key(arch: Any, i: int, grid: tuple, x: torch.Tensor, z: torch.Tensor | None) -> str:
+    from explorer.arch import to_dict
+    from explorer.models import stem_width
+
+    in_width = arch.stages[i - 1].width if i else stem_width(arch)
+    return json.dumps([i == 0, in_width, list(grid), list(x.shape), None if z is None else list(z.shape),
+                       to_dict(arch.stages[i])], sort_keys=True, default=str)
+
+
+def _count_stage(arch: Any, i: int, grid: tuple, rates: list[float], x: torch.Tensor,
+                 z: torch.Tensor | None) -> _StageCost:
+    from explorer.models import make_stage, run_stage
+
+    down, stage = make_stage(arch, i, grid, rates)
+    both = torch.nn.ModuleList([down, stage])
+    counter = _Counter(_handles())
+    with eval_mode(both), torch.no_grad(), counter:
+        y, _, z = run_stage(down, stage, x, None, z)
+    return _StageCost(counter.total, count_params(both), tuple(y.shape), None if z is None else tuple(z.shape))
+
+
+def staged_costs(arch: Any) -> tuple[int, int]:
+    """(fvcore FLOPs, parameter count) of ``arch`` counted part by part in CPU forward passes: the stem, global
+    tokens and head of a model built without stages, then each stage alone on an input of the shape the one before
+    it hands on, memoised (``_STAGE_MEMO``). Equal to counting the whole model: no op's count depends on the values
+    it sees, and the stage's output shape is all the next stage needs."""
+    from explorer.arch import stage_grids
+    from explorer.models import VideoBackbone, drop_path_rates
+
+    shell = VideoBackbone(arch, stages=False)
+    counter = _Counter(_handles())
+    flops = params = 0
+    with eval_mode(shell), torch.no_grad():
+        with counter:
+            x = shell.stem(counting_input(arch, "cpu"))
+        z = shell.global_tokens(1) if shell.global_tokens is not None else None
+        for i, (grid, rates) in enumerate(zip(stage_grids(arch), drop_path_rates(arch))):
+            key = _stage_key(arch, i, grid, x, z)
+            cost = _STAGE_MEMO.get(key)
+            if cost is None:
+                cost = _count_stage(arch, i, grid, rates, x, z)
+                if len(_STAGE_MEMO) >= STAGE_MEMO_MAX:
+                    _STAGE_MEMO.clear()
+                _STAGE_MEMO[key] = cost
+            flops, params = flops + cost.flops, params + cost.params
+            x = torch.randn(cost.out)
+            z = None if cost.tokens is None else torch.randn(cost.tokens)
+        with counter:  # no stage's token state: pooling with token sizes is element-wise, which fvcore leaves out
+            shell.forward_head(x, tokens=z)
+    return flops + counter.total, params + count_params(shell)
+
+
 def fast_costs(arch: Any, device: str | None = None) -> tuple[int, int]:
     """(fvcore FLOPs, parameter count) of an architecture without fvcore's trace; ``device`` ``"meta"`` or
-    ``"cpu"`` forces where the forward pass runs (default: ``counting_device``). A model whose forward pass needs
-    tensor values is counted in a CPU forward pass instead of on the meta device."""
-    from explorer.models import build
-
-    def costs_on(where: str) -> tuple[int, int]:
-        model = meta_model(arch) if where == "meta" else build(arch)
-        return count_flops_fast(model, counting_input(arch, where)), count_params(model)
-
+    ``"cpu"`` forces where the forward pass runs (default: ``counting_device``). On the CPU the model is counted
+    stage by stage (``staged_costs``). A model whose forward pass needs tensor values is counted on the CPU instead
+    of on the meta device."""
     with pinned_threads(1):  # small models: more threads cost more in handovers than they save
         if (device or counting_device(arch)) == "meta":
             try:
-                return costs_on("meta")
+                model = meta_model(arch)
+                return count_flops_fast(model, counting_input(arch, "meta")), count_params(model)
             except ShapeCountError:
                 pass
-        return costs_on("cpu")
+        return staged_costs(arch)
