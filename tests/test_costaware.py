@@ -190,6 +190,22 @@ def test_sampler_survives_pickling_mid_study():
     assert len({toy_key(t.params) for t in study.trials}) == 10
 
 
+def test_a_sampler_pickled_before_the_package_split_still_loads():
+    """Run folders from before costaware became a package hold ``explorer.costaware.CostAwareSampler`` and
+    ``explorer.costaware.Candidate`` in Tune's saved searcher; --resume must still unpickle them."""
+    study = _run(_sampler(), 6)
+    data = pickle.dumps(study.sampler, protocol=0)  # protocol 0 names classes as plain 'c<module>\n<name>' lines
+    for name in (b"CostAwareSampler", b"Candidate"):
+        assert b"cexplorer.costaware.sampler\n" + name in data
+        data = data.replace(b"cexplorer.costaware.sampler\n" + name, b"cexplorer.costaware\n" + name)
+    assert b"explorer.costaware.sampler" not in data
+    again = pickle.loads(data)
+    assert type(again) is CostAwareSampler and again._pool
+    study.sampler = again
+    _run(again, 2, study)
+    assert len({toy_key(t.params) for t in study.trials}) == 8
+
+
 def test_objectives_need_exactly_one_learned_metric():
     with pytest.raises(ValueError, match="exactly one of"):
         CostAwareSampler(toy_space, toy_describe, [("gflops", False), ("params_m", False)])

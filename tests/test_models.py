@@ -8,14 +8,27 @@ from explorer.models import build, preset, preset_names
 
 
 @pytest.mark.parametrize("code", [
-    "import explorer, timm",  # explorer first: the import hook registers once timm loads
-    "import timm, explorer",  # timm first: explorer registers at import
-    "import explorer.blocks, timm, explorer.models",  # timm loaded mid-import of explorer: models registers
+    "import explorer.models, timm",  # the models module registers its presets when it is imported
+    "import timm, explorer.models",
+    "import timm, explorer.models; explorer.models.register_timm_models()",  # by name, and idempotent
 ])
-def test_presets_are_timm_models_after_import_explorer(code):
+def test_presets_are_timm_models_after_import_explorer_models(code):
     check = code + "; m = timm.create_model('posmlp_tiny', num_classes=5); print(m.head.out_features)"
     out = subprocess.run([sys.executable, "-W", "ignore", "-c", check], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "5"
+
+
+def test_import_explorer_registers_nothing_and_loads_neither_timm_nor_torch():
+    """The registration is explicit: no import hook patches timm's loader, and the package root stays light."""
+    check = ("import sys, explorer; import timm; "
+             "print('explorer.models' in sys.modules, timm.is_model('posmlp_tiny'), "
+             "any(type(f).__module__.startswith('explorer') for f in sys.meta_path))")
+    out = subprocess.run([sys.executable, "-W", "ignore", "-c", "import sys, explorer; "
+                          "print('torch' in sys.modules, 'timm' in sys.modules)"],
+                         capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "False"]
+    out = subprocess.run([sys.executable, "-W", "ignore", "-c", check], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "False", "False"]
 
 
 def test_timm_create_model_matches_build():
