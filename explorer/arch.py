@@ -236,8 +236,11 @@ def _canonical_json(data: Any) -> str:
 def to_dict(obj: Any) -> Any:
     """Dataclasses to plain dicts/lists (tuples become lists) for JSON/YAML."""
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)
-                if not (f.metadata.get("omit_default") and getattr(obj, f.name) == f.default)}
+        return {
+            f.name: to_dict(getattr(obj, f.name))
+            for f in dataclasses.fields(obj)
+            if not (f.metadata.get("omit_default") and getattr(obj, f.name) == f.default)
+        }
     if isinstance(obj, (list, tuple)):
         return [to_dict(v) for v in obj]
     if isinstance(obj, dict):
@@ -338,8 +341,9 @@ def check_arch(arch: Arch) -> None:
     if arch.stem.kind == "conv" and arch.stem.patch not in (2, 4):
         raise ArchError("stem.patch", f"expected 2 or 4 for a conv stem, got {arch.stem.patch}")
     if arch.stem.kind == "single_conv" and arch.stem.patch != 2:
-        raise ArchError("stem.patch", f"a single_conv stem has one stride-2 conv: patch must be 2, "
-                                      f"got {arch.stem.patch}")
+        raise ArchError(
+            "stem.patch", f"a single_conv stem has one stride-2 conv: patch must be 2, got {arch.stem.patch}"
+        )
     _positive(arch.stem.patch, "stem.patch")
     if arch.stem.kind == "frame_patch" and (arch.stem.temporal_kernel, arch.stem.temporal_stride) != (1, 1):
         raise ArchError("stem", "a frame_patch stem works per frame: temporal_kernel and temporal_stride must be 1")
@@ -362,12 +366,14 @@ def check_arch(arch: Arch) -> None:
         _positive(arch.head.groups, "head.groups")
         last = arch.stages[-1].global_tokens if arch.stages else None
         if last is None or last.num < 1:
-            raise ArchError("head.pool", "the mobile_former head reads token z_0: the last stage needs "
-                                         "global_tokens")
+            raise ArchError("head.pool", "the mobile_former head reads token z_0: the last stage needs global_tokens")
     t, h = after_stem(arch)
     if t < 1 or h < 1 or inp.resolution % arch.stem.patch:
-        raise ArchError("stem", f"input {inp.frames}x{inp.resolution}² does not fit patch {arch.stem.patch}, "
-                                f"temporal stride {arch.stem.temporal_stride}")
+        raise ArchError(
+            "stem",
+            f"input {inp.frames}x{inp.resolution}² does not fit patch {arch.stem.patch}, "
+            f"temporal stride {arch.stem.temporal_stride}",
+        )
     for i, stage in enumerate(arch.stages):
         p = f"stages[{i}]"
         _positive(stage.depth, f"{p}.depth")
@@ -426,8 +432,10 @@ def _check_merge(m: MergeSpec, depth: int, p: str) -> None:
         if len(set(m.layers)) != len(m.layers):
             raise ArchError(f"{p}.layers", f"repeated block index in {list(m.layers)}")
     if m.method == "sttm" and (m.layers is None or len(m.layers) != 1):
-        raise ArchError(f"{p}.layers", "sttm merges once per stage (its meta tokens need the frame grid): "
-                                       "give one block index, e.g. layers: [3]")
+        raise ArchError(
+            f"{p}.layers",
+            "sttm merges once per stage (its meta tokens need the frame grid): give one block index, e.g. layers: [3]",
+        )
 
 
 def after_stem(arch: Arch) -> tuple[int, int]:

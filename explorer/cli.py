@@ -23,25 +23,46 @@ EPILOG = """examples:
 
 
 def _add_search(sub) -> None:
-    s = sub.add_parser("search", help="run a search over a YAML space and write reports/<run>/",
-                       description="Run a search: Ray Tune trials proposed by Optuna, each building, costing and "
-                                   "proxy-training one architecture. Ends by printing the report's path.")
+    s = sub.add_parser(
+        "search",
+        help="run a search over a YAML space and write reports/<run>/",
+        description="Run a search: Ray Tune trials proposed by Optuna, each building, costing and "
+        "proxy-training one architecture. Ends by printing the report's path.",
+    )
     s.add_argument("space", nargs="?", help="search-space YAML file (see search_spaces/); omit with --resume")
-    s.add_argument("--resume", metavar="RUN", default=None,
-                   help="continue the run folder RUN (e.g. after the driver was killed): finished trials are kept, "
-                        "unfinished ones run again, the search goes on to its budget")
+    s.add_argument(
+        "--resume",
+        metavar="RUN",
+        default=None,
+        help="continue the run folder RUN (e.g. after the driver was killed): finished trials are kept, "
+        "unfinished ones run again, the search goes on to its budget",
+    )
     s.add_argument("--out", default="reports", help="folder for run folders (default: reports)")
-    s.add_argument("--address", default=None,
-                   help="Ray cluster address HOST:PORT (default: $RAY_ADDRESS, else a local in-process Ray)")
-    s.add_argument("--num-cpus", type=int, default=None,
-                   help="CPUs for a local Ray (default: concurrency x cpus_per_trial, at most the machine's)")
+    s.add_argument(
+        "--address",
+        default=None,
+        help="Ray cluster address HOST:PORT (default: $RAY_ADDRESS, else a local in-process Ray)",
+    )
+    s.add_argument(
+        "--num-cpus",
+        type=int,
+        default=None,
+        help="CPUs for a local Ray (default: concurrency x cpus_per_trial, at most the machine's)",
+    )
     s.add_argument("--concurrency", type=int, default=None, help="trials at once (default: the space's budget)")
     s.add_argument("--cpus-per-trial", type=int, default=None, help="CPUs (and torch threads) per trial")
-    s.add_argument("--gpus-per-trial", type=float, default=None,
-                   help="GPUs per trial; fractions share a GPU, e.g. 0.25 runs four trials on one")
+    s.add_argument(
+        "--gpus-per-trial",
+        type=float,
+        default=None,
+        help="GPUs per trial; fractions share a GPU, e.g. 0.25 runs four trials on one",
+    )
     s.add_argument("--no-progress", action="store_true", help="no progress bar")
-    s.add_argument("--no-audit", action="store_true",
-                   help="skip the front audit the space asks for (budget.audit; `explorer audit RUN` runs it later)")
+    s.add_argument(
+        "--no-audit",
+        action="store_true",
+        help="skip the front audit the space asks for (budget.audit; `explorer audit RUN` runs it later)",
+    )
 
 
 def _add_ray_flags(parser) -> None:
@@ -53,34 +74,54 @@ def _add_ray_flags(parser) -> None:
 
 def _add_audit(sub) -> None:
     a = sub.add_parser(
-        "audit", help="retrain a finished run's best front points and a few random trials with other seeds",
+        "audit",
+        help="retrain a finished run's best front points and a few random trials with other seeds",
         description="The front audit: the most accurate Pareto points and a few random complete trials of RUN are "
-                    "trained again with other training seeds (same data, same recipe; with --reference-epochs also "
-                    "once at a longer budget) through Ray Tune. Their rows join the trials table (role audit, not "
-                    "counted as search trials) and the report shows seed-noise error bars on the audited points, "
-                    "the Kendall tau between search and audit accuracy, and whether the front's order held. "
-                    "Interrupted, run it again: finished retrainings are kept. Defaults: the run's budget.audit.")
+        "trained again with other training seeds (same data, same recipe; with --reference-epochs also "
+        "once at a longer budget) through Ray Tune. Their rows join the trials table (role audit, not "
+        "counted as search trials) and the report shows seed-noise error bars on the audited points, "
+        "the Kendall tau between search and audit accuracy, and whether the front's order held. "
+        "Interrupted, run it again: finished retrainings are kept. Defaults: the run's budget.audit.",
+    )
     a.add_argument("run", help="a finished run folder, e.g. reports/tiny-20261123-101500")
-    a.add_argument("--front", type=int, default=None, help="most accurate Pareto points to audit (default: the "
-                   "run's budget.audit.front, 3)")
-    a.add_argument("--random", type=int, default=None, help="other complete trials drawn at random (default: the run's "
-                   "budget.audit.random, 2)")
-    a.add_argument("--seeds", type=int, default=None, help="other training seeds per audited trial (default: the run's "
-                   "budget.audit.seeds, 1)")
-    a.add_argument("--reference-epochs", type=int, default=None,
-                   help="also train each audited trial once for this many epochs, with the search's seed (default: the "
-                        "run's budget.audit.reference_epochs, none)")
+    a.add_argument(
+        "--front",
+        type=int,
+        default=None,
+        help="most accurate Pareto points to audit (default: the run's budget.audit.front, 3)",
+    )
+    a.add_argument(
+        "--random",
+        type=int,
+        default=None,
+        help="other complete trials drawn at random (default: the run's budget.audit.random, 2)",
+    )
+    a.add_argument(
+        "--seeds",
+        type=int,
+        default=None,
+        help="other training seeds per audited trial (default: the run's budget.audit.seeds, 1)",
+    )
+    a.add_argument(
+        "--reference-epochs",
+        type=int,
+        default=None,
+        help="also train each audited trial once for this many epochs, with the search's seed (default: the "
+        "run's budget.audit.reference_epochs, none)",
+    )
     _add_ray_flags(a)
 
 
 def _add_study(sub) -> None:
     s = sub.add_parser(
-        "study", help="a controlled factor study: one design factor compared value against value on the same bases",
+        "study",
+        help="a controlled factor study: one design factor compared value against value on the same bases",
         description="Train every (base, value, seed) cell of a study file (e.g. experiments/seed_studies/*.yaml: "
-                    "a space, one factor and its values, the number of base architectures and seeds) as Ray Tune "
-                    "trials with the space's recipe, and write a page with a verdict per value against the first "
-                    "one: better, worse or indistinguishable, with a bootstrap interval over bases and seeds. See "
-                    "docs/studies.md.")
+        "a space, one factor and its values, the number of base architectures and seeds) as Ray Tune "
+        "trials with the space's recipe, and write a page with a verdict per value against the first "
+        "one: better, worse or indistinguishable, with a bootstrap interval over bases and seeds. See "
+        "docs/studies.md.",
+    )
     s.add_argument("study", nargs="?", help="study YAML file; omit with --resume")
     s.add_argument("--resume", metavar="RUN", default=None, help="continue a stopped study in its run folder")
     s.add_argument("--out", default="reports", help="folder for run folders (default: reports)")
@@ -88,39 +129,51 @@ def _add_study(sub) -> None:
 
 
 def _add_report(sub) -> None:
-    r = sub.add_parser("report", help="rebuild the HTML report of a run folder, or compare several (no Ray needed)",
-                       description="One run: writes <run>/index.html. Several runs: one page overlaying their "
-                                   "fronts and EDFs, written to --out (default: compare-<a>-vs-<b>.html next to "
-                                   "the first run).")
+    r = sub.add_parser(
+        "report",
+        help="rebuild the HTML report of a run folder, or compare several (no Ray needed)",
+        description="One run: writes <run>/index.html. Several runs: one page overlaying their "
+        "fronts and EDFs, written to --out (default: compare-<a>-vs-<b>.html next to "
+        "the first run).",
+    )
     r.add_argument("run", nargs="+", help="run folder(s), e.g. reports/tiny-20261123-101500")
     r.add_argument("--out", default=None, help="comparison page path (several runs only)")
-    r.add_argument("--self-contained", action="store_true",
-                   help="inline plotly.js into the page (~4.8 MB) instead of sharing ../plotly.min.js")
+    r.add_argument(
+        "--self-contained",
+        action="store_true",
+        help="inline plotly.js into the page (~4.8 MB) instead of sharing ../plotly.min.js",
+    )
 
 
 def _add_cost(sub) -> None:
     c = sub.add_parser(
-        "cost", help="params, fvcore GFLOPs, latency, throughput, memory of an Arch (or: calibrate the predictor)",
+        "cost",
+        help="params, fvcore GFLOPs, latency, throughput, memory of an Arch (or: calibrate the predictor)",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Cost of an Arch file or a preset: params and fvcore GFLOPs (1 multiply-accumulate = 1 FLOP) "
-                    "per stage and per operator, batch-1 latency (median, IQR, CV), and with flags throughput, "
-                    "peak memory and the lookup-table predicted latency.",
+        "per stage and per operator, batch-1 latency (median, IQR, CV), and with flags throughput, "
+        "peak memory and the lookup-table predicted latency.",
         epilog="calibration:\n  explorer cost calibrate --device cpu|cuda [--space search_spaces/unified.yaml] "
-               "[--out FILE] [--archs N]\n  measures every block/stem/downsampling/head unit of N architectures "
-               "sampled from the space\n  into the per-device latency table used by --predict (default file: "
-               "$EXPLORER_CACHE/latency/<device>.json\n  or ~/.cache/video-explorer/latency/<device>.json); "
-               "units missing later are measured on demand.")
+        "[--out FILE] [--archs N]\n  measures every block/stem/downsampling/head unit of N architectures "
+        "sampled from the space\n  into the per-device latency table used by --predict (default file: "
+        "$EXPLORER_CACHE/latency/<device>.json\n  or ~/.cache/video-explorer/latency/<device>.json); "
+        "units missing later are measured on demand.",
+    )
     c.add_argument("arch", help="a preset name (see `explorer presets`), an Arch .json/.yaml file, or `calibrate`")
     c.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="device to time on (default cpu)")
     c.add_argument("--threads", type=int, default=1, help="torch threads for latency (default 1)")
     c.add_argument("--repeats", type=int, default=10, help="timed forward passes (default 10)")
-    c.add_argument("--clock", choices=("paired", "min", "wall", "thread"), default=None,
-                   help="cpu timing (also for calibrate). Default: paired, which times each run right after runs of "
-                        "a reference model (posmlp_tiny) as long as the run and reports ms of this machine when "
-                        "quiet, repeatable on a shared or busy machine; outside where it is validated (one "
-                        "thread, runs up to 256 reference runs long) the default is min, the fastest of spaced "
-                        "rounds, and the output says which clock was used. wall: plain wall clock; thread: the "
-                        "thread's CPU time")
+    c.add_argument(
+        "--clock",
+        choices=("paired", "min", "wall", "thread"),
+        default=None,
+        help="cpu timing (also for calibrate). Default: paired, which times each run right after runs of "
+        "a reference model (posmlp_tiny) as long as the run and reports ms of this machine when "
+        "quiet, repeatable on a shared or busy machine; outside where it is validated (one "
+        "thread, runs up to 256 reference runs long) the default is min, the fastest of spaced "
+        "rounds, and the output says which clock was used. wall: plain wall clock; thread: the "
+        "thread's CPU time",
+    )
     c.add_argument("--no-latency", action="store_true", help="skip the latency measurement")
     c.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32", help="autocast dtype (cuda)")
     c.add_argument("--channels-last", action="store_true", help="channels-last weights and input (cuda)")
@@ -137,12 +190,18 @@ def _add_cost(sub) -> None:
 
 
 def _add_export(sub) -> None:
-    e = sub.add_parser("export", help="write a run's architectures (the Pareto-optimal ones with --pareto) as specs",
-                       description="Write architectures of a run folder as Arch specs that explorer.models.build "
-                                   "(and `explorer cost`) load, to train them at full scale.")
+    e = sub.add_parser(
+        "export",
+        help="write a run's architectures (the Pareto-optimal ones with --pareto) as specs",
+        description="Write architectures of a run folder as Arch specs that explorer.models.build "
+        "(and `explorer cost`) load, to train them at full scale.",
+    )
     e.add_argument("run", help="run folder, e.g. reports/tiny-20261123-101500")
-    e.add_argument("--pareto", action="store_true",
-                   help="only the trials on the Pareto front over the run's objectives (default: every complete trial)")
+    e.add_argument(
+        "--pareto",
+        action="store_true",
+        help="only the trials on the Pareto front over the run's objectives (default: every complete trial)",
+    )
     e.add_argument("--format", choices=("yaml", "json"), default="yaml", help="file format (default yaml)")
     e.add_argument("--out", default=None, help="output folder (default: <run>/export)")
 
@@ -152,11 +211,14 @@ def _add_presets(sub) -> None:
 
 
 def _add_inspect(sub) -> None:
-    i = sub.add_parser("inspect", help="size of a search space, a few sampled architectures, GFLOPs/params ranges",
-                       description="Validate a search-space YAML and describe it without training anything: the "
-                                   "number of distinct architectures (or 'continuous'), a few samples, and text "
-                                   "histograms of the fvcore GFLOPs and params of N random samples, with the "
-                                   "invalid ones and why.")
+    i = sub.add_parser(
+        "inspect",
+        help="size of a search space, a few sampled architectures, GFLOPs/params ranges",
+        description="Validate a search-space YAML and describe it without training anything: the "
+        "number of distinct architectures (or 'continuous'), a few samples, and text "
+        "histograms of the fvcore GFLOPs and params of N random samples, with the "
+        "invalid ones and why.",
+    )
     i.add_argument("space", help="search-space YAML file (see search_spaces/)")
     i.add_argument("--samples", type=int, default=300, help="random architectures to cost (default 300)")
     i.add_argument("--seed", type=int, default=0, help="seed of the random sampler (default 0)")
@@ -170,8 +232,10 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="explorer",
         description="Design-space explorer for efficient video backbones: sample architectures from a YAML "
-                    "space, train small proxies with Ray Tune + Optuna, chart speed-accuracy Pareto fronts.",
-        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+        "space, train small proxies with Ray Tune + Optuna, chart speed-accuracy Pareto fronts.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     for add in SUBCOMMANDS:  # each subcommand declares its own arguments in its _add_<command>
         add(sub)
@@ -222,11 +286,16 @@ def cmd_search(args: argparse.Namespace) -> int:
     if args.resume:
         if args.space:
             return _fail("give either a space file or --resume RUN (a run folder keeps its space)")
-        flags = [f"--{name.replace('_', '-')}" for name in ("concurrency", "cpus_per_trial", "gpus_per_trial")
-                 if getattr(args, name) is not None] + (["--no-audit"] if args.no_audit else [])
+        flags = [
+            f"--{name.replace('_', '-')}"
+            for name in ("concurrency", "cpus_per_trial", "gpus_per_trial")
+            if getattr(args, name) is not None
+        ] + (["--no-audit"] if args.no_audit else [])
         if flags:  # a resumed run keeps its budget: silently ignoring the flags would look as if they applied
-            return _fail(f"{', '.join(flags)} cannot change a resumed run (it keeps the budget in its run.json); "
-                         "start a new search to use them")
+            return _fail(
+                f"{', '.join(flags)} cannot change a resumed run (it keeps the budget in its run.json); "
+                "start a new search to use them"
+            )
         from explorer.analysis import RunFolderError
         from explorer.search.rundir import missing_study_reason, read_meta, stale_run_reason
 
@@ -256,10 +325,21 @@ def cmd_search(args: argparse.Namespace) -> int:
 
     address = args.address or os.environ.get("RAY_ADDRESS")
     try:
-        report = run_search(args.space, out_root=args.out, address=address, num_cpus=args.num_cpus,
-                            progress=not args.no_progress, run_dir=args.resume, resume=bool(args.resume),
-                            budget={"concurrency": args.concurrency, "cpus_per_trial": args.cpus_per_trial,
-                                    "gpus_per_trial": args.gpus_per_trial, "audit": False if args.no_audit else None})
+        report = run_search(
+            args.space,
+            out_root=args.out,
+            address=address,
+            num_cpus=args.num_cpus,
+            progress=not args.no_progress,
+            run_dir=args.resume,
+            resume=bool(args.resume),
+            budget={
+                "concurrency": args.concurrency,
+                "cpus_per_trial": args.cpus_per_trial,
+                "gpus_per_trial": args.gpus_per_trial,
+                "audit": False if args.no_audit else None,
+            },
+        )
     except SetupError as err:
         return _fail(str(err))
     from explorer.analysis import load_run_meta, load_trials, search_outcome
@@ -268,9 +348,11 @@ def cmd_search(args: argparse.Namespace) -> int:
     skipped = meta.get("skipped_clips") or []
     if skipped:  # said at the end, where it is seen; the report and run.json list them too
         count = meta.get("skipped_count", len(skipped))
-        print(f"warning: {count} clip(s) of the dataset could not be read and were left out (first: "
-              f"{skipped[0]['path']}: {skipped[0]['reason']}); all are listed in {report.parent / 'run.json'}",
-              file=sys.stderr)
+        print(
+            f"warning: {count} clip(s) of the dataset could not be read and were left out (first: "
+            f"{skipped[0]['path']}: {skipped[0]['reason']}); all are listed in {report.parent / 'run.json'}",
+            file=sys.stderr,
+        )
     outcome, finished = search_outcome(load_trials(report.parent))
     if not finished:  # the page still shows the failures; the last line says what happened
         print(f"report: {report}")
@@ -308,9 +390,16 @@ def cmd_audit(args: argparse.Namespace) -> int:
             return _fail(f"--{name.replace('_', '-')} {value}: expected {least} or more")
     address = args.address or os.environ.get("RAY_ADDRESS")
     try:
-        report = run_audit(args.run, address=address, num_cpus=args.num_cpus, progress=not args.no_progress,
-                           front=args.front, random=args.random, seeds=args.seeds,
-                           reference_epochs=args.reference_epochs)
+        report = run_audit(
+            args.run,
+            address=address,
+            num_cpus=args.num_cpus,
+            progress=not args.no_progress,
+            front=args.front,
+            random=args.random,
+            seeds=args.seeds,
+            reference_epochs=args.reference_epochs,
+        )
     except (RunFolderError, SetupError) as err:
         return _fail(str(err))
     line = _audit_line(report.parent)
@@ -340,9 +429,15 @@ def cmd_study(args: argparse.Namespace) -> int:
     from explorer.search.driver import run_study
 
     try:
-        page = run_study(args.study, out_root=args.out, address=args.address or os.environ.get("RAY_ADDRESS"),
-                         num_cpus=args.num_cpus, progress=not args.no_progress, run_dir=args.resume,
-                         resume=bool(args.resume))
+        page = run_study(
+            args.study,
+            out_root=args.out,
+            address=args.address or os.environ.get("RAY_ADDRESS"),
+            num_cpus=args.num_cpus,
+            progress=not args.no_progress,
+            run_dir=args.resume,
+            resume=bool(args.resume),
+        )
     except (RunFolderError, SetupError, SpaceError) as err:
         return _fail(str(err))
     print(f"study: {page}")
@@ -422,10 +517,19 @@ def cmd_cost_calibrate(args: argparse.Namespace) -> int:
         table = LatencyTable.load(out, args.device)
     except ValueError as err:
         return _fail(str(err))
-    table = calibrate(archs, args.device, table, threads=args.threads, repeats=max(args.repeats, 5), clock=args.clock,
-                      progress=lambda i, n, new: print(f"  arch {i}/{n}: {new} new unit(s)", file=sys.stderr))
-    print(f"latency table {table.path}: {len(table.entries)} units, scale {table.scale:.3f}, device "
-          f"{table.device}, {table.threads} thread(s)")
+    table = calibrate(
+        archs,
+        args.device,
+        table,
+        threads=args.threads,
+        repeats=max(args.repeats, 5),
+        clock=args.clock,
+        progress=lambda i, n, new: print(f"  arch {i}/{n}: {new} new unit(s)", file=sys.stderr),
+    )
+    print(
+        f"latency table {table.path}: {len(table.entries)} units, scale {table.scale:.3f}, device "
+        f"{table.device}, {table.threads} thread(s)"
+    )
     return 0
 
 
@@ -450,16 +554,36 @@ def cmd_cost(args: argparse.Namespace) -> int:
             table = LatencyTable.load(args.table, args.device)
     except ValueError as err:
         return _fail(str(err))
-    rep = cost_report(arch, latency=not args.no_latency, device=args.device, threads=args.threads,
-                      repeats=args.repeats, precision=args.precision, channels_last=args.channels_last,
-                      elementwise=args.elementwise, throughput_batch=args.throughput, memory=args.memory,
-                      predict=args.predict, table=table, clock=args.clock)
+    rep = cost_report(
+        arch,
+        latency=not args.no_latency,
+        device=args.device,
+        threads=args.threads,
+        repeats=args.repeats,
+        precision=args.precision,
+        channels_last=args.channels_last,
+        elementwise=args.elementwise,
+        throughput_batch=args.throughput,
+        memory=args.memory,
+        predict=args.predict,
+        table=table,
+        clock=args.clock,
+    )
     lat = rep.latency
     if args.json:
-        print(json.dumps({**rep.to_dict(), "gflops": rep.flops.gflops,
-                          "latency_ms": lat.median_ms if lat else None,
-                          "latency_iqr_ms": lat.iqr_ms if lat else None,
-                          "threads": lat.threads if lat else None, "device": args.device}, indent=2))
+        print(
+            json.dumps(
+                {
+                    **rep.to_dict(),
+                    "gflops": rep.flops.gflops,
+                    "latency_ms": lat.median_ms if lat else None,
+                    "latency_iqr_ms": lat.iqr_ms if lat else None,
+                    "threads": lat.threads if lat else None,
+                    "device": args.device,
+                },
+                indent=2,
+            )
+        )
         return 0
     i = arch.input
     print(f"arch      {arch.content_hash}  {arch.summary()}")
@@ -475,8 +599,10 @@ def cmd_cost(args: argparse.Namespace) -> int:
     print(f"operators {top}")
     if lat is not None:
         noise = f"CV {lat.cv:.1%}" + (" — NOISY, repeated; treat with care" if lat.noisy else "")
-        print(f"latency   {lat.median_ms:.2f} ms median (IQR {lat.iqr_ms:.2f} ms, {noise}), batch 1, "
-              f"{lat.device}, {args.threads} thread(s), {lat.runs} runs after warm-up")
+        print(
+            f"latency   {lat.median_ms:.2f} ms median (IQR {lat.iqr_ms:.2f} ms, {noise}), batch 1, "
+            f"{lat.device}, {args.threads} thread(s), {lat.runs} runs after warm-up"
+        )
         if lat.device == "cpu":
             print(f"          {clock_sentence(lat, args.threads, asked=args.clock)}")
     if rep.predicted_latency_ms is not None:
@@ -495,12 +621,19 @@ def clock_sentence(lat, threads: int, asked: str | None) -> str:
     from explorer.cost.timing import PAIRED_MAX_RATIO, PAIRED_MAX_THREADS
 
     if lat.clock == "paired":
-        return (f"paired clock: each run timed right after {REFERENCE_PRESET} runs as long, scaled to its "
-                f"quiet-machine {reference_ms(threads):.2f} ms")
+        return (
+            f"paired clock: each run timed right after {REFERENCE_PRESET} runs as long, scaled to its "
+            f"quiet-machine {reference_ms(threads):.2f} ms"
+        )
     if lat.clock == "min":
-        why = "" if asked == "min" else (
-            f" (the paired clock is validated at up to {PAIRED_MAX_THREADS} thread(s) and for runs up to "
-            f"{PAIRED_MAX_RATIO:g} {REFERENCE_PRESET} runs long; this measurement is outside that)")
+        why = (
+            ""
+            if asked == "min"
+            else (
+                f" (the paired clock is validated at up to {PAIRED_MAX_THREADS} thread(s) and for runs up to "
+                f"{PAIRED_MAX_RATIO:g} {REFERENCE_PRESET} runs long; this measurement is outside that)"
+            )
+        )
         return f"min clock: the fastest of {lat.rounds} rounds a moment apart{why}"
     return f"{lat.clock} clock"
 
@@ -556,16 +689,23 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
     def progress(done: int, total: int) -> None:
         if done == total or done % max(1, total // 20) == 0:
-            print(f"\rcosting samples {done}/{total}", end="\n" if done == total else "", file=sys.stderr,
-                  flush=True)
+            print(f"\rcosting samples {done}/{total}", end="\n" if done == total else "", file=sys.stderr, flush=True)
 
     for line in inspect_space(space, args.samples, args.seed, progress=None if args.no_progress else progress):
         print(line)
     return 0
 
 
-HANDLERS = {"search": cmd_search, "audit": cmd_audit, "study": cmd_study, "report": cmd_report, "cost": cmd_cost,
-            "export": cmd_export, "presets": cmd_presets, "inspect": cmd_inspect}
+HANDLERS = {
+    "search": cmd_search,
+    "audit": cmd_audit,
+    "study": cmd_study,
+    "report": cmd_report,
+    "cost": cmd_cost,
+    "export": cmd_export,
+    "presets": cmd_presets,
+    "inspect": cmd_inspect,
+}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -28,16 +28,7 @@ import torch.nn as nn
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.layers import calculate_drop_path_rates, trunc_normal_
 
-from explorer.arch import (
-    Arch,
-    ArchError,
-    DownSpec,
-    MergeSpec,
-    MixerSpec,
-    StemSpec,
-    after_stem,
-    stage_grids,
-)
+from explorer.arch import Arch, ArchError, DownSpec, MergeSpec, MixerSpec, StemSpec, after_stem, stage_grids
 from explorer.blocks import BlockContext, get_mixer, mixer_names, parse_options, preset_spec
 from explorer.blocks import preset_names as registered_presets
 from explorer.blocks.layers import init_linear
@@ -53,8 +44,9 @@ def validate_arch(arch: Arch) -> Arch:
     for i, stage in enumerate(arch.stages):
         path = f"stages[{i}].mixer"
         if stage.mixer.kind not in mixer_names():
-            raise ArchError(f"{path}.kind", f"unknown mixer {stage.mixer.kind!r}; known mixers: "
-                                            f"{', '.join(mixer_names())}")
+            raise ArchError(
+                f"{path}.kind", f"unknown mixer {stage.mixer.kind!r}; known mixers: {', '.join(mixer_names())}"
+            )
         try:
             opts = parse_options(stage.mixer.kind, stage.mixer.options)
         except ValueError as err:
@@ -63,36 +55,52 @@ def validate_arch(arch: Arch) -> Arch:
         tokens = stage.global_tokens
         if tokens is not None and tokens.num > 0:
             if layout == "set":
-                raise ArchError(f"stages[{i}].global_tokens", f"global tokens attach to grid-layout stages; "
-                                                              f"{stage.mixer.kind!r} works on a token set")
+                raise ArchError(
+                    f"stages[{i}].global_tokens",
+                    f"global tokens attach to grid-layout stages; {stage.mixer.kind!r} works on a token set",
+                )
             if first_tokens is None:
                 first_tokens = (i, tokens)
             elif (tokens.num, tokens.width) != (first_tokens[1].num, first_tokens[1].width):
                 j, other = first_tokens
-                raise ArchError(f"stages[{i}].global_tokens",
-                                f"one token set runs through the network: {tokens.num} tokens of width "
-                                f"{tokens.width} here, but {other.num} of width {other.width} in stage {j}")
+                raise ArchError(
+                    f"stages[{i}].global_tokens",
+                    f"one token set runs through the network: {tokens.num} tokens of width "
+                    f"{tokens.width} here, but {other.num} of width {other.width} in stage {j}",
+                )
         prev = arch.stages[i - 1].width if i else (arch.stem.width or stage.width)
         if stage.down.kind == "none" and not get_mixer(stage.mixer.kind).resamples:
             if prev != stage.width or (stage.down.spatial_stride, stage.down.temporal_stride) != (1, 1):
-                raise ArchError(f"stages[{i}].down.kind", f"down 'none' leaves the width change {prev}→"
-                                                          f"{stage.width} and the strides to the first block, "
-                                                          f"but mixer {stage.mixer.kind!r} cannot resample")
+                raise ArchError(
+                    f"stages[{i}].down.kind",
+                    f"down 'none' leaves the width change {prev}→"
+                    f"{stage.width} and the strides to the first block, "
+                    f"but mixer {stage.mixer.kind!r} cannot resample",
+                )
         if i == 0 and prev != stage.width and stage.down.kind != "none":
-            raise ArchError("stem.width", f"stem width {prev} differs from the first stage's {stage.width}: give "
-                                          f"stages[0] a down of kind 'none' and a mixer that resamples")
+            raise ArchError(
+                "stem.width",
+                f"stem width {prev} differs from the first stage's {stage.width}: give "
+                f"stages[0] a down of kind 'none' and a mixer that resamples",
+            )
         if i > 0 and get_mixer(arch.stages[i - 1].mixer.kind).layout == "set":
-            raise ArchError(f"stages[{i}]", f"a stage after the set-layout stage {i - 1} "
-                                            f"({arch.stages[i - 1].mixer.kind!r}) is not supported: its tokens are "
-                                            f"a set (merged or not), with no grid to downsample; make the set "
-                                            f"stage the last one")
+            raise ArchError(
+                f"stages[{i}]",
+                f"a stage after the set-layout stage {i - 1} "
+                f"({arch.stages[i - 1].mixer.kind!r}) is not supported: its tokens are "
+                f"a set (merged or not), with no grid to downsample; make the set "
+                f"stage the last one",
+            )
         merge = stage.merge
         if merge is not None:
             if layout != "set":
                 set_mixers = ", ".join(n for n in mixer_names() if get_mixer(n).layout == "set")
-                raise ArchError(f"stages[{i}].merge", f"token merging needs a set-layout mixer; "
-                                                      f"{stage.mixer.kind!r} works on the grid "
-                                                      f"(set mixers: {set_mixers})")
+                raise ArchError(
+                    f"stages[{i}].merge",
+                    f"token merging needs a set-layout mixer; "
+                    f"{stage.mixer.kind!r} works on the grid "
+                    f"(set mixers: {set_mixers})",
+                )
             conflict = getattr(opts, "merge_conflict", lambda: None)()
             if conflict:
                 raise ArchError(f"stages[{i}].merge", f"mixer {stage.mixer.kind!r}: {conflict}")
@@ -105,8 +113,11 @@ def validate_arch(arch: Arch) -> Arch:
 def _dump(opts) -> dict:
     """Options completed by defaults, less those marked ``omit_default`` (options added to a family later) while
     at their default, so specs written before such an option existed keep their hashes."""
-    omit = {name for name, f in type(opts).model_fields.items()
-            if (f.json_schema_extra or {}).get("omit_default") and getattr(opts, name) == f.default}
+    omit = {
+        name
+        for name, f in type(opts).model_fields.items()
+        if (f.json_schema_extra or {}).get("omit_default") and getattr(opts, name) == f.default
+    }
     return opts.model_dump(exclude=omit)
 
 
@@ -123,8 +134,11 @@ class Stem(nn.Module):
             nn.BatchNorm3d(first),
         ]
         if spec.patch == 4:
-            layers += [nn.GELU(), nn.Conv3d(first, dim, (1, 3, 3), stride=(1, 2, 2), padding=(0, 1, 1)),
-                       nn.BatchNorm3d(dim)]
+            layers += [
+                nn.GELU(),
+                nn.Conv3d(first, dim, (1, 3, 3), stride=(1, 2, 2), padding=(0, 1, 1)),
+                nn.BatchNorm3d(dim),
+            ]
         self.proj = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C, T, H, W) -> (B, T, H, W, C)
@@ -173,7 +187,9 @@ class SingleConvStem(nn.Module):
         kt, st = spec.temporal_kernel, spec.temporal_stride
         self.proj = nn.Sequential(
             nn.Conv3d(in_chans, dim, (kt, 3, 3), stride=(st, 2, 2), padding=(kt // 2, 1, 1), bias=False),
-            nn.BatchNorm3d(dim), nn.ReLU6())
+            nn.BatchNorm3d(dim),
+            nn.ReLU6(),
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.proj(x).permute(0, 2, 3, 4, 1)
@@ -260,8 +276,12 @@ class SetStage(nn.Module):
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, TokenState]:
         x = x.flatten(1, 3)
         merge = self.merge
-        state = TokenState.start(x, self.grid, with_pos=merge is not None and merge.method == "sttm",
-                                 prop_attn=merge is None or merge.prop_attn)
+        state = TokenState.start(
+            x,
+            self.grid,
+            with_pos=merge is not None and merge.method == "sttm",
+            prop_attn=merge is None or merge.prop_attn,
+        )
         for j, block in enumerate(self.blocks):
             x, state = block(x, state, self.mergers[str(j)] if str(j) in self.mergers else None)
         return x, state
@@ -275,7 +295,8 @@ class TokenStage(nn.Module):
     def __init__(self, blocks: list[nn.Module], width: int, token_dim: int):
         super().__init__()
         self.blocks = nn.ModuleList(
-            b if getattr(b, "carries_tokens", False) else GlobalTokenBridge(b, width, token_dim) for b in blocks)
+            b if getattr(b, "carries_tokens", False) else GlobalTokenBridge(b, width, token_dim) for b in blocks
+        )
 
     def forward(self, x: torch.Tensor, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         for block in self.blocks:
@@ -297,7 +318,7 @@ def drop_path_rates(arch: Arch) -> list[list[float]]:
     total = sum(s.depth for s in arch.stages)
     rates = calculate_drop_path_rates(arch.drop_path_rate, total) if total > 1 else [0.0]
     starts = [sum(s.depth for s in arch.stages[:i]) for i in range(len(arch.stages))]
-    return [rates[k:k + s.depth] for k, s in zip(starts, arch.stages)]
+    return [rates[k : k + s.depth] for k, s in zip(starts, arch.stages)]
 
 
 def make_stage(arch: Arch, i: int, grid: tuple[int, int, int], rates: list[float]) -> tuple[nn.Module, nn.Module]:
@@ -311,10 +332,18 @@ def make_stage(arch: Arch, i: int, grid: tuple[int, int, int], rates: list[float
     blocks = []
     for j in range(stage.depth):
         resample = j == 0 and stage.down.kind == "none"
-        ctx = BlockContext(stage.width, grid, stage.mlp_ratio, rates[j], _tokens(stage),
-                           in_dim=in_width if resample else None, index=j,
-                           stride=(stage.down.temporal_stride, stage.down.spatial_stride,
-                                   stage.down.spatial_stride) if resample else (1, 1, 1))
+        ctx = BlockContext(
+            stage.width,
+            grid,
+            stage.mlp_ratio,
+            rates[j],
+            _tokens(stage),
+            in_dim=in_width if resample else None,
+            index=j,
+            stride=(stage.down.temporal_stride, stage.down.spatial_stride, stage.down.spatial_stride)
+            if resample
+            else (1, 1, 1),
+        )
         blocks.append(entry.build(ctx, opts))
     if _tokens(stage)[0]:
         return down, TokenStage(blocks, stage.width, _tokens(stage)[1])
@@ -323,8 +352,9 @@ def make_stage(arch: Arch, i: int, grid: tuple[int, int, int], rates: list[float
     return down, nn.Sequential(*blocks)
 
 
-def run_stage(down: nn.Module, stage: nn.Module, x: torch.Tensor, state: TokenState | None,
-              z: torch.Tensor | None) -> tuple[torch.Tensor, TokenState | None, torch.Tensor | None]:
+def run_stage(
+    down: nn.Module, stage: nn.Module, x: torch.Tensor, state: TokenState | None, z: torch.Tensor | None
+) -> tuple[torch.Tensor, TokenState | None, torch.Tensor | None]:
     """One stage's forward after its down-sampling: a token stage carries the global tokens ``z``, a set stage
     returns a new token state, a grid stage passes both through."""
     x = down(x)
@@ -360,9 +390,15 @@ class VideoBackbone(nn.Module):
         self.num_classes = arch.input.num_classes
         if arch.head.pool == "mobile_former":
             self.norm = None
-            self.head = MobileFormerHead(widths[-1], _tokens(arch.stages[-1])[1], arch.head.hidden,
-                                         arch.head.expansion, arch.input.num_classes, arch.head.dropout,
-                                         groups=arch.head.groups)
+            self.head = MobileFormerHead(
+                widths[-1],
+                _tokens(arch.stages[-1])[1],
+                arch.head.hidden,
+                arch.head.expansion,
+                arch.input.num_classes,
+                arch.head.dropout,
+                groups=arch.head.groups,
+            )
             self.num_features = self.head_hidden_size = arch.head.hidden
             return
         self.num_features = self.head_hidden_size = widths[-1]
@@ -416,8 +452,13 @@ class VideoBackbone(nn.Module):
             x = checkpoint(stage, x, use_reentrant=False)
         return x, state, z
 
-    def forward_head(self, x: torch.Tensor, pre_logits: bool = False, state: TokenState | None = None,
-                     tokens: torch.Tensor | None = None) -> torch.Tensor:
+    def forward_head(
+        self,
+        x: torch.Tensor,
+        pre_logits: bool = False,
+        state: TokenState | None = None,
+        tokens: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """timm's head contract on ``forward_features`` output: norm, pool, (dropout,) classifier; ``pre_logits``
         stops before the classifier. A merged token set pools size-weighted only when given its ``state``, and the
         Mobile-Former head needs the global ``tokens``: ``forward`` passes both (``forward_tokens`` returns the
@@ -492,12 +533,19 @@ def default_cfg(arch: Arch) -> dict:
     ``timm.data.resolve_data_config(model=m)`` gives it), the ImageNet mean/std the released video models are
     trained with, the classifier's name; no weights (``url`` empty)."""
     shape = arch.input
-    return {"url": "", "num_classes": shape.num_classes,
-            "input_size": (shape.in_chans, shape.frames, shape.resolution, shape.resolution),
-            "pool_size": None, "crop_pct": 1.0, "interpolation": "bicubic", "fixed_input_size": True,
-            "mean": IMAGENET_DEFAULT_MEAN, "std": IMAGENET_DEFAULT_STD,
-            "first_conv": _FIRST_CONV.get(arch.stem.kind, "stem"),
-            "classifier": "head.classifier" if arch.head.pool == "mobile_former" else "head"}
+    return {
+        "url": "",
+        "num_classes": shape.num_classes,
+        "input_size": (shape.in_chans, shape.frames, shape.resolution, shape.resolution),
+        "pool_size": None,
+        "crop_pct": 1.0,
+        "interpolation": "bicubic",
+        "fixed_input_size": True,
+        "mean": IMAGENET_DEFAULT_MEAN,
+        "std": IMAGENET_DEFAULT_STD,
+        "first_conv": _FIRST_CONV.get(arch.stem.kind, "stem"),
+        "classifier": "head.classifier" if arch.head.pool == "mobile_former" else "head",
+    }
 
 
 def _timm_entry(name: str):

@@ -73,8 +73,9 @@ def hypervolume(values: np.ndarray, maximize: Sequence[bool], reference: Sequenc
     from optuna._hypervolume import compute_hypervolume  # exact; not a public API, hence the local import
 
     loss = as_loss(values, maximize)
-    ref = np.where(np.asarray(maximize, dtype=bool), -np.asarray(reference, dtype=float),
-                   np.asarray(reference, dtype=float))
+    ref = np.where(
+        np.asarray(maximize, dtype=bool), -np.asarray(reference, dtype=float), np.asarray(reference, dtype=float)
+    )
     if ref.shape != (loss.shape[1],):
         raise ValueError(f"reference has {ref.size} entries for {loss.shape[1]} objectives")
     keep = ~np.isnan(loss).any(axis=1) & (loss < ref).all(axis=1)

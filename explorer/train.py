@@ -69,19 +69,19 @@ def check_input(arch: Arch, x: torch.Tensor, num_classes: int) -> None:
     _, c, t, h, w = x.shape
     want = arch.input
     if (want.in_chans, want.frames, want.resolution, want.num_classes) != (c, t, h, num_classes) or h != w:
-        raise ValueError(f"arch input {want} does not match the task's clips {c}x{t}x{h}x{w}, "
-                         f"{num_classes} classes")
+        raise ValueError(f"arch input {want} does not match the task's clips {c}x{t}x{h}x{w}, {num_classes} classes")
 
 
 @torch.inference_mode()
-def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 128, device: str = "cpu",
-             amp: bool = True) -> float:
+def evaluate(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 128, device: str = "cpu", amp: bool = True
+) -> float:
     model.eval()
     correct = 0
     for i in range(0, len(x), batch_size):
         with _autocast(device, amp):
-            logits = model(to_input(x[i:i + batch_size], device))
-        correct += int((logits.argmax(-1).cpu() == y[i:i + batch_size]).sum())
+            logits = model(to_input(x[i : i + batch_size], device))
+        correct += int((logits.argmax(-1).cpu() == y[i : i + batch_size]).sum())
     return correct / max(len(x), 1)
 
 
@@ -95,7 +95,7 @@ def _lr_at(step: int, total: int, warmup: int) -> float:
 
 # σ·√fan_in of the releases' σ = 0.02 at the width it was tuned at (768, ViT-B); with σ = gain/√fan_in a branch
 # starts equally strong, relative to the residual stream, at every width
-RELEASE_GAIN = 0.02 * 768 ** 0.5
+RELEASE_GAIN = 0.02 * 768**0.5
 
 
 @torch.no_grad()
@@ -109,7 +109,7 @@ def width_scaled_init(model: nn.Module, gain: float = RELEASE_GAIN) -> None:
     """
     for module in model.modules():
         if isinstance(module, nn.Linear) and module.weight.abs().max() > 0:
-            trunc_normal_(module.weight, std=gain / module.in_features ** 0.5)
+            trunc_normal_(module.weight, std=gain / module.in_features**0.5)
 
 
 def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
@@ -118,13 +118,15 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
 
     # given the module, timm also reads its no_weight_decay(); without filtering, every parameter decays
     params = model if cfg.filter_decay else model.parameters()
-    return create_optimizer_v2(params, "adamw", lr=cfg.lr, weight_decay=cfg.weight_decay,
-                               filter_bias_and_bn=cfg.filter_decay)
+    return create_optimizer_v2(
+        params, "adamw", lr=cfg.lr, weight_decay=cfg.weight_decay, filter_bias_and_bn=cfg.filter_decay
+    )
 
 
 def warmup_length(cfg: TrainConfig, total: int) -> int:
-    return max(min(cfg.warmup_steps, total), 1) if cfg.warmup_steps is not None else \
-        max(int(total * cfg.warmup_frac), 1)
+    return (
+        max(min(cfg.warmup_steps, total), 1) if cfg.warmup_steps is not None else max(int(total * cfg.warmup_frac), 1)
+    )
 
 
 def train_epochs(model: nn.Module, data, cfg: TrainConfig) -> Iterator[EpochResult]:
@@ -154,11 +156,12 @@ def train_epochs(model: nn.Module, data, cfg: TrainConfig) -> Iterator[EpochResu
         order = torch.randperm(n, generator=gen)
         loss_sum = 0.0
         for step in range(steps_per_epoch):
-            idx = order[step * cfg.batch_size:(step + 1) * cfg.batch_size]
+            idx = order[step * cfg.batch_size : (step + 1) * cfg.batch_size]
             with _autocast(cfg.device, cfg.amp):
                 logits = model(to_input(data.train_x[idx], cfg.device))
-            loss = F.cross_entropy(logits.float(), data.train_y[idx].to(cfg.device),
-                                   label_smoothing=cfg.label_smoothing)
+            loss = F.cross_entropy(
+                logits.float(), data.train_y[idx].to(cfg.device), label_smoothing=cfg.label_smoothing
+            )
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"loss became {loss.item()} at epoch {epoch}, step {step}")
             opt.zero_grad(set_to_none=True)
@@ -172,12 +175,14 @@ def train_epochs(model: nn.Module, data, cfg: TrainConfig) -> Iterator[EpochResu
         val_x = getattr(data, "val_x", None)
         acc = test_acc if val_x is None else evaluate(model, val_x, data.val_y, device=cfg.device, amp=cfg.amp)
         elapsed += time.perf_counter() - start
-        yield EpochResult(epoch, acc, loss_sum / steps_per_epoch, elapsed,
-                          test_accuracy=None if val_x is None else test_acc)
+        yield EpochResult(
+            epoch, acc, loss_sum / steps_per_epoch, elapsed, test_accuracy=None if val_x is None else test_acc
+        )
 
 
-def train_arch(arch: Arch, data, cfg: TrainConfig,
-               on_epoch: Callable[[EpochResult], None] | None = None) -> list[EpochResult]:
+def train_arch(
+    arch: Arch, data, cfg: TrainConfig, on_epoch: Callable[[EpochResult], None] | None = None
+) -> list[EpochResult]:
     """Build ``arch`` (seeded) and train it; ``on_epoch`` sees every epoch's result (a search reports it)."""
     from explorer.models import build
 

@@ -6,9 +6,15 @@ import torch
 import torch.nn.functional as F
 
 
-def _train_losses(forward: Callable[[torch.Tensor], torch.Tensor], params: Iterable[torch.nn.Parameter],
-                  x: torch.Tensor, y: torch.Tensor, steps: int = 8, lr: float = 1e-2,
-                  optimizer: type[torch.optim.Optimizer] = torch.optim.AdamW) -> list[float]:
+def _train_losses(
+    forward: Callable[[torch.Tensor], torch.Tensor],
+    params: Iterable[torch.nn.Parameter],
+    x: torch.Tensor,
+    y: torch.Tensor,
+    steps: int = 8,
+    lr: float = 1e-2,
+    optimizer: type[torch.optim.Optimizer] = torch.optim.AdamW,
+) -> list[float]:
     """Cross-entropy losses of ``steps`` optimiser steps on one batch (a block that trains lowers them)."""
     opt = optimizer(list(params), lr=lr)
     losses = []

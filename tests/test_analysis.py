@@ -168,13 +168,23 @@ def test_run_counts() -> None:
 def test_search_outcome_names_the_errors_when_no_trial_finished() -> None:
     line, finished = search_outcome(trials_frame())
     assert finished and line == "6 trials: 4 complete, 0 stopped early, 1 failed, 1 infeasible"
-    failed = pd.DataFrame({"status": ["FAILED", "FAILED", "FAILED", "INFEASIBLE"],
-                           "error": ["FloatingPointError: loss became nan", "FloatingPointError: loss became nan",
-                                     "RuntimeError: boom", "gflops 9.0 > max_gflops 2"]})
+    failed = pd.DataFrame(
+        {
+            "status": ["FAILED", "FAILED", "FAILED", "INFEASIBLE"],
+            "error": [
+                "FloatingPointError: loss became nan",
+                "FloatingPointError: loss became nan",
+                "RuntimeError: boom",
+                "gflops 9.0 > max_gflops 2",
+            ],
+        }
+    )
     line, finished = search_outcome(failed)
     assert not finished
-    assert line == ("no trial finished (4 trials: 0 complete, 0 stopped early, 3 failed, 1 infeasible): "
-                    "2x FloatingPointError: loss became nan; 1x RuntimeError: boom; 1x gflops 9.0 > max_gflops 2")
+    assert line == (
+        "no trial finished (4 trials: 0 complete, 0 stopped early, 3 failed, 1 infeasible): "
+        "2x FloatingPointError: loss became nan; 1x RuntimeError: boom; 1x gflops 9.0 > max_gflops 2"
+    )
     assert search_outcome(pd.DataFrame({"status": ["STOPPED"], "error": [""]}))[1]
 
 
@@ -194,8 +204,14 @@ def test_load_trials_parquet_and_csv_fallback(tmp_path) -> None:
     from_parquet = load_trials(tmp_path)
     for loaded in (from_csv, from_parquet):
         assert list(loaded["number"]) == [0, 1, 2, 3, 4, 5]
-        assert list(loaded["arch_hash"]) == ["1e3456789012", "abcdefabcdef", "000000000001", "123456789012",
-                                             "0e0000000000", "ffffffffffff"]
+        assert list(loaded["arch_hash"]) == [
+            "1e3456789012",
+            "abcdefabcdef",
+            "000000000001",
+            "123456789012",
+            "0e0000000000",
+            "ffffffffffff",
+        ]
         assert list(loaded["error"])[:3] == ["", "RuntimeError: out of memory", ""]
         assert np.isnan(loaded["accuracy"].iloc[1])
 
@@ -285,15 +301,17 @@ def test_non_dominated_ranks_match_peeling(m: int, seed: int) -> None:
 
 def design_frame() -> pd.DataFrame:
     """8 trials: width decides accuracy exactly, mixer does not; one failure."""
-    return pd.DataFrame({
-        "number": range(8),
-        "status": ["COMPLETE"] * 7 + ["FAILED"],
-        "accuracy": [0.5, 0.6, 0.7, 0.8, 0.55, 0.65, 0.75, np.nan],
-        "gflops": [1.0, 2.0, 3.0, 4.0, 1.0, 2.0, 3.5, 1.0],
-        "param.width": [8, 16, 32, 64, 8, 16, 32, 8],
-        "param.mixer": ["a", "b", "a", "b", "b", "a", "b", "a"],
-        "param.window": [4.0, np.nan, 8.0, np.nan, np.nan, 4.0, np.nan, 4.0],
-    })
+    return pd.DataFrame(
+        {
+            "number": range(8),
+            "status": ["COMPLETE"] * 7 + ["FAILED"],
+            "accuracy": [0.5, 0.6, 0.7, 0.8, 0.55, 0.65, 0.75, np.nan],
+            "gflops": [1.0, 2.0, 3.0, 4.0, 1.0, 2.0, 3.5, 1.0],
+            "param.width": [8, 16, 32, 64, 8, 16, 32, 8],
+            "param.mixer": ["a", "b", "a", "b", "b", "a", "b", "a"],
+            "param.window": [4.0, np.nan, 8.0, np.nan, np.nan, 4.0, np.nan, 4.0],
+        }
+    )
 
 
 OBJ2 = [("accuracy", "max"), ("gflops", "min")]
@@ -326,9 +344,16 @@ def test_good_ranges_find_the_deciding_value() -> None:
     n = 200
     width = rng.choice([8, 16, 32], size=n, p=[0.25, 0.25, 0.5])
     noise = rng.integers(1, 6, size=n)
-    df = pd.DataFrame({"number": range(n), "status": "COMPLETE", "param.width": width, "param.noise": noise,
-                       "param.mixer": rng.choice(["x", "y"], size=n),
-                       "accuracy": (width == 32) * 0.5 + 0.01 * rng.random(n)})
+    df = pd.DataFrame(
+        {
+            "number": range(n),
+            "status": "COMPLETE",
+            "param.width": width,
+            "param.noise": noise,
+            "param.mixer": rng.choice(["x", "y"], size=n),
+            "accuracy": (width == 32) * 0.5 + 0.01 * rng.random(n),
+        }
+    )
     ranges = good_ranges(df, "accuracy", True, n_boot=500, seed=1).set_index("param")
     assert set(ranges.index) == {"param.width", "param.noise"}  # categorical mixer gets no range
     assert ranges.loc["param.width", ["lo", "best", "hi"]].tolist() == [32.0, 32.0, 32.0]
@@ -360,9 +385,16 @@ def test_importance_ranks_the_deciding_parameter_and_explains_failures(tmp_path)
     rng = np.random.default_rng(0)
     n = 60
     width = rng.choice([8, 16, 32], size=n)
-    df = pd.DataFrame({"number": range(n), "status": "COMPLETE", "param.width": width,
-                       "param.mixer": rng.choice(["x", "y"], size=n), "accuracy": width / 32 + 0.01 * rng.random(n),
-                       "gflops": rng.random(n)})
+    df = pd.DataFrame(
+        {
+            "number": range(n),
+            "status": "COMPLETE",
+            "param.width": width,
+            "param.mixer": rng.choice(["x", "y"], size=n),
+            "accuracy": width / 32 + 0.01 * rng.random(n),
+            "gflops": rng.random(n),
+        }
+    )
     imp = param_importances(df, OBJ2, tmp_path)
     assert [i.objective for i in imp] == ["accuracy", "gflops"]
     assert max(imp[0].values, key=imp[0].values.get) == "width" and imp[0].source == "trials table"

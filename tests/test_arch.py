@@ -11,8 +11,12 @@ SPEC = {
     "stem": {"patch": 4, "temporal_kernel": 1, "temporal_stride": 1},
     "stages": [
         {"depth": 2, "width": 16, "mlp_ratio": 2, "mixer": {"kind": "conv3d", "options": {"kernel_t": 3}}},
-        {"depth": 1, "width": 32, "mixer": {"kind": "posmlp", "options": {"groups": 4, "window": 4}},
-         "down": {"spatial_stride": 2, "temporal_stride": 2}},
+        {
+            "depth": 1,
+            "width": 32,
+            "mixer": {"kind": "posmlp", "options": {"groups": 4, "window": 4}},
+            "down": {"spatial_stride": 2, "temporal_stride": 2},
+        },
     ],
 }
 
@@ -44,20 +48,32 @@ def test_grids_follow_stem_and_downsampling():
     assert stage_grids(Arch.from_dict(SPEC)) == [(8, 8, 8), (4, 4, 4)]
 
 
-@pytest.mark.parametrize("patch, path, fragment", [
-    ({"stages": [{"depth": 1, "width": 8, "mixer": {"kind": "conv3d"}, "widht": 3}]}, "stages[0].widht",
-     "unknown field"),
-    ({"stem": {"patch": 3}}, "stem.patch", "expected 2 or 4"),
-    ({"input": {"frames": "8"}}, "input.frames", "expected an integer"),
-    ({"stages": [{"depth": 0, "width": 8, "mixer": {"kind": "conv3d"}}]}, "stages[0].depth", "must be positive"),
-    ({"stages": [{"width": 8, "mixer": {"kind": "conv3d"}}]}, "stages[0].depth", "missing required field"),
-    # sizes that would exhaust memory while the model is built are refused before
-    ({"stages": [{"depth": 100_000_000, "width": 8, "mixer": {"kind": "conv3d"}}]}, "stages[0].depth",
-     "must be at most 64, got 100000000"),
-    ({"stages": [{"depth": 1, "width": 10**9, "mixer": {"kind": "conv3d"}}]}, "stages[0].width",
-     "must be at most 8192"),
-    ({"stem": {"width": 10**6}}, "stem.width", "must be at most 8192"),
-])
+@pytest.mark.parametrize(
+    "patch, path, fragment",
+    [
+        (
+            {"stages": [{"depth": 1, "width": 8, "mixer": {"kind": "conv3d"}, "widht": 3}]},
+            "stages[0].widht",
+            "unknown field",
+        ),
+        ({"stem": {"patch": 3}}, "stem.patch", "expected 2 or 4"),
+        ({"input": {"frames": "8"}}, "input.frames", "expected an integer"),
+        ({"stages": [{"depth": 0, "width": 8, "mixer": {"kind": "conv3d"}}]}, "stages[0].depth", "must be positive"),
+        ({"stages": [{"width": 8, "mixer": {"kind": "conv3d"}}]}, "stages[0].depth", "missing required field"),
+        # sizes that would exhaust memory while the model is built are refused before
+        (
+            {"stages": [{"depth": 100_000_000, "width": 8, "mixer": {"kind": "conv3d"}}]},
+            "stages[0].depth",
+            "must be at most 64, got 100000000",
+        ),
+        (
+            {"stages": [{"depth": 1, "width": 10**9, "mixer": {"kind": "conv3d"}}]},
+            "stages[0].width",
+            "must be at most 8192",
+        ),
+        ({"stem": {"width": 10**6}}, "stem.width", "must be at most 8192"),
+    ],
+)
 def test_validation_names_the_field(patch, path, fragment):
     with pytest.raises(ArchError) as info:
         Arch.from_dict({**SPEC, **patch}, source="spec.json")

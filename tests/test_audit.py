@@ -36,6 +36,7 @@ OBJECTIVES = [{"metric": "accuracy", "mode": "max"}, {"metric": "gflops", "mode"
 
 # --- rank agreement, against brute-force definitions -------------------------------------------------------------
 
+
 def _tau_b_brute(a, b) -> float:
     concordant = discordant = ties_a = ties_b = 0
     for i, j in itertools.combinations(range(len(a)), 2):
@@ -81,17 +82,53 @@ def test_spearman_top_k_regret_and_bootstrap() -> None:
 
 # --- selection and summary ---------------------------------------------------------------------------------------
 
+
 def _search_table() -> pd.DataFrame:
     # front over (max accuracy, min gflops): 0 (0.5, 1), 1 (0.7, 2), 2 (0.9, 4); 3, 4, 5 dominated; 6 a replay of 2
-    rows = [(0, 0.5, 1.0, "a"), (1, 0.7, 2.0, "b"), (2, 0.9, 4.0, "c"), (3, 0.4, 3.0, "d"), (4, 0.6, 5.0, "e"),
-            (5, 0.3, 6.0, "f"), (6, 0.9, 4.0, "c")]
-    df = pd.DataFrame([{"number": n, "trial_id": f"t{n}", "status": "COMPLETE", "accuracy": acc, "gflops": g,
-                        "arch_hash": h, "arch_summary": f"arch {h}", "arch_json": json.dumps({"arch": h}),
-                        "param.width": 16 * (n + 1)}
-                       for n, acc, g, h in rows])
-    return pd.concat([df, pd.DataFrame([{"number": 7, "trial_id": "t7", "status": "FAILED", "accuracy": np.nan,
-                                         "gflops": 1.0, "arch_hash": "g", "arch_summary": "arch g"}])],
-                     ignore_index=True)
+    rows = [
+        (0, 0.5, 1.0, "a"),
+        (1, 0.7, 2.0, "b"),
+        (2, 0.9, 4.0, "c"),
+        (3, 0.4, 3.0, "d"),
+        (4, 0.6, 5.0, "e"),
+        (5, 0.3, 6.0, "f"),
+        (6, 0.9, 4.0, "c"),
+    ]
+    df = pd.DataFrame(
+        [
+            {
+                "number": n,
+                "trial_id": f"t{n}",
+                "status": "COMPLETE",
+                "accuracy": acc,
+                "gflops": g,
+                "arch_hash": h,
+                "arch_summary": f"arch {h}",
+                "arch_json": json.dumps({"arch": h}),
+                "param.width": 16 * (n + 1),
+            }
+            for n, acc, g, h in rows
+        ]
+    )
+    return pd.concat(
+        [
+            df,
+            pd.DataFrame(
+                [
+                    {
+                        "number": 7,
+                        "trial_id": "t7",
+                        "status": "FAILED",
+                        "accuracy": np.nan,
+                        "gflops": 1.0,
+                        "arch_hash": "g",
+                        "arch_summary": "arch g",
+                    }
+                ]
+            ),
+        ],
+        ignore_index=True,
+    )
 
 
 def test_selection_takes_the_most_accurate_front_points_then_random_others() -> None:
@@ -105,20 +142,43 @@ def test_selection_takes_the_most_accurate_front_points_then_random_others() -> 
 
 
 def test_jobs_add_seeds_and_a_reference_run_with_the_trials_params() -> None:
-    jobs = audit_jobs(_search_table(), OBJECTIVES, front=1, random=0, seeds=2, base_seed=5, epochs=3,
-                      reference_epochs=15)
+    jobs = audit_jobs(
+        _search_table(), OBJECTIVES, front=1, random=0, seeds=2, base_seed=5, epochs=3, reference_epochs=15
+    )
     assert [(j.number, j.seed, j.epochs) for j in jobs] == [(2, 6, 3), (2, 7, 3), (2, 5, 15)]
     # the table's spec is what is trained (its param columns may have turned ints into floats: here width 48.0)
-    assert jobs[0].arch_json == "{\"arch\": \"c\"}" and jobs[0].params == {"width": 48}
+    assert jobs[0].arch_json == '{"arch": "c"}' and jobs[0].params == {"width": 48}
     assert jobs[0].trial_id == "audit-2-s6-e3"
 
 
 def _audit_rows(values: dict[int, list[float]], reference: dict[int, float] | None = None) -> pd.DataFrame:
-    rows = [{"number": n, "trial_id": f"audit-{n}-s{s}", "status": "COMPLETE", "accuracy": acc, "epochs": 3,
-             "audit_of": n, "audit_reason": FRONT_REASON if n in (1, 2) else RANDOM_REASON, "seed": s}
-            for n, accs in values.items() for s, acc in enumerate(accs, start=1)]
-    rows += [{"number": n, "trial_id": f"audit-{n}-ref", "status": "COMPLETE", "accuracy": acc, "epochs": 15,
-              "audit_of": n, "audit_reason": FRONT_REASON, "seed": 0} for n, acc in (reference or {}).items()]
+    rows = [
+        {
+            "number": n,
+            "trial_id": f"audit-{n}-s{s}",
+            "status": "COMPLETE",
+            "accuracy": acc,
+            "epochs": 3,
+            "audit_of": n,
+            "audit_reason": FRONT_REASON if n in (1, 2) else RANDOM_REASON,
+            "seed": s,
+        }
+        for n, accs in values.items()
+        for s, acc in enumerate(accs, start=1)
+    ]
+    rows += [
+        {
+            "number": n,
+            "trial_id": f"audit-{n}-ref",
+            "status": "COMPLETE",
+            "accuracy": acc,
+            "epochs": 15,
+            "audit_of": n,
+            "audit_reason": FRONT_REASON,
+            "seed": 0,
+        }
+        for n, acc in (reference or {}).items()
+    ]
     return pd.DataFrame(rows)
 
 
@@ -135,8 +195,9 @@ def test_summary_says_the_order_held_with_error_bar_ranges() -> None:
 
 def test_summary_names_the_swapped_pair_and_the_reference_tau() -> None:
     search = _search_table()
-    summary = summarize_audit(search, _audit_rows({2: [0.60], 1: [0.75], 3: [0.40]}, {2: 0.8, 1: 0.85, 3: 0.5}),
-                              epochs=3)
+    summary = summarize_audit(
+        search, _audit_rows({2: [0.60], 1: [0.75], 3: [0.40]}, {2: 0.8, 1: 0.85, 3: 0.5}), epochs=3
+    )
     assert summary.held is False and summary.swaps == [(2, 1)]
     assert "did not hold" in summary.sentence and "trial 2 (90.0 % in the search, 60.0 % audited)" in summary.sentence
     assert summary.tau == pytest.approx(1 / 3)  # (2, 1) swapped; (2, 3) and (1, 3) kept
@@ -155,9 +216,17 @@ def test_a_failed_retraining_is_left_out_of_the_summary() -> None:
 def test_fidelity_measurement_is_quoted_only_for_the_same_proxy(tmp_path) -> None:
     path = tmp_path / "fidelity.json"
     budget = {"epochs": 12, "batch_size": 16, "lr": 1e-3, "warmup": 0.1, "init": "width_scaled"}
-    entry = {"proxy": proxy_key("trev/demo", budget, 0.2), "kendall_tau_b": 0.81, "tau_ci90": [0.62, 0.93],
-             "reference_epochs": 60, "anchors": 27, "proxy_seed_tau": 0.84, "proxy_seeds": 3,
-             "readme": "experiments/proxy_fidelity/README.md", "measured": "2026-12-02"}
+    entry = {
+        "proxy": proxy_key("trev/demo", budget, 0.2),
+        "kendall_tau_b": 0.81,
+        "tau_ci90": [0.62, 0.93],
+        "reference_epochs": 60,
+        "anchors": 27,
+        "proxy_seed_tau": 0.84,
+        "proxy_seeds": 3,
+        "readme": "experiments/proxy_fidelity/README.md",
+        "measured": "2026-12-02",
+    }
     record_measurement(entry, path)
     record_measurement({**entry, "kendall_tau_b": 0.8}, path)  # the same proxy: replaced, not added
     measurements = json.loads(path.read_text())
@@ -171,6 +240,7 @@ def test_fidelity_measurement_is_quoted_only_for_the_same_proxy(tmp_path) -> Non
 
 
 # --- real audits on Ray --------------------------------------------------------------------------------------------
+
 
 @pytest.mark.slow
 def test_search_with_audit_writes_marked_rows_that_do_not_count_as_trials(local_ray, tmp_path) -> None:
@@ -192,8 +262,9 @@ def test_search_with_audit_writes_marked_rows_that_do_not_count_as_trials(local_
         assert row.arch_hash == by_number.at[row.audit_of, "arch_hash"]
         assert row.gflops == by_number.at[row.audit_of, "gflops"]
     same_seed_budget = audit[audit["epochs"] == 1]
-    assert not np.allclose(same_seed_budget["train_loss"],
-                           by_number.loc[same_seed_budget["audit_of"].astype(int), "train_loss"])  # another seed
+    assert not np.allclose(
+        same_seed_budget["train_loss"], by_number.loc[same_seed_budget["audit_of"].astype(int), "train_loss"]
+    )  # another seed
     meta = json.loads((run_dir / "run.json").read_text())
     assert meta["state"] == "finished" and meta["audit"]["front"] == 2 and meta["audit"]["wall_time_s"] > 0
     page = report.read_text()
@@ -209,17 +280,35 @@ def test_explorer_audit_on_a_finished_run_and_its_resume_after_sigkill(tmp_path)
     """A search without its audit (--no-audit), then `explorer audit RUN --seeds 3` SIGKILLed after two
     retrainings; run again, it keeps them and runs the rest."""
     env = {**os.environ, "EXPLORER_CACHE": str(tmp_path / "cache")}
-    search = subprocess.run([sys.executable, "-m", "explorer.cli", "search", str(SPACES / "audit.yaml"), "--out",
-                             str(tmp_path), "--no-progress", "--no-audit", "--concurrency", "1"],
-                            cwd=ROOT, capture_output=True, text=True, timeout=600, env=env)
+    search = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "explorer.cli",
+            "search",
+            str(SPACES / "audit.yaml"),
+            "--out",
+            str(tmp_path),
+            "--no-progress",
+            "--no-audit",
+            "--concurrency",
+            "1",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+    )
     assert search.returncode == 0, search.stderr[-3000:]
     run_dir = Path(search.stdout.strip().splitlines()[-1].removeprefix("report: ")).parent
     assert len(load_audit(run_dir)) == 0 and "not run" in (run_dir / "index.html").read_text().lower()
 
     args = (str(run_dir), "--front", "1", "--random", "0", "--seeds", "3", "--reference-epochs", "2")
     log = open(tmp_path / "audit.log", "w")
-    driver = subprocess.Popen(_audit_cmd(*args), cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env,
-                              start_new_session=True)
+    driver = subprocess.Popen(
+        _audit_cmd(*args), cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
+    )
     try:
         deadline = time.monotonic() + 300
         while time.monotonic() < deadline and len(load_audit(run_dir)) < 2:
@@ -238,8 +327,9 @@ def test_explorer_audit_on_a_finished_run_and_its_resume_after_sigkill(tmp_path)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert resumed.stdout.splitlines()[0].startswith("audit: ")
     after = load_audit(run_dir)
-    assert sorted(after["trial_id"]) == sorted(f"audit-{int(after['audit_of'].iloc[0])}-s{s}-e{e}"
-                                               for s, e in ((1, 1), (2, 1), (3, 1), (0, 2)))
+    assert sorted(after["trial_id"]) == sorted(
+        f"audit-{int(after['audit_of'].iloc[0])}-s{s}-e{e}" for s, e in ((1, 1), (2, 1), (3, 1), (0, 2))
+    )
     kept = after.set_index("trial_id").loc[before["trial_id"]]
     # the retrainings finished before the kill were not run again
     assert kept["trial_time_s"].tolist() == pytest.approx(before["trial_time_s"].tolist())
@@ -247,6 +337,7 @@ def test_explorer_audit_on_a_finished_run_and_its_resume_after_sigkill(tmp_path)
 
 
 # --- bad input: one line, exit 2, nothing started ----------------------------------------------------------------
+
 
 def test_audit_refuses_a_missing_folder_bad_counts_and_a_running_search(tmp_path, capsys) -> None:
     from test_report import make_run
@@ -278,16 +369,33 @@ def test_report_header_quotes_the_measurement_of_the_runs_proxy(tmp_path, monkey
     make_run(run)
     meta = json.loads((run / "run.json").read_text())
     budget = {"epochs": 12, "batch_size": 16, "lr": 1e-3, "warmup": 0.1, "init": "width_scaled"}
-    meta.update(task="trev/demo", budget={**meta.get("budget", {}), **budget}, recipe={"validation_fraction": 0.2},
-                clips={"train": 1604, "val": 396, "test": 500})
+    meta.update(
+        task="trev/demo",
+        budget={**meta.get("budget", {}), **budget},
+        recipe={"validation_fraction": 0.2},
+        clips={"train": 1604, "val": 396, "test": 500},
+    )
     (run / "run.json").write_text(json.dumps(meta))
     monkeypatch.setattr(fidelity, "MEASUREMENTS", tmp_path / "fidelity.json")
     page = write_report(run).read_text()
     assert "not measured for this proxy" in page and "1,604 training / 396 validation / 500 test clips" in page
-    record_measurement({"proxy": proxy_key("trev/demo", budget, 0.2), "kendall_tau_b": 0.71, "tau_ci90": [0.5, 0.85],
-                        "reference_epochs": 60, "anchors": 27, "reference_anchors": 20, "reference_seeds": 1,
-                        "proxy_seed_tau": 0.84, "proxy_seeds": 3, "readme": "experiments/proxy_fidelity/README.md",
-                        "measured": "2026-12-02"})
+    record_measurement(
+        {
+            "proxy": proxy_key("trev/demo", budget, 0.2),
+            "kendall_tau_b": 0.71,
+            "tau_ci90": [0.5, 0.85],
+            "reference_epochs": 60,
+            "anchors": 27,
+            "reference_anchors": 20,
+            "reference_seeds": 1,
+            "proxy_seed_tau": 0.84,
+            "proxy_seeds": 3,
+            "readme": "experiments/proxy_fidelity/README.md",
+            "measured": "2026-12-02",
+        }
+    )
     page = write_report(run).read_text()
-    assert "Kendall τ-b 0.71 (90 % CI 0.50–0.85) against a 60-epoch reference over 20 anchors (1 reference seed)" \
-        in page and "seed-to-seed τ-b 0.84 over 27 anchors (3 seeds)" in page
+    assert (
+        "Kendall τ-b 0.71 (90 % CI 0.50–0.85) against a 60-epoch reference over 20 anchors (1 reference seed)" in page
+        and "seed-to-seed τ-b 0.84 over 27 anchors (3 seeds)" in page
+    )

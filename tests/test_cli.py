@@ -10,8 +10,7 @@ KNOWN = "attention, conv3d, focal, mobile_former, morphmlp, posmlp"  # every reg
 
 
 def explorer(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-W", "ignore", "-m", "explorer.cli", *args], capture_output=True,
-                          text=True)
+    return subprocess.run([sys.executable, "-W", "ignore", "-m", "explorer.cli", *args], capture_output=True, text=True)
 
 
 def test_cost_of_a_preset_and_of_a_file(tmp_path):
@@ -35,8 +34,7 @@ def test_bad_inputs_exit_2_without_traceback(tmp_path):
     bad.write_text('{"input": {}, "stem": {}, "stages": [{"depth": 1, "width": 8, "mixer": {"kind": "nope"}}]}')
     proc = explorer("cost", str(bad))
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
-    assert proc.stderr.strip() == (f"error: {bad}: stages[0].mixer.kind: unknown mixer 'nope'; "
-                                   f"known mixers: {KNOWN}")
+    assert proc.stderr.strip() == (f"error: {bad}: stages[0].mixer.kind: unknown mixer 'nope'; known mixers: {KNOWN}")
     proc = explorer("report", str(tmp_path))
     assert proc.returncode == 2 and "not a run folder" in proc.stderr
 
@@ -53,8 +51,9 @@ def test_resuming_a_run_from_before_the_validation_split_is_refused(tmp_path):
     two recipes on one front, so the CLI refuses before starting anything and says what to do."""
     run = tmp_path / "old-run"
     run.mkdir()
-    (run / "run.json").write_text(json.dumps({"name": "old-run", "space": {"name": "x"},
-                                              "objectives": [{"metric": "accuracy", "mode": "max"}]}))
+    (run / "run.json").write_text(
+        json.dumps({"name": "old-run", "space": {"name": "x"}, "objectives": [{"metric": "accuracy", "mode": "max"}]})
+    )
     proc = explorer("search", "--resume", str(run))
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "started by an earlier version" in proc.stderr and "Start a new search" in proc.stderr
@@ -89,8 +88,10 @@ def test_resume_refuses_budget_flags_instead_of_ignoring_them(tmp_path):
     (run / "run.json").write_text("{}")
     proc = explorer("search", "--resume", str(run), "--concurrency", "4", "--cpus-per-trial", "2")
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
-    assert proc.stderr.strip() == ("error: --concurrency, --cpus-per-trial cannot change a resumed run (it keeps the "
-                                   "budget in its run.json); start a new search to use them")
+    assert proc.stderr.strip() == (
+        "error: --concurrency, --cpus-per-trial cannot change a resumed run (it keeps the "
+        "budget in its run.json); start a new search to use them"
+    )
 
 
 def test_resuming_a_finished_run_returns_at_once(tmp_path):
@@ -121,9 +122,11 @@ def test_resuming_a_run_whose_study_is_gone_is_refused(tmp_path):
     (run / "run.json").write_text(json.dumps({**meta, "recipe": {"validation_fraction": 0.2}, "state": "running"}))
     proc = explorer("search", "--resume", str(run))
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
-    assert proc.stderr.strip() == (f"error: {run / 'study.db'}: missing, so the sampler's history of this run is "
-                                   f"lost and the search cannot go on as the same study; start a new search "
-                                   f"(`explorer report {run}` still draws this one)")
+    assert proc.stderr.strip() == (
+        f"error: {run / 'study.db'}: missing, so the sampler's history of this run is "
+        f"lost and the search cannot go on as the same study; start a new search "
+        f"(`explorer report {run}` still draws this one)"
+    )
 
 
 def test_a_trial_larger_than_the_machine_is_refused_before_anything_starts(tmp_path):
@@ -141,8 +144,14 @@ def test_a_trial_larger_than_the_machine_is_refused_before_anything_starts(tmp_p
         path = tmp_path / f"{name}.yaml"
         budget = f"budget: {{trials: 1, epochs: 1, cpus_per_trial: {cpus}, {gpus}}}"
         path.write_text("\n".join(budget if line.startswith("budget:") else line for line in space.splitlines()))
-        proc = explorer("search", str(path), "--out", str(tmp_path / "runs"), "--num-cpus", "1" if name == "gpus"
-                        else str(os.cpu_count()))
+        proc = explorer(
+            "search",
+            str(path),
+            "--out",
+            str(tmp_path / "runs"),
+            "--num-cpus",
+            "1" if name == "gpus" else str(os.cpu_count()),
+        )
         assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
         assert len(proc.stderr.strip().splitlines()) == 1 and fragment in proc.stderr, proc.stderr
         assert not (tmp_path / "runs").exists()
@@ -152,10 +161,13 @@ def test_a_dataset_without_readable_clips_fails_before_a_run_folder(tmp_path):
     (tmp_path / "train.txt").write_text("gone_a.mp4 0\ngone_b.mp4 1\n")
     (tmp_path / "test.txt").write_text("gone_c.mp4 0\n")
     space = tmp_path / "gone.yaml"
-    space.write_text(f"name: gone\ntask: {{dataset: {{format: video_list, root: {tmp_path}, train: train.txt, "
-                     f"test: test.txt}}}}\nstages:\n  - {{depth: 1, width: 8, mixer: conv3d}}\n")
+    space.write_text(
+        f"name: gone\ntask: {{dataset: {{format: video_list, root: {tmp_path}, train: train.txt, "
+        f"test: test.txt}}}}\nstages:\n  - {{depth: 1, width: 8, mixer: conv3d}}\n"
+    )
     proc = explorer("search", str(space), "--out", str(tmp_path / "runs"))
     assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
-    assert proc.stderr.strip().splitlines() == [f"error: dataset {tmp_path}: no readable training clips (2 skipped, "
-                                                f"e.g. {tmp_path / 'gone_a.mp4'})"]
+    assert proc.stderr.strip().splitlines() == [
+        f"error: dataset {tmp_path}: no readable training clips (2 skipped, e.g. {tmp_path / 'gone_a.mp4'})"
+    ]
     assert not (tmp_path / "runs").exists()

@@ -23,9 +23,16 @@ def cluster():
 
     for key, value in {"RAY_USAGE_STATS_ENABLED": "0", "RAY_enable_worker_prestart": "0"}.items():
         os.environ.setdefault(key, value)
-    c = Cluster(initialize_head=True, connect=False,
-                head_node_args={"num_cpus": 1, "node_ip_address": "127.0.0.2", "object_store_memory": 100 * MIB,
-                                "include_dashboard": False})
+    c = Cluster(
+        initialize_head=True,
+        connect=False,
+        head_node_args={
+            "num_cpus": 1,
+            "node_ip_address": "127.0.0.2",
+            "object_store_memory": 100 * MIB,
+            "include_dashboard": False,
+        },
+    )
     try:
         c.worker = c.add_node(num_cpus=1, node_ip_address="127.0.0.3", object_store_memory=100 * MIB)
         c.wait_for_nodes()
@@ -36,9 +43,24 @@ def cluster():
 
 def _search(address: str, out: Path, space: Path = SPACE) -> subprocess.Popen:
     """The CLI's --address path, as a user runs it against an existing cluster."""
-    return subprocess.Popen([sys.executable, "-m", "explorer.cli", "search", str(space), "--out", str(out),
-                             "--address", address, "--no-progress"], cwd=ROOT, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "explorer.cli",
+            "search",
+            str(space),
+            "--out",
+            str(out),
+            "--address",
+            address,
+            "--no-progress",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def _table(out: Path) -> pd.DataFrame:

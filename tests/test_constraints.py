@@ -7,9 +7,12 @@ from explorer.models import build
 from explorer.search.trial import Infeasible, trial_cost
 from explorer.space import parse_space, sample_arch
 
-SPACE = {"name": "c", "task": {"name": "trev", "preset": "smoke"},
-         "objectives": [{"metric": "accuracy", "mode": "max"}, {"metric": "latency_ms", "mode": "min"}],
-         "stages": [{"depth": 1, "width": 16, "mixer": {"conv3d": {"kernel_t": 3}}}]}
+SPACE = {
+    "name": "c",
+    "task": {"name": "trev", "preset": "smoke"},
+    "objectives": [{"metric": "accuracy", "mode": "max"}, {"metric": "latency_ms", "mode": "min"}],
+    "stages": [{"depth": 1, "width": 16, "mixer": {"conv3d": {"kernel_t": 3}}}],
+}
 
 
 def _arch_and_model(space):

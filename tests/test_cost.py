@@ -59,16 +59,20 @@ from explorer.models import build  # noqa: E402
 REFERENCE = json.loads((Path(__file__).parent / "data" / "reference_numbers.json").read_text())["models"]
 
 
-@pytest.mark.parametrize("name, ref", [("morphmlp_s_16f", "morphmlp_s_16f_k400"),
-                                       ("posmlp_video_72d", "posmlp_video_72d_16f_ssv1")])
+@pytest.mark.parametrize(
+    "name, ref", [("morphmlp_s_16f", "morphmlp_s_16f_k400"), ("posmlp_video_72d", "posmlp_video_72d_16f_ssv1")]
+)
 def test_params_per_part_match_the_released_models(name, ref):
     by_stage = REFERENCE[ref]["params_by_stage"]
     model = build(preset(name))
     parts = params_by_part(model)
     assert sum(parts.values()) == count_params(model) == REFERENCE[ref]["params"]
-    expected = {"stem": by_stage["stem"], "stages.0": by_stage["stage1"],
-                **{f"stages.{i - 1}": by_stage[f"down{i}"] + by_stage[f"stage{i}"] for i in (2, 3, 4)},
-                "head": by_stage.get("norm_head") or by_stage["norm"] + by_stage["head"]}
+    expected = {
+        "stem": by_stage["stem"],
+        "stages.0": by_stage["stage1"],
+        **{f"stages.{i - 1}": by_stage[f"down{i}"] + by_stage[f"stage{i}"] for i in (2, 3, 4)},
+        "head": by_stage.get("norm_head") or by_stage["norm"] + by_stage["head"],
+    }
     assert parts == expected
 
 
@@ -84,6 +88,7 @@ def test_noisy_measurement_is_flagged_and_repeated():
 
     def fn():  # a "forward pass" whose wall time alternates, giving a CV far above 5%
         import time
+
         time.sleep(next(calls) / 1e3)
 
     # the wall clock: sleeping costs no CPU time, so the default paired (CPU-time) clock would not see the pattern
@@ -128,8 +133,9 @@ def test_cuda_latency_memory_and_prediction(tmp_path):
     arch = preset("focal_tiny")
     model = build(arch)
     for precision, cl in (("fp32", False), ("bf16", True), ("fp16", False)):
-        stats = latency_stats(model, example_input(arch), device="cuda", precision=precision, channels_last=cl,
-                              repeats=5)
+        stats = latency_stats(
+            model, example_input(arch), device="cuda", precision=precision, channels_last=cl, repeats=5
+        )
         assert stats.device == "cuda" and stats.median_ms > 0 and stats.clock == "cuda events"
     mem = peak_memory(model, arch, "cuda")
     assert 0 < mem.inference_mb < mem.train_mb and mem.method == "torch.cuda.max_memory_allocated"

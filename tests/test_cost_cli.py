@@ -11,8 +11,20 @@ def explorer(*args, env=None):
 
 def test_cost_json_has_breakdowns_memory_and_prediction(tmp_path):
     table = tmp_path / "cpu.json"
-    proc = explorer("cost", "conv3d_tiny", "--json", "--repeats", "3", "--memory", "--predict", "--elementwise",
-                    "--throughput", "4", "--table", str(table))
+    proc = explorer(
+        "cost",
+        "conv3d_tiny",
+        "--json",
+        "--repeats",
+        "3",
+        "--memory",
+        "--predict",
+        "--elementwise",
+        "--throughput",
+        "4",
+        "--table",
+        str(table),
+    )
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)
     assert out["params"] == 48556 and sum(out["params_by_part"].values()) == 48556

@@ -59,8 +59,7 @@ CASES = {
     "focal_tiny/joint3d": lambda: variant("focal_tiny", "focal", combination="joint3d"),
     "vit_tiny_tome": lambda: preset("vit_tiny_tome"),
     "vit_tiny_sttm": lambda: preset("vit_tiny_sttm"),
-    "vit_tiny_tome/divided": lambda: variant("vit_tiny_tome", "attention", drop_merge=True,
-                                                     space_time="divided"),
+    "vit_tiny_tome/divided": lambda: variant("vit_tiny_tome", "attention", drop_merge=True, space_time="divided"),
     "mobile_former_tiny": lambda: preset("mobile_former_tiny"),
     "mobile_former_26m": lambda: preset("mobile_former_26m"),
 }

@@ -51,8 +51,9 @@ def test_ehvi_is_the_mean_improvement_over_the_uncertain_loss(n_costs):
 
 def test_ehvi_prefers_the_cheaper_of_two_equally_uncertain_candidates():
     front = np.array([[0.5, 0.5]])
-    ehvi = expected_hv_improvement(np.array([0.5, 0.5]), np.array([0.2, 0.2]), np.array([[0.2], [0.8]]), front,
-                                   np.array([1.1, 1.1]))
+    ehvi = expected_hv_improvement(
+        np.array([0.5, 0.5]), np.array([0.2, 0.2]), np.array([[0.2], [0.8]]), front, np.array([1.1, 1.1])
+    )
     assert ehvi[0] > ehvi[1] > 0
 
 
@@ -104,8 +105,9 @@ def toy_describe(params: dict, max_cost: float = 10.0):
 
 
 def _sampler(seed: int = 0, **kwargs) -> CostAwareSampler:
-    return CostAwareSampler(toy_space, kwargs.pop("describe", toy_describe), [("accuracy", True), ("gflops", False)],
-                            seed=seed, **kwargs)
+    return CostAwareSampler(
+        toy_space, kwargs.pop("describe", toy_describe), [("accuracy", True), ("gflops", False)], seed=seed, **kwargs
+    )
 
 
 def _run(sampler, n: int, study=None):
@@ -142,7 +144,7 @@ def _toy_hv(params: list[dict]) -> float:
 
 def _all_toy_params():
     for mixer in MIXERS:
-        for kernel in ((1, 3) if mixer == "conv" else (None,)):
+        for kernel in (1, 3) if mixer == "conv" else (None,):
             for width in WIDTHS:
                 for depth in DEPTHS:
                     yield {"mixer": mixer, "width": width, "depth": depth, **({"kernel": kernel} if kernel else {})}

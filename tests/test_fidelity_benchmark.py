@@ -32,8 +32,15 @@ analyze = _load("analyze")
 def test_anchors_cover_every_family_and_the_options_the_issue_names() -> None:
     names = {a.name for a in anchors.ANCHORS}
     assert len(names) == len(anchors.ANCHORS) >= 24
-    assert {a.family for a in anchors.ANCHORS} >= {"posmlp", "morphmlp", "focal", "mobile_former", "attention",
-                                                   "conv3d", "frame2d"}
+    assert {a.family for a in anchors.ANCHORS} >= {
+        "posmlp",
+        "morphmlp",
+        "focal",
+        "mobile_former",
+        "attention",
+        "conv3d",
+        "frame2d",
+    }
     assert {f"posmlp_{a}" for a in ("parallel", "spatial_temporal", "temporal_spatial", "joint")} <= names
     assert {"morphmlp_c4_rw", "morphmlp_c4_norw", "morphmlp_c8_rw", "morphmlp_c8_norw"} <= names
     assert {f"focal_{c}" for c in ("parallel", "serial", "joint3d", "spatial_only")} <= names
@@ -49,8 +56,15 @@ def test_each_anchor_is_built_as_its_ready_space_builds_it(anchor) -> None:
     assert space.budget.lr == pytest.approx(1e-3) and space.budget.batch_size == 16
     spec = arch.to_dict()
     mixers = {s["mixer"]["kind"] for s in spec["stages"]}
-    option = {"posmlp": "posmlp", "morphmlp": "morphmlp", "focal": "focal", "mobile_former": "mobile_former",
-              "attention": "attention", "conv3d": "conv3d", "frame2d": "conv3d"}[anchor.family]
+    option = {
+        "posmlp": "posmlp",
+        "morphmlp": "morphmlp",
+        "focal": "focal",
+        "mobile_former": "mobile_former",
+        "attention": "attention",
+        "conv3d": "conv3d",
+        "frame2d": "conv3d",
+    }[anchor.family]
     assert mixers == {option}
     if anchor.name == "vit_divided":
         assert spec["stages"][0]["mixer"]["options"]["space_time"] == "divided"
@@ -64,10 +78,33 @@ def _rows() -> pd.DataFrame:
     # 5 anchors; proxy seeds 0/1 and the reference seed 0; the proxy swaps the best two
     proxy = {"a": (0.9, 0.8), "b": (0.8, 0.9), "c": (0.5, 0.4), "d": (0.3, 0.35), "e": (0.1, 0.2)}
     reference = {"a": 0.7, "b": 0.95, "c": 0.6, "d": 0.4, "e": 0.2}
-    rows = [{"arch": k, "family": "f" + k, "params": 1, "budget": "proxy", "seed": s, "epochs": 12,
-             "accuracy": v[s], "seconds": 10.0} for k, v in proxy.items() for s in (0, 1)]
-    rows += [{"arch": k, "family": "f" + k, "params": 1, "budget": "reference", "seed": 0, "epochs": 60,
-              "accuracy": v, "seconds": 50.0} for k, v in reference.items()]
+    rows = [
+        {
+            "arch": k,
+            "family": "f" + k,
+            "params": 1,
+            "budget": "proxy",
+            "seed": s,
+            "epochs": 12,
+            "accuracy": v[s],
+            "seconds": 10.0,
+        }
+        for k, v in proxy.items()
+        for s in (0, 1)
+    ]
+    rows += [
+        {
+            "arch": k,
+            "family": "f" + k,
+            "params": 1,
+            "budget": "reference",
+            "seed": 0,
+            "epochs": 60,
+            "accuracy": v,
+            "seconds": 50.0,
+        }
+        for k, v in reference.items()
+    ]
     return pd.DataFrame(rows)
 
 

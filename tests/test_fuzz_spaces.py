@@ -37,10 +37,16 @@ EXPECTED: dict[str, tuple[int | None, str]] = {
     "bound_trials_zero": (3, "budget.trials: Input should be greater than or equal to 1, got 0"),
     "bound_width_huge": (5, "stages[0].width: must be at most 8192, got 1000000000"),
     "bound_width_negative": (5, "stages[0].width: expected positive integers, got -16"),
-    "build_groups_never_divide": (None, "no architecture of this space builds (1 of 1 random samples rejected): "
-                                        "InvalidCombination: posmlp groups 4 do not divide width 30"),
-    "build_heads_huge": (None, "no architecture of this space builds (1 of 1 random samples rejected): "
-                               "InvalidCombination: attention heads 100000 do not divide width 16"),
+    "build_groups_never_divide": (
+        None,
+        "no architecture of this space builds (1 of 1 random samples rejected): "
+        "InvalidCombination: posmlp groups 4 do not divide width 30",
+    ),
+    "build_heads_huge": (
+        None,
+        "no architecture of this space builds (1 of 1 random samples rejected): "
+        "InvalidCombination: attention heads 100000 do not divide width 16",
+    ),
     "float_drop_path_nan": (3, "drop_path_rate: Input should be a finite number, got nan"),
     "float_lr_inf": (3, "budget.lr: Input should be a finite number, got inf"),
     "float_lr_nan": (3, "budget.lr: Input should be a finite number, got nan"),
@@ -60,12 +66,16 @@ EXPECTED: dict[str, tuple[int | None, str]] = {
     "mixer_even_kernel": (6, "stages[0].mixer.conv3d.kernel_t: kernel must be odd for 'same' padding (got 2)"),
     "mixer_options_not_a_mapping": (6, "stages[0].mixer.posmlp: expected a mapping of posmlp options, got 4"),
     "mixer_unknown": (6, "stages[0].mixer.posmlpp: unknown mixer 'posmlpp' (did you mean 'posmlp'?)"),
-    "mixer_unknown_option": (6, "stages[0].mixer.posmlp.groupz: unknown option of mixer 'posmlp' (did you mean "
-                                "'groups'?)"),
+    "mixer_unknown_option": (
+        6,
+        "stages[0].mixer.posmlp.groupz: unknown option of mixer 'posmlp' (did you mean 'groups'?)",
+    ),
     "schema_dataset_and_name": (2, "task: task: give either a synthvid 'name' or a 'dataset', not both"),
     "schema_dataset_list_missing": (2, "task.dataset: dataset train 'no_such_train.txt' does not exist under root"),
-    "schema_dataset_root_missing": (2, "task.dataset: dataset root '/no/such/dataset' is not a folder (it does not "
-                                       "exist)"),
+    "schema_dataset_root_missing": (
+        2,
+        "task.dataset: dataset root '/no/such/dataset' is not a folder (it does not exist)",
+    ),
     "schema_grid_with_range": (3, "sampler.name: the grid sampler needs choices only; s0.depth is a range"),
     "schema_missing_name": (1, "name: required key is missing"),
     "schema_name_not_text": (1, "name: Input should be a valid string"),
@@ -141,8 +151,13 @@ def test_the_corpus_covers_every_file():
 
 def _search(path: Path, out: Path) -> tuple[subprocess.CompletedProcess, float]:
     start = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "explorer.cli", "search", str(path), "--out", str(out),
-                           "--no-progress"], capture_output=True, text=True, timeout=120, cwd=path.parent)
+    proc = subprocess.run(
+        [sys.executable, "-m", "explorer.cli", "search", str(path), "--out", str(out), "--no-progress"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=path.parent,
+    )
     return proc, time.perf_counter() - start
 
 

@@ -30,12 +30,14 @@ def test_inspect_reports_size_samples_histograms_and_invalid(capsys):
 
 def test_inspect_says_continuous_and_fails_cleanly_on_a_bad_space(tmp_path, capsys):
     path = tmp_path / "c.yaml"
-    path.write_text(textwrap.dedent("""\
+    path.write_text(
+        textwrap.dedent("""\
         name: c
         task: {name: trev, preset: smoke}
         stages:
           - {depth: 1, width: 8, mlp_ratio: {float: [1.0, 3.0]}, mixer: {conv3d: {kernel_t: 3}}}
-        """))
+        """)
+    )
     assert main(["inspect", str(path), "--samples", "2", "--no-progress"]) == 0
     out, err = capsys.readouterr()
     assert "size         continuous (a float range is sampled)" in out and err == ""
@@ -46,8 +48,12 @@ def test_inspect_says_continuous_and_fails_cleanly_on_a_bad_space(tmp_path, caps
 
 def test_text_histogram_counts_every_value():
     lines = text_histogram([0.1, 0.2, 0.2, 0.9], bins=4, width=10, fmt="{:.1f}")
-    assert lines == ["  [0.1, 0.3)      3  ##########", "  [0.3, 0.5)      0  ",
-                     "  [0.5, 0.7)      0  ", "  [0.7, 0.9]      1  ###"]
+    assert lines == [
+        "  [0.1, 0.3)      3  ##########",
+        "  [0.3, 0.5)      0  ",
+        "  [0.5, 0.7)      0  ",
+        "  [0.7, 0.9]      1  ###",
+    ]
 
 
 NEVER_BUILDS = """\

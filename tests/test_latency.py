@@ -52,7 +52,8 @@ def test_prediction_is_the_sum_of_entries_and_missing_keys_are_measured(tmp_path
     assert again.measured == [] and again.raw_ms == n * (n + 1) / 2 and again.total_ms == 1.5 * again.raw_ms
     assert predict_latency_ms(arch, table=table) == 1.5 * n * (n + 1) / 2
     assert objective_metrics(arch, names=["predicted_latency_ms"], predictor=table) == {
-        "predicted_latency_ms": 1.5 * n * (n + 1) / 2}
+        "predicted_latency_ms": 1.5 * n * (n + 1) / 2
+    }
     table.save()
     loaded = LatencyTable.load(tmp_path / "cpu.json", "cpu")
     assert loaded.entries == table.entries and loaded.scale == 1.5
@@ -75,7 +76,7 @@ def test_calibrate_fits_a_scale_and_saves(tmp_path):
 
 def test_bad_table_files_are_named(tmp_path):
     bad = tmp_path / "bad.json"
-    bad.write_text("{\"device\": \"cpu\"}")
+    bad.write_text('{"device": "cpu"}')
     with pytest.raises(ValueError, match="bad.json: not a latency table"):
         LatencyTable.load(bad)
     other = tmp_path / "cuda.json"
@@ -252,7 +253,10 @@ def test_the_head_unit_runs_the_head_alone(name):
 
 def test_a_table_of_an_older_version_is_measured_again(tmp_path):
     path = tmp_path / "cpu.json"
-    path.write_text(json.dumps({"version": 1, "device": "cpu", "threads": 1, "meta": {"clock": "paired"},
-                                "entries": {"head|x": 9.0}}))
+    path.write_text(
+        json.dumps(
+            {"version": 1, "device": "cpu", "threads": 1, "meta": {"clock": "paired"}, "entries": {"head|x": 9.0}}
+        )
+    )
     table = LatencyTable.load(path)
     assert table.entries == {} and table.device == "cpu"

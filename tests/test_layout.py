@@ -13,12 +13,19 @@ PACKAGE = Path(__file__).resolve().parents[1] / "explorer"
 # Lower layers never import higher ones (nor any other part of their own layer); `explorer` itself (the package
 # root: version and timm registration) is outside the layering.
 LAYERS: dict[str, int] = {
-    "explorer.blocks": 0, "explorer.arch": 0, "explorer.data": 0, "explorer.pareto": 0, "explorer.logs": 0,
+    "explorer.blocks": 0,
+    "explorer.arch": 0,
+    "explorer.data": 0,
+    "explorer.pareto": 0,
+    "explorer.logs": 0,
     "explorer.metrics": 0,
     "explorer.models": 1,
-    "explorer.cost": 2, "explorer.train": 2,
-    "explorer.space": 3, "explorer.analysis": 3,
-    "explorer.costaware": 4, "explorer.report": 4,
+    "explorer.cost": 2,
+    "explorer.train": 2,
+    "explorer.space": 3,
+    "explorer.analysis": 3,
+    "explorer.costaware": 4,
+    "explorer.report": 4,
     "explorer.search": 5,
     "explorer.cli": 6,
     "explorer._searcher": 6,  # the searcher's old module path, so run folders pickled before the move still resume
@@ -77,16 +84,23 @@ def test_imports_flow_downward(path):
     source = part(module_name(path))
     if source == "explorer":
         return
-    upward = [f"line {line}: {target}" for target, _, line in imports(path)
-              if part(target) not in (source, "explorer") and LAYERS[part(target)] >= LAYERS[source]]
+    upward = [
+        f"line {line}: {target}"
+        for target, _, line in imports(path)
+        if part(target) not in (source, "explorer") and LAYERS[part(target)] >= LAYERS[source]
+    ]
     assert upward == [], f"{module_name(path)} (layer {LAYERS[source]}) imports sideways or upward"
 
 
 @pytest.mark.parametrize("path", MODULES, ids=lambda p: module_name(p))
 def test_no_private_names_from_other_modules(path):
     me = module_name(path)
-    private = [f"line {line}: {name} from {target}" for target, names, line in imports(path) for name in names
-               if name.startswith("_") and not name.startswith("__") and target != me]
+    private = [
+        f"line {line}: {name} from {target}"
+        for target, names, line in imports(path)
+        for name in names
+        if name.startswith("_") and not name.startswith("__") and target != me
+    ]
     assert private == []
 
 
@@ -100,7 +114,7 @@ def test_no_import_cycles_at_module_level():
             if nxt not in graph:
                 continue
             if state.get(nxt) == 1:
-                raise AssertionError("import cycle: " + " -> ".join(path[path.index(nxt):] + [nxt]))
+                raise AssertionError("import cycle: " + " -> ".join(path[path.index(nxt) :] + [nxt]))
             if nxt not in state:
                 visit(nxt, path + [nxt])
         state[node] = 2

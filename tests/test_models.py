@@ -7,11 +7,14 @@ import torch
 from explorer.models import build, preset, preset_names
 
 
-@pytest.mark.parametrize("code", [
-    "import explorer.models, timm",  # the models module registers its presets when it is imported
-    "import timm, explorer.models",
-    "import timm, explorer.models; explorer.models.register_timm_models()",  # by name, and idempotent
-])
+@pytest.mark.parametrize(
+    "code",
+    [
+        "import explorer.models, timm",  # the models module registers its presets when it is imported
+        "import timm, explorer.models",
+        "import timm, explorer.models; explorer.models.register_timm_models()",  # by name, and idempotent
+    ],
+)
 def test_presets_are_timm_models_after_import_explorer_models(code):
     check = code + "; m = timm.create_model('posmlp_tiny', num_classes=5); print(m.head.out_features)"
     out = subprocess.run([sys.executable, "-W", "ignore", "-c", check], capture_output=True, text=True, check=True)
@@ -20,12 +23,23 @@ def test_presets_are_timm_models_after_import_explorer_models(code):
 
 def test_import_explorer_registers_nothing_and_loads_neither_timm_nor_torch():
     """The registration is explicit: no import hook patches timm's loader, and the package root stays light."""
-    check = ("import sys, explorer; import timm; "
-             "print('explorer.models' in sys.modules, timm.is_model('posmlp_tiny'), "
-             "any(type(f).__module__.startswith('explorer') for f in sys.meta_path))")
-    out = subprocess.run([sys.executable, "-W", "ignore", "-c", "import sys, explorer; "
-                          "print('torch' in sys.modules, 'timm' in sys.modules)"],
-                         capture_output=True, text=True, check=True)
+    check = (
+        "import sys, explorer; import timm; "
+        "print('explorer.models' in sys.modules, timm.is_model('posmlp_tiny'), "
+        "any(type(f).__module__.startswith('explorer') for f in sys.meta_path))"
+    )
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-W",
+            "ignore",
+            "-c",
+            "import sys, explorer; print('torch' in sys.modules, 'timm' in sys.modules)",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert out.stdout.split() == ["False", "False"]
     out = subprocess.run([sys.executable, "-W", "ignore", "-c", check], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False", "False"]
@@ -67,8 +81,9 @@ def test_timm_data_config_gives_the_clip_shape():
     assert resolve_data_config(model=timm.create_model("mobile_former_tiny"))["input_size"] == (3, 8, 32, 32)
 
 
-@pytest.mark.parametrize("name", ["focal_tiny", "vit_tiny_tome", "mobile_former_tiny", "posmlp_tiny",
-                                  "mobile_former_26m"])
+@pytest.mark.parametrize(
+    "name", ["focal_tiny", "vit_tiny_tome", "mobile_former_tiny", "posmlp_tiny", "mobile_former_26m"]
+)
 def test_forward_head_and_reset_classifier(name):
     import timm
 

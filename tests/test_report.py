@@ -181,8 +181,16 @@ def test_report_needs_no_torch_or_ray(tmp_path) -> None:
 
 
 def chromium(*args: str, user_data: Path, timeout: int = 90) -> subprocess.CompletedProcess:
-    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-             "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={user_data}"]
+    flags = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        f"--user-data-dir={user_data}",
+    ]
     return subprocess.run([str(CHROMIUM), *flags, *args], capture_output=True, text=True, timeout=timeout)
 
 
@@ -198,8 +206,13 @@ def test_page_renders_in_chromium(report, tmp_path) -> None:
     assert 'id="trial-5" class="failed"' in dom
 
     png = tmp_path / "shot.png"
-    chromium("--virtual-time-budget=5000", f"--screenshot={png}", "--window-size=1300,1000", url,
-             user_data=tmp_path / "profile2")
+    chromium(
+        "--virtual-time-budget=5000",
+        f"--screenshot={png}",
+        "--window-size=1300,1000",
+        url,
+        user_data=tmp_path / "profile2",
+    )
     assert png.exists() and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     image = pytest.importorskip("PIL.Image").open(png).convert("RGB")
     assert image.size == (1300, 1000)
@@ -272,17 +285,25 @@ def test_design_space_section_shows_the_analysis(report) -> None:
     # one EDF line per (param, value) on the left of the per-choice figure
     edf_traces = [t for t in figures["per-choice"] if t["mode"] == "lines"]
     complete = df[df["status"] == "COMPLETE"]
-    n_groups = sum(complete[p].map(lambda v: "—" if pd.isna(v) else v).nunique()
-                   for p in ("param.mixer", "param.depth", "param.width", "param.window"))
+    n_groups = sum(
+        complete[p].map(lambda v: "—" if pd.isna(v) else v).nunique()
+        for p in ("param.mixer", "param.depth", "param.width", "param.window")
+    )
     assert len(edf_traces) == n_groups
     assert all(t["y"][-1] == 1.0 for t in edf_traces)
     assert {d["label"] for d in figures["parcoords"][0]["dimensions"]} == {
-        "mixer", "depth", "width", "window", "accuracy", "gflops", "latency_ms"}
+        "mixer",
+        "depth",
+        "width",
+        "window",
+        "accuracy",
+        "gflops",
+        "latency_ms",
+    }
     assert "Good ranges (bootstrapped, 95%)" in page and '<table class="ranges">' in page
     assert '<table class="shares">' in page
     imp = figures["importance"]
-    assert [t["name"] for t in imp] == ["accuracy (trials table)", "gflops (trials table)",
-                                        "latency_ms (trials table)"]
+    assert [t["name"] for t in imp] == ["accuracy (trials table)", "gflops (trials table)", "latency_ms (trials table)"]
     hv = figures["hv"][0]["y"]
     assert hv == sorted(hv) and 0 < hv[-1] <= 1.1**3
 
@@ -319,8 +340,9 @@ def test_comparison_page_and_cli(tmp_path, capsys) -> None:
     make_run(twin, seed=0)
     assert main(["report", str(a), str(twin), "--out", str(tmp_path / "cmp.html")]) == 0
     assert capsys.readouterr().out.strip() == f"comparison: {tmp_path / 'cmp.html'}"
-    twin_rows = re.findall(r"<tr><td>a2?</td>(?:<td>[^<]*</td>){3}<td>([0-9.]+)</td></tr>",
-                           (tmp_path / "cmp.html").read_text())
+    twin_rows = re.findall(
+        r"<tr><td>a2?</td>(?:<td>[^<]*</td>){3}<td>([0-9.]+)</td></tr>", (tmp_path / "cmp.html").read_text()
+    )
     assert len(twin_rows) == 2 and twin_rows[0] == twin_rows[1]
     assert main(["report", str(a), "--out", str(tmp_path / "x.html")]) == 2
 

@@ -15,8 +15,10 @@ from test_report import CHROMIUM, make_run
 from explorer.analysis import load_trials, pareto_mask
 from explorer.report import write_comparison, write_report
 
-pytestmark = [pytest.mark.browser,
-              pytest.mark.skipif(not CHROMIUM.exists(), reason="needs /usr/bin/chromium (apt-get install chromium)")]
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not CHROMIUM.exists(), reason="needs /usr/bin/chromium (apt-get install chromium)"),
+]
 sync_api = pytest.importorskip("playwright.sync_api")
 SHOTS = Path("/tmp/report_shots")
 
@@ -85,7 +87,8 @@ def test_real_run_pareto_points_click_to_card(browser, real_run, tmp_path) -> No
     assert number in front_numbers
     arch_hash = df.loc[df["number"] == number, "arch_hash"].item()
     assert page.locator("#card code.cmd").inner_text() == (
-        f"explorer cost {real_run}/archs/{arch_hash}.json --no-latency")
+        f"explorer cost {real_run}/archs/{arch_hash}.json --no-latency"
+    )
     assert page.locator("#card h3").inner_text().startswith(f"trial {number}")
     assert (real_run / "archs" / f"{arch_hash}.json").exists()
     shoot(page, tmp_path, "real_run_card.png")
@@ -113,9 +116,11 @@ def test_real_run_audit_error_bars_and_verdict(browser, real_run, tmp_path) -> N
     audited = sorted(int(n) for n in summary.points["number"])
     assert len(audited) == 3
     page, errors = open_page(browser, real_run / "index.html")
-    trace = page.evaluate("(() => { const d = document.getElementById('fig-gflops').data;"
-                          " const t = d.find(t => t.name === 'audited: range over seeds');"
-                          " return t && {n: t.customdata, plus: t.error_y.array, minus: t.error_y.arrayminus}; })()")
+    trace = page.evaluate(
+        "(() => { const d = document.getElementById('fig-gflops').data;"
+        " const t = d.find(t => t.name === 'audited: range over seeds');"
+        " return t && {n: t.customdata, plus: t.error_y.array, minus: t.error_y.arrayminus}; })()"
+    )
     assert trace is not None and sorted(trace["n"]) == audited
     lo_hi = summary.points.set_index("number")
     for n, plus, minus in zip(trace["n"], trace["plus"], trace["minus"], strict=True):  # in %: the seeds' range

@@ -38,8 +38,13 @@ def _search(*args: str) -> list[str]:
 @pytest.mark.slow
 def test_sigkilled_search_resumes_without_losses_or_repeats(tmp_path):
     log = open(tmp_path / "first.log", "w")
-    driver = subprocess.Popen(_search(str(SPACE), "--out", str(tmp_path)), cwd=ROOT, stdout=log,
-                              stderr=subprocess.STDOUT, start_new_session=True)
+    driver = subprocess.Popen(
+        _search(str(SPACE), "--out", str(tmp_path)),
+        cwd=ROOT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     try:
         deadline = time.monotonic() + 300
         run_dir, before = None, pd.DataFrame()

@@ -17,8 +17,16 @@ def _one_error_line(capsys) -> str:
     return lines[0]
 
 
-@pytest.mark.parametrize("content", ['{"name": "x", "objectives": [', "\xff\xfe not utf-8", "[1, 2]",
-                                     '{"objectives": [{"metric": "accuracy", "mode": "up"}]}', ""])
+@pytest.mark.parametrize(
+    "content",
+    [
+        '{"name": "x", "objectives": [',
+        "\xff\xfe not utf-8",
+        "[1, 2]",
+        '{"objectives": [{"metric": "accuracy", "mode": "up"}]}',
+        "",
+    ],
+)
 def test_a_broken_run_json_is_one_line_for_report_export_and_resume(tmp_path, capsys, content):
     run = tmp_path / "run"
     make_run(run, n=6)
@@ -40,7 +48,7 @@ def test_a_truncated_parquet_falls_back_to_the_csv_and_says_so(tmp_path, capsys,
     assert f"{parquet}: unreadable" in caplog.text and "read trials.csv instead" in caplog.text
     assert main(["report", str(run)]) == 0
     assert (run / "index.html").exists()
-    (run / "trials.csv").write_text("number,trial_id\n0,\"unterminated\n")  # neither table reads now
+    (run / "trials.csv").write_text('number,trial_id\n0,"unterminated\n')  # neither table reads now
     with pytest.raises(RunFolderError):
         load_trials(run)
     assert main(["report", str(run)]) == 2
@@ -76,8 +84,7 @@ def test_trial_numbers_are_stable_across_table_rewrites(tmp_path):
     from explorer.search.rundir import keep_lost_rows, write_table
 
     def table(pairs):
-        return pd.DataFrame({"trial_id": [t for t, _ in pairs], "number": [n for _, n in pairs],
-                             "status": "COMPLETE"})
+        return pd.DataFrame({"trial_id": [t for t, _ in pairs], "number": [n for _, n in pairs], "status": "COMPLETE"})
 
     write_table(table([("b", 1)]), tmp_path)  # the live table before trial a reported
     merged = keep_lost_rows(table([("a", 0), ("b", 1)]), tmp_path, {"a", "b"})

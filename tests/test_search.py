@@ -87,8 +87,10 @@ def test_report_rebuilds_without_ray(smoke_run):
     import sys
 
     (smoke_run / "index.html").unlink()
-    code = ("import sys; from explorer.cli import main; rc = main(['report', sys.argv[1]]); "
-            "assert 'ray' not in sys.modules and 'torch' not in sys.modules; sys.exit(rc)")
+    code = (
+        "import sys; from explorer.cli import main; rc = main(['report', sys.argv[1]]); "
+        "assert 'ray' not in sys.modules and 'torch' not in sys.modules; sys.exit(rc)"
+    )
     proc = subprocess.run([sys.executable, "-c", code, str(smoke_run)], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == f"report: {smoke_run / 'index.html'}"
@@ -186,10 +188,17 @@ def test_a_library_user_who_imported_ray_first_can_still_search(tmp_path):
     import subprocess
     import sys
 
-    code = ("import ray, sys\nfrom explorer.search import run_search\n"
-            "print(run_search(sys.argv[1], out_root=sys.argv[2], progress=False))\n")
+    code = (
+        "import ray, sys\nfrom explorer.search import run_search\n"
+        "print(run_search(sys.argv[1], out_root=sys.argv[2], progress=False))\n"
+    )
     env = {k: v for k, v in __import__("os").environ.items() if k != "RAY_AUTH_MODE"}
-    proc = subprocess.run([sys.executable, "-c", code, str(SPACES / "smoke.yaml"), str(tmp_path)], env=env,
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-c", code, str(SPACES / "smoke.yaml"), str(tmp_path)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.strip().endswith("index.html")

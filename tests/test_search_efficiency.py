@@ -85,8 +85,11 @@ TINY = {
     "task": {"name": "trev", "preset": "smoke", "seed": 0},
     "stem": {"patch": 4},
     "stages": [
-        {"depth": 1, "width": {"choice": [8, 16]},
-         "mixer": {"choice": {"conv3d": {"kernel_t": {"choice": [1, 3]}}, "posmlp": {"groups": 4, "window": 8}}}},
+        {
+            "depth": 1,
+            "width": {"choice": [8, 16]},
+            "mixer": {"choice": {"conv3d": {"kernel_t": {"choice": [1, 3]}}, "posmlp": {"groups": 4, "window": 8}}},
+        },
         {"depth": {"choice": [1, 2]}, "width": 16, "mixer": "conv3d"},
     ],
 }
@@ -154,7 +157,8 @@ def test_build_order_puts_the_named_option_last():
     # two groups: depth-2 architectures last of all, then frame-wise stage 0 ones (unless depth 2) before them
     todo = build.put_last(tabular.enumerate_params(space), ["s0.conv3d.kernel_t=1", "s1.depth=2"])
     assert [(p.get("s0.conv3d.kernel_t"), p["s1.depth"]) for p in todo] == (
-        [(3, 1)] * 2 + [(None, 1)] * 2 + [(1, 1)] * 2 + [(1, 2), (3, 2)] * 2 + [(None, 2)] * 2)
+        [(3, 1)] * 2 + [(None, 1)] * 2 + [(1, 1)] * 2 + [(1, 2), (3, 2)] * 2 + [(None, 2)] * 2
+    )
     with pytest.raises(SystemExit, match="NAME=VALUE"):
         build.put_last(todo, ["s0.mixer"])
 

@@ -42,5 +42,4 @@ def test_latency_limit_rejects_through_the_predictor(local_ray, tmp_path):
 
     study = optuna.load_study(study_name="run", storage=f"sqlite:///{tmp_path / 'run' / 'study.db'}")
     assert [t.state for t in study.trials] == [optuna.trial.TrialState.PRUNED] * len(df)
-    assert all(set(t.constraints) == {"max_latency_ms"} and t.constraints["max_latency_ms"] > 0
-               for t in study.trials)
+    assert all(set(t.constraints) == {"max_latency_ms"} and t.constraints["max_latency_ms"] > 0 for t in study.trials)

@@ -90,8 +90,14 @@ def test_default_costaware_falls_back_to_tpe_where_it_cannot_predict_an_objectiv
     plain = parse_space({"name": "p", "task": {"name": "trev", "preset": "smoke"}, "stages": stages})
     assert resolve_sampler(plain) == ("costaware", None)
     assert type(make_sampler("costaware", 0, 8, space=plain)).__name__ == "CostAwareSampler"
-    fast = parse_space({"name": "f", "task": {"name": "trev", "preset": "smoke"}, "stages": stages,
-                        "objectives": [{"metric": "accuracy", "mode": "max"}, {"metric": "throughput", "mode": "max"}]})
+    fast = parse_space(
+        {
+            "name": "f",
+            "task": {"name": "trev", "preset": "smoke"},
+            "stages": stages,
+            "objectives": [{"metric": "accuracy", "mode": "max"}, {"metric": "throughput", "mode": "max"}],
+        }
+    )
     name, note = resolve_sampler(fast)
     assert name == "tpe" and "throughput cannot be worked out before training" in note
 
@@ -106,11 +112,21 @@ def test_grid_visits_every_parameter_set_of_a_conditional_space_once():
     from explorer.space import parse_space
     from explorer.space.enumeration import count_architectures, enumerate_params
 
-    space = parse_space({
-        "name": "cond", "task": {"name": "trev", "preset": "smoke"}, "sampler": {"name": "grid"},
-        "stages": [{"depth": 1, "width": {"choice": [8, 16]},
-                    "mixer": {"choice": {"conv3d": {"kernel_t": {"choice": [1, 3]}}, "posmlp": {"groups": 4}}}},
-                   {"depth": {"choice": [1, 2]}, "width": 16, "mixer": "conv3d"}]})
+    space = parse_space(
+        {
+            "name": "cond",
+            "task": {"name": "trev", "preset": "smoke"},
+            "sampler": {"name": "grid"},
+            "stages": [
+                {
+                    "depth": 1,
+                    "width": {"choice": [8, 16]},
+                    "mixer": {"choice": {"conv3d": {"kernel_t": {"choice": [1, 3]}}, "posmlp": {"groups": 4}}},
+                },
+                {"depth": {"choice": [1, 2]}, "width": 16, "mixer": "conv3d"},
+            ],
+        }
+    )
     every = enumerate_params(space)
     assert len(every) == 12 and count_architectures(space) == (12, 0, 12)
     for seed in range(3):

@@ -23,8 +23,13 @@ SKIP_SUFFIXES = {".parquet", ".db", ".png", ".jpg", ".npz", ".npy", ".pyc"}
 def repo_files(root: Path) -> list[Path]:
     """The files a clone holds: git's tracked and untracked-but-not-ignored files, or every file without git."""
     try:
-        out = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"], cwd=root,
-                             check=True, capture_output=True, text=True).stdout
+        out = subprocess.run(
+            ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
+            cwd=root,
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
         names = [name for name in out.split("\0") if name]
     except (OSError, subprocess.CalledProcessError):
         names = [str(p.relative_to(root)) for p in root.rglob("*") if ".git" not in p.parts]
@@ -51,15 +56,24 @@ def test_no_file_points_outside_the_clone():
     assert forbidden_references(REPO) == []
 
 
-@pytest.mark.parametrize("line", ["see ../" + "sha" + "red/DESIGN.md", "Path('/" + "work/" + "sha" + "red/x.json')",
-                                  "cache in /" + "root/.cache/x", "spec: " + "sha" + "red/reference/blocks.md"])
+@pytest.mark.parametrize(
+    "line",
+    [
+        "see ../" + "sha" + "red/DESIGN.md",
+        "Path('/" + "work/" + "sha" + "red/x.json')",
+        "cache in /" + "root/.cache/x",
+        "spec: " + "sha" + "red/reference/blocks.md",
+    ],
+)
 def test_the_scan_catches_what_it_forbids(tmp_path, line):
     (tmp_path / "mod.py").write_text(f"ok = 1\n{line}\n")
     assert forbidden_references(tmp_path) == [f"mod.py:2: {line}"]
 
 
-@pytest.mark.parametrize("line", ["reports/tiny/index.html", "EXPLORER_CACHE=/tmp/cache", "{shared: w}",
-                                  "a shared file system", "~/ray_token"])
+@pytest.mark.parametrize(
+    "line",
+    ["reports/tiny/index.html", "EXPLORER_CACHE=/tmp/cache", "{shared: w}", "a shared file system", "~/ray_token"],
+)
 def test_the_scan_allows_ordinary_text(tmp_path, line):
     (tmp_path / "mod.py").write_text(line + "\n")
     assert forbidden_references(tmp_path) == []

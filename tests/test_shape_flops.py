@@ -32,7 +32,7 @@ UNIFIED = Path(__file__).resolve().parents[1] / "search_spaces" / "unified.yaml"
 
 def _small(arch) -> bool:
     i = arch.input
-    return i.frames * i.resolution ** 2 <= REAL_FORWARD_MAX_VOXELS
+    return i.frames * i.resolution**2 <= REAL_FORWARD_MAX_VOXELS
 
 
 def _fvcore(arch) -> tuple[int, int]:

@@ -14,8 +14,13 @@ HEAVY = ("torch", "ray", "fvcore", "timm")
 
 
 def _run(code: str, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=120,
-                          cwd=Path(__file__).resolve().parents[1])
+    return subprocess.run(
+        [sys.executable, "-c", code, *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=Path(__file__).resolve().parents[1],
+    )
 
 
 def test_import_loads_no_torch():
@@ -27,13 +32,15 @@ def test_import_loads_no_torch():
 def test_invalid_yaml_raises_space_error_without_torch(tmp_path):
     path = tmp_path / "broken.yaml"
     path.write_text("name: broken\nstages:\n  - depth: [1, 2\n")
-    code = ("import sys\n"
-            "from explorer.space import SpaceError, load_space\n"
-            "try:\n"
-            "    load_space(sys.argv[1])\n"
-            "except SpaceError as err:\n"
-            "    print(err.line, err.message.split(':')[0])\n"
-            "print('torch' in sys.modules)\n")
+    code = (
+        "import sys\n"
+        "from explorer.space import SpaceError, load_space\n"
+        "try:\n"
+        "    load_space(sys.argv[1])\n"
+        "except SpaceError as err:\n"
+        "    print(err.line, err.message.split(':')[0])\n"
+        "print('torch' in sys.modules)\n"
+    )
     result = _run(code, str(path))
     assert result.returncode == 0, result.stderr
     assert result.stdout.split("\n")[:2] == ["4 not valid YAML", "False"]
@@ -42,13 +49,15 @@ def test_invalid_yaml_raises_space_error_without_torch(tmp_path):
 def test_unknown_top_level_key_is_reported_without_torch(tmp_path):
     path = tmp_path / "typo.yaml"
     path.write_text("name: typo\nstages:\n  - {depth: 1, width: 16, mixer: conv3d}\nbudgt: {trials: 1}\n")
-    code = ("import sys\n"
-            "from explorer.space import SpaceError, load_space\n"
-            "try:\n"
-            "    load_space(sys.argv[1])\n"
-            "except SpaceError as err:\n"
-            "    print(str(err).split(';')[0])\n"
-            f"print([m for m in {(*HEAVY, 'numpy')!r} if m in sys.modules])\n")
+    code = (
+        "import sys\n"
+        "from explorer.space import SpaceError, load_space\n"
+        "try:\n"
+        "    load_space(sys.argv[1])\n"
+        "except SpaceError as err:\n"
+        "    print(str(err).split(';')[0])\n"
+        f"print([m for m in {(*HEAVY, 'numpy')!r} if m in sys.modules])\n"
+    )
     result = _run(code, str(path))
     assert result.returncode == 0, result.stderr
     assert result.stdout.split("\n")[:2] == [f"{path}:4: budgt: unknown key (did you mean 'budget'?)", "[]"]
@@ -56,17 +65,34 @@ def test_unknown_top_level_key_is_reported_without_torch(tmp_path):
 
 HOSTILE = [
     # a key given twice: YAML would keep the last one silently
-    ("name: dup\nstages:\n  - {depth: 1, width: 16, mixer: conv3d}\nname: again\n", 4, "name",
-     "duplicate key 'name' (first given at line 1"),
-    ("name: dup\nstages:\n  - {depth: 1, width: 16, depth: 2, mixer: conv3d}\n", 3, "stages[0].depth",
-     "duplicate key 'depth'"),
+    (
+        "name: dup\nstages:\n  - {depth: 1, width: 16, mixer: conv3d}\nname: again\n",
+        4,
+        "name",
+        "duplicate key 'name' (first given at line 1",
+    ),
+    (
+        "name: dup\nstages:\n  - {depth: 1, width: 16, depth: 2, mixer: conv3d}\n",
+        3,
+        "stages[0].depth",
+        "duplicate key 'depth'",
+    ),
     # a billion-laughs alias bomb: refused at the first alias, before anything is expanded
-    ("name: bomb\na: &a [x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\n"
-     "c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]\nd: [*c, *c, *c, *c, *c, *c, *c, *c, *c]\n"
-     "stages:\n  - {depth: 1, width: 16, mixer: conv3d}\n", 2, "b[0]", "anchors and aliases"),  # the anchor's line
+    (
+        "name: bomb\na: &a [x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\n"
+        "c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]\nd: [*c, *c, *c, *c, *c, *c, *c, *c, *c]\n"
+        "stages:\n  - {depth: 1, width: 16, mixer: conv3d}\n",
+        2,
+        "b[0]",
+        "anchors and aliases",
+    ),  # the anchor's line
     # nesting far deeper than any space
-    ("name: deep\nshared: {x: " + "[" * 200 + "]" * 200 + "}\nstages:\n  - {depth: 1, width: 16, mixer: conv3d}\n",
-     None, "", "nested deeper than 32 levels"),
+    (
+        "name: deep\nshared: {x: " + "[" * 200 + "]" * 200 + "}\nstages:\n  - {depth: 1, width: 16, mixer: conv3d}\n",
+        None,
+        "",
+        "nested deeper than 32 levels",
+    ),
 ]
 
 
@@ -95,8 +121,11 @@ def test_files_that_are_not_small_text_are_refused_without_echoing_them(tmp_path
     huge.write_text("name: huge\n# " + "x" * (2 << 20) + "\n")
     device = tmp_path / "includes-a-device.yaml"
     device.write_text("include: /dev/zero\nname: x\n")
-    for path, reason in ((binary, "not a UTF-8 text file"), (huge, "larger than 1 MiB"),
-                         (device, "not a regular file")):
+    for path, reason in (
+        (binary, "not a UTF-8 text file"),
+        (huge, "larger than 1 MiB"),
+        (device, "not a regular file"),
+    ):
         with pytest.raises(SpaceError) as info:
             load_space(path)
         assert reason in str(info.value) and "secret-content" not in str(info.value), str(info.value)
@@ -117,8 +146,12 @@ def test_includes_stay_under_the_space_files_folder(tmp_path, monkeypatch):
     assert load_space(spaces / "ok.yaml").seed == 3  # a folder below is fine
     (spaces / "link.yaml").symlink_to(outside / "secret.yaml")
     (spaces / "base" / "escape.yaml").write_text("include: ../../outside/secret.yaml\n")
-    cases = {"up.yaml": "../outside/secret.yaml", "absolute.yaml": str(outside / "secret.yaml"),
-             "symlink.yaml": "link.yaml", "nested.yaml": "base/escape.yaml"}
+    cases = {
+        "up.yaml": "../outside/secret.yaml",
+        "absolute.yaml": str(outside / "secret.yaml"),
+        "symlink.yaml": "link.yaml",
+        "nested.yaml": "base/escape.yaml",
+    }
     for name, include in cases.items():
         (spaces / name).write_text(f"name: x\ninclude: {include}\n" + stage)
         with pytest.raises(SpaceError) as info:

@@ -56,60 +56,130 @@ def random_archs(space, n: int, seed: int = 0):
 
 # ------------------------------------------------------------------------------------------- error classes
 
-@pytest.mark.parametrize("text, line, field, fragment", [
-    # bad shared reference: did-you-mean and the defined names
-    (BASE.replace("width: {shared: w}\n    mixer:\n", "width: {shared: ww}\n    mixer:\n"), 7,
-     "stages[0].width.shared", "unknown shared value 'ww' (did you mean 'w'?); shared values: w"),
-    # a bad value inside a shared definition is reported at the definition
-    (BASE.replace("w: {choice: [8, 16]}", "w: {choice: [8, 0]}"), 4, "shared.w", "expected positive integers, got 0"),
-    # num_stages beyond the written stage templates
-    (BASE.replace("stages:\n", "num_stages: {choice: [1, 3]}\nstages:\n"), 5, "num_stages",
-     "3 stages asked for, but only 2 stage template(s) are written (expected 1..2)"),
-    # objective whose mode contradicts the metric
-    (BASE + "objectives:\n  - {metric: accuracy, mode: max}\n  - {metric: gflops, mode: max}\n", 18,
-     "objectives[1].mode", "expected mode 'min', got 'max'"),
-    # unknown objective metric: the allowed ones are listed
-    (BASE + "objectives:\n  - {metric: acuracy, mode: max}\n  - {metric: gflops, mode: min}\n", 17,
-     "objectives[0].metric", "expected one of 'accuracy', 'gflops', 'params_m', 'latency_ms', "
-                             "'predicted_latency_ms', 'throughput' or 'peak_mem_mb', got 'acuracy' "
-                             "(did you mean 'accuracy'?)"),
-    # duplicate objective
-    (BASE + "objectives:\n  - {metric: gflops, mode: min}\n  - {metric: gflops, mode: min}\n", 18,
-     "objectives[1].metric", "'gflops' is already objective 0"),
-    # seed point naming a parameter the space does not sample
-    (BASE + "seed_points:\n  - {s0.depth: 2, s0.widht: 8}\n", 17, "seed_points[0].s0.widht",
-     "not a sampled parameter of this space (did you mean 's0.depth'?)"),
-    # seed point value outside the choices
-    (BASE + "seed_points:\n  - {s0.depth: 2}\n  - {shared.w: 12}\n", 18, "seed_points[1].shared.w",
-     "12 is not allowed: expected one of [8, 16]"),
-    # unknown merge method and unknown merge field
-    (BASE.replace("tome: {r:", "tomme: {r:"), 15, "stages[1].merge.choice.tomme",
-     "unknown merge method 'tomme' (did you mean 'tome'?); expected one of: none, tome, sttm"),
-    (BASE.replace("tome: {r:", "tome: {rr:"), 15, "stages[1].merge.choice.tome.rr",
-     "unknown merge field (did you mean 'r'?)"),
-    # global tokens: unknown key, negative count
-    (BASE.replace("    mixer:\n      choice:", "    global_tokens: {num: 2, widht: 8}\n    mixer:\n      choice:"), 8,
-     "stages[0].global_tokens.widht", "unknown key (did you mean 'width'?); expected one of: num, width"),
-    (BASE.replace("    mixer:\n      choice:", "    global_tokens: {num: {int: [-1, 4]}}\n    mixer:\n      choice:"),
-     8, "stages[0].global_tokens.num", "expected integers >= 0, got -1"),
-    # the costaware sampler named for objectives it cannot work out before training
-    (BASE + "objectives:\n  - {metric: accuracy, mode: max}\n  - {metric: throughput, mode: max}\n"
-     "sampler: {name: costaware}\n", 19, "sampler.name", "the objectives here are accuracy, throughput"),
-    # a population for a sampler that has none
-    (BASE + "sampler: {name: tpe, population: 8}\n", 16, "sampler.population", "only the nsga2 sampler"),
-    # unknown sampler / scheduler names, wrong budget type
-    (BASE + "scheduler: {name: hyperband}\n", 16, "scheduler.name", "expected one of 'fifo' or 'asha'"),
-    (BASE + "budget: {gpus_per_trial: half}\n", 16, "budget.gpus_per_trial", "valid number"),
-    (BASE + "budget: {init: kaiming}\n", 16, "budget.init", "expected one of 'width_scaled' or 'release'"),
-    (BASE + "budget: {warmup: 1.5}\n", 16, "budget.warmup", "less than or equal to 1"),
-    (BASE + "constraints: {max_latency_ms: -2}\n", 16, "constraints.max_latency_ms", "greater than 0"),
-    # an int range with a bad step, a float range with a step
-    (BASE.replace("depth: {choice: [1, 2]}", "depth: {int: [1, 4], step: 0}"), 6, "stages[0].depth.step",
-     "expected a positive integer step"),
-    # repeated choice
-    (BASE.replace("kernel_t: {choice: [1, 3]}", "kernel_t: {choice: [3, 3]}"), 10,
-     "stages[0].mixer.choice.conv3d.kernel_t.choice", "repeated value in [3, 3]"),
-])
+
+@pytest.mark.parametrize(
+    "text, line, field, fragment",
+    [
+        # bad shared reference: did-you-mean and the defined names
+        (
+            BASE.replace("width: {shared: w}\n    mixer:\n", "width: {shared: ww}\n    mixer:\n"),
+            7,
+            "stages[0].width.shared",
+            "unknown shared value 'ww' (did you mean 'w'?); shared values: w",
+        ),
+        # a bad value inside a shared definition is reported at the definition
+        (
+            BASE.replace("w: {choice: [8, 16]}", "w: {choice: [8, 0]}"),
+            4,
+            "shared.w",
+            "expected positive integers, got 0",
+        ),
+        # num_stages beyond the written stage templates
+        (
+            BASE.replace("stages:\n", "num_stages: {choice: [1, 3]}\nstages:\n"),
+            5,
+            "num_stages",
+            "3 stages asked for, but only 2 stage template(s) are written (expected 1..2)",
+        ),
+        # objective whose mode contradicts the metric
+        (
+            BASE + "objectives:\n  - {metric: accuracy, mode: max}\n  - {metric: gflops, mode: max}\n",
+            18,
+            "objectives[1].mode",
+            "expected mode 'min', got 'max'",
+        ),
+        # unknown objective metric: the allowed ones are listed
+        (
+            BASE + "objectives:\n  - {metric: acuracy, mode: max}\n  - {metric: gflops, mode: min}\n",
+            17,
+            "objectives[0].metric",
+            "expected one of 'accuracy', 'gflops', 'params_m', 'latency_ms', "
+            "'predicted_latency_ms', 'throughput' or 'peak_mem_mb', got 'acuracy' "
+            "(did you mean 'accuracy'?)",
+        ),
+        # duplicate objective
+        (
+            BASE + "objectives:\n  - {metric: gflops, mode: min}\n  - {metric: gflops, mode: min}\n",
+            18,
+            "objectives[1].metric",
+            "'gflops' is already objective 0",
+        ),
+        # seed point naming a parameter the space does not sample
+        (
+            BASE + "seed_points:\n  - {s0.depth: 2, s0.widht: 8}\n",
+            17,
+            "seed_points[0].s0.widht",
+            "not a sampled parameter of this space (did you mean 's0.depth'?)",
+        ),
+        # seed point value outside the choices
+        (
+            BASE + "seed_points:\n  - {s0.depth: 2}\n  - {shared.w: 12}\n",
+            18,
+            "seed_points[1].shared.w",
+            "12 is not allowed: expected one of [8, 16]",
+        ),
+        # unknown merge method and unknown merge field
+        (
+            BASE.replace("tome: {r:", "tomme: {r:"),
+            15,
+            "stages[1].merge.choice.tomme",
+            "unknown merge method 'tomme' (did you mean 'tome'?); expected one of: none, tome, sttm",
+        ),
+        (
+            BASE.replace("tome: {r:", "tome: {rr:"),
+            15,
+            "stages[1].merge.choice.tome.rr",
+            "unknown merge field (did you mean 'r'?)",
+        ),
+        # global tokens: unknown key, negative count
+        (
+            BASE.replace(
+                "    mixer:\n      choice:", "    global_tokens: {num: 2, widht: 8}\n    mixer:\n      choice:"
+            ),
+            8,
+            "stages[0].global_tokens.widht",
+            "unknown key (did you mean 'width'?); expected one of: num, width",
+        ),
+        (
+            BASE.replace(
+                "    mixer:\n      choice:", "    global_tokens: {num: {int: [-1, 4]}}\n    mixer:\n      choice:"
+            ),
+            8,
+            "stages[0].global_tokens.num",
+            "expected integers >= 0, got -1",
+        ),
+        # the costaware sampler named for objectives it cannot work out before training
+        (
+            BASE + "objectives:\n  - {metric: accuracy, mode: max}\n  - {metric: throughput, mode: max}\n"
+            "sampler: {name: costaware}\n",
+            19,
+            "sampler.name",
+            "the objectives here are accuracy, throughput",
+        ),
+        # a population for a sampler that has none
+        (BASE + "sampler: {name: tpe, population: 8}\n", 16, "sampler.population", "only the nsga2 sampler"),
+        # unknown sampler / scheduler names, wrong budget type
+        (BASE + "scheduler: {name: hyperband}\n", 16, "scheduler.name", "expected one of 'fifo' or 'asha'"),
+        (BASE + "budget: {gpus_per_trial: half}\n", 16, "budget.gpus_per_trial", "valid number"),
+        (BASE + "budget: {init: kaiming}\n", 16, "budget.init", "expected one of 'width_scaled' or 'release'"),
+        (BASE + "budget: {warmup: 1.5}\n", 16, "budget.warmup", "less than or equal to 1"),
+        (BASE + "constraints: {max_latency_ms: -2}\n", 16, "constraints.max_latency_ms", "greater than 0"),
+        # an int range with a bad step, a float range with a step
+        (
+            BASE.replace("depth: {choice: [1, 2]}", "depth: {int: [1, 4], step: 0}"),
+            6,
+            "stages[0].depth.step",
+            "expected a positive integer step",
+        ),
+        # repeated choice
+        (
+            BASE.replace("kernel_t: {choice: [1, 3]}", "kernel_t: {choice: [3, 3]}"),
+            10,
+            "stages[0].mixer.choice.conv3d.kernel_t.choice",
+            "repeated value in [3, 3]",
+        ),
+    ],
+)
 def test_language_errors_name_file_line_field(tmp_path, text, line, field, fragment):
     path = write(tmp_path, text)
     with pytest.raises(SpaceError) as info:
@@ -162,6 +232,7 @@ def test_error_in_an_overridden_key_names_the_including_file(tmp_path):
 
 # ------------------------------------------------------------------------------------------- the language
 
+
 def test_include_deep_merges_and_overrides_by_index():
     space = load_space(INCLUDE / "child.yaml")
     assert space.name == "child"
@@ -183,8 +254,14 @@ def test_top_level_seed_seeds_sampler_and_task_unless_they_set_their_own(tmp_pat
 
 def test_shared_value_is_sampled_once_and_merge_only_for_set_mixers(tmp_path):
     space = load_space(write(tmp_path, BASE))
-    assert list(param_templates(space)) == ["s0.depth", "s0.mixer", "s0.conv3d.kernel_t", "s1.merge",
-                                            "s1.merge.tome.r", "shared.w"]
+    assert list(param_templates(space)) == [
+        "s0.depth",
+        "s0.mixer",
+        "s0.conv3d.kernel_t",
+        "s1.merge",
+        "s1.merge.tome.r",
+        "shared.w",
+    ]
     methods = set()
     for trial, arch in random_archs(space, 30):
         assert arch.stages[0].width == arch.stages[1].width == trial.params["shared.w"]
@@ -296,8 +373,9 @@ def test_readme_worked_example_loads_counts_and_builds(tmp_path):
     assert space.scheduler.name == "asha" and space.constraints.max_latency_ms == 20
     # stage 0: depth 2 x width 2 x (posmlp + mobile_former k_t 1|3); x order 2 x tokens 2; stage 2: merge 1 + 2
     assert space_size(space) == 12 * 4 + 12 * 4 * 3
-    arch = arch_from_params(space, {**space.seed_points[0], "shared.tokens": 6, "num_stages": 3,
-                                    "s2.merge": "tome", "s2.merge.tome.r": 4})
+    arch = arch_from_params(
+        space, {**space.seed_points[0], "shared.tokens": 6, "num_stages": 3, "s2.merge": "tome", "s2.merge.tome.r": 4}
+    )
     assert arch.summary() == "posmlp d1 w16 | posmlp d1 w64 | attention d1 w64 +tome r4"
     assert [s.global_tokens.num if s.global_tokens else 0 for s in arch.stages] == [6, 6, 0]
     build(arch)

@@ -34,8 +34,16 @@ def _cells(effect: float, rng: np.random.Generator, bases: int = 8, seeds: int =
         level = 0.5 + 0.1 * rng.standard_normal()
         for value, shift in (("a", 0.0), ("b", effect)):
             for seed in range(seeds):
-                rows.append({"base": base, "value": value, "seed": seed, "status": "COMPLETE",
-                             "accuracy": level + shift + 0.02 * rng.standard_normal(), "gflops": 1.0 + shift})
+                rows.append(
+                    {
+                        "base": base,
+                        "value": value,
+                        "seed": seed,
+                        "status": "COMPLETE",
+                        "accuracy": level + shift + 0.02 * rng.standard_normal(),
+                        "gflops": 1.0 + shift,
+                    }
+                )
     return pd.DataFrame(rows)
 
 
@@ -78,13 +86,22 @@ def test_numeric_factor_saving_within_tolerance() -> None:
         level = 0.5 + 0.1 * rng.standard_normal()
         for value, loss, cost in ((0, 0.0, 1.0), (4, 0.001, 0.8), (8, 0.05, 0.5)):  # 8 loses 5 points
             for seed in range(2):
-                rows.append({"base": base, "value": str(value), "seed": seed, "status": "COMPLETE",
-                             "accuracy": level - loss + 0.002 * rng.standard_normal(), "gflops": cost})
+                rows.append(
+                    {
+                        "base": base,
+                        "value": str(value),
+                        "seed": seed,
+                        "status": "COMPLETE",
+                        "accuracy": level - loss + 0.002 * rng.standard_normal(),
+                        "gflops": cost,
+                    }
+                )
     summary = summarize_study(pd.DataFrame(rows), ["0", "4", "8"], tolerance=0.01, numeric=True)
     assert summary.saving is not None and summary.saving.startswith("4 saves 20 %")
 
 
 # --- the study file ------------------------------------------------------------------------------------------------
+
 
 def test_cells_are_every_base_value_seed_with_the_other_parameters_held() -> None:
     study, space = load_study(STUDY)
@@ -99,16 +116,22 @@ def test_cells_are_every_base_value_seed_with_the_other_parameters_held() -> Non
     assert [c.arch_json for c in cells] == [c.arch_json for c in draw_cells(study, space)]  # seeded
 
 
-@pytest.mark.parametrize("text, where, message", [
-    ("factor: {param: s0.mixer, values: [conv3d]}", "factor.values", "at least 2"),
-    ("factor: {param: s0.nothing, values: [1, 2]}", "factor.param", "not a parameter"),
-    ("factor: {param: s0.mixer, values: [conv3d, transformer]}", "factor.values", "'transformer' is not a value"),
-    ("factor: {param: s0.mixer, values: [conv3d, posmlp]}\nbases: 0", "bases", "greater than or equal to 1"),
-    ("factor: {param: s0.mixer, values: [conv3d, posmlp]}\nbudget: {epochs: 0}", "budget.epochs", "greater"),
-    ("factor: {param: s0.mixer, values: [conv3d, posmlp]}\nseeds: 2\nsedes: 3", "sedes", "unknown key"),
-    ("factor: {param: s0.mixer, values: [conv3d, posmlp]}\ncost_match: {adjust: s0.depth}", "cost_match.adjust",
-     "not a sampled parameter"),
-])
+@pytest.mark.parametrize(
+    "text, where, message",
+    [
+        ("factor: {param: s0.mixer, values: [conv3d]}", "factor.values", "at least 2"),
+        ("factor: {param: s0.nothing, values: [1, 2]}", "factor.param", "not a parameter"),
+        ("factor: {param: s0.mixer, values: [conv3d, transformer]}", "factor.values", "'transformer' is not a value"),
+        ("factor: {param: s0.mixer, values: [conv3d, posmlp]}\nbases: 0", "bases", "greater than or equal to 1"),
+        ("factor: {param: s0.mixer, values: [conv3d, posmlp]}\nbudget: {epochs: 0}", "budget.epochs", "greater"),
+        ("factor: {param: s0.mixer, values: [conv3d, posmlp]}\nseeds: 2\nsedes: 3", "sedes", "unknown key"),
+        (
+            "factor: {param: s0.mixer, values: [conv3d, posmlp]}\ncost_match: {adjust: s0.depth}",
+            "cost_match.adjust",
+            "not a sampled parameter",
+        ),
+    ],
+)
 def test_bad_study_files_name_the_line_and_field(tmp_path, text, where, message) -> None:
     path = tmp_path / "bad.yaml"
     (tmp_path / "smoke.yaml").write_text((SPACES / "smoke.yaml").read_text())
@@ -132,6 +155,7 @@ def test_explorer_study_refuses_a_bad_file_before_anything_starts(tmp_path, caps
 
 # --- a real study on Ray, killed and resumed ----------------------------------------------------------------------
 
+
 def _study_cmd(*args: str) -> list[str]:
     return [sys.executable, "-m", "explorer.cli", "study", *args, "--no-progress"]
 
@@ -140,13 +164,23 @@ def _study_cmd(*args: str) -> list[str]:
 def test_tiny_study_resumes_after_sigkill_without_losing_or_repeating_cells(tmp_path) -> None:
     env = {**os.environ, "EXPLORER_CACHE": str(tmp_path / "cache")}
     study = tmp_path / "study.yaml"
-    (tmp_path / "smoke.yaml").write_text((SPACES / "smoke.yaml").read_text().replace("concurrency: 2",
-                                                                                     "concurrency: 1"))
-    study.write_text(STUDY.read_text().replace("seeds: 2", "seeds: 3")  # 12 cells, one at a time
-                     .replace("../spaces/smoke.yaml", "smoke.yaml"))
+    (tmp_path / "smoke.yaml").write_text(
+        (SPACES / "smoke.yaml").read_text().replace("concurrency: 2", "concurrency: 1")
+    )
+    study.write_text(
+        STUDY.read_text()
+        .replace("seeds: 2", "seeds: 3")  # 12 cells, one at a time
+        .replace("../spaces/smoke.yaml", "smoke.yaml")
+    )
     log = open(tmp_path / "first.log", "w")
-    driver = subprocess.Popen(_study_cmd(str(study), "--out", str(tmp_path / "runs")), cwd=ROOT, stdout=log,
-                              stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    driver = subprocess.Popen(
+        _study_cmd(str(study), "--out", str(tmp_path / "runs")),
+        cwd=ROOT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=env,
+        start_new_session=True,
+    )
     run_dir, before = None, pd.DataFrame()
     try:
         deadline = time.monotonic() + 300
@@ -165,8 +199,9 @@ def test_tiny_study_resumes_after_sigkill_without_losing_or_repeating_cells(tmp_
     finally:
         stop_process_group(driver)
         log.close()
-    resumed = subprocess.run(_study_cmd("--resume", str(run_dir)), cwd=ROOT, capture_output=True, text=True,
-                             timeout=600, env=env)
+    resumed = subprocess.run(
+        _study_cmd("--resume", str(run_dir)), cwd=ROOT, capture_output=True, text=True, timeout=600, env=env
+    )
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert resumed.stdout.strip() == f"study: {run_dir.resolve() / 'index.html'}"
     after = load_trials(run_dir, role=STUDY_ROLE)
@@ -190,8 +225,10 @@ def test_the_seed_studies_load_and_draw_their_cells(path) -> None:
 
 def test_cost_match_picks_the_closest_width_and_flags_cells_outside_the_tolerance(tmp_path) -> None:
     path = tmp_path / "matched.yaml"
-    path.write_text(STUDY.read_text().replace("../spaces/smoke.yaml", str(SPACES / "smoke.yaml"))
-                    + "cost_match: {metric: gflops, adjust: s0.width, tolerance: 0.2}\n")
+    path.write_text(
+        STUDY.read_text().replace("../spaces/smoke.yaml", str(SPACES / "smoke.yaml"))
+        + "cost_match: {metric: gflops, adjust: s0.width, tolerance: 0.2}\n"
+    )
     study, space = load_study(path)
     cells = draw_cells(study, space)
     from explorer.cost import count_flops, example_input
@@ -218,8 +255,19 @@ def test_cost_match_picks_the_closest_width_and_flags_cells_outside_the_toleranc
         best = min(ratios, key=lambda w: abs(ratios[w] - 1))
         assert other.params["s0.width"] == best and other.cost_ratio == pytest.approx(ratios[best])
         assert other.matched == (abs(ratios[best] - 1) <= 0.2)
-    rows = pd.DataFrame([{"base": c.base, "value": c.value, "seed": c.seed, "status": "COMPLETE", "accuracy": 0.5,
-                          "matched": c.matched} for c in cells])
+    rows = pd.DataFrame(
+        [
+            {
+                "base": c.base,
+                "value": c.value,
+                "seed": c.seed,
+                "status": "COMPLETE",
+                "accuracy": 0.5,
+                "matched": c.matched,
+            }
+            for c in cells
+        ]
+    )
     assert len(cell_table(rows)) == sum(c.matched for c in cells)  # unmatched cells stay out of the verdicts
 
 
@@ -231,16 +279,35 @@ def _study_run(path: Path, factor: str = "s0.mixer", shift: float = 0.0) -> Path
 
     path.mkdir(parents=True)
     cells = _cells(0.03 + shift, np.random.default_rng(4))
-    rows = cells.assign(number=range(len(cells)), trial_id=[f"cell-{i}" for i in range(len(cells))], role="study",
-                        arch_summary="x", error="", params_m=0.01)
+    rows = cells.assign(
+        number=range(len(cells)),
+        trial_id=[f"cell-{i}" for i in range(len(cells))],
+        role="study",
+        arch_summary="x",
+        error="",
+        params_m=0.01,
+    )
     write_table(rows, path)
-    study = {"factor": {"param": factor, "values": ["a", "b"]}, "bases": 8, "seeds": 2, "confidence": 0.9,
-             "tolerance": 0.01, "description": "", "cost_match": None}
-    (path / "run.json").write_text(json.dumps({"name": path.name, "kind": "study", "study": study,
-                                               "objectives": [{"metric": "accuracy", "mode": "max"},
-                                                              {"metric": "gflops", "mode": "min"}],
-                                               "budget": {"epochs": 1, "batch_size": 8,
-                                                                            "lr": 0.001}}))
+    study = {
+        "factor": {"param": factor, "values": ["a", "b"]},
+        "bases": 8,
+        "seeds": 2,
+        "confidence": 0.9,
+        "tolerance": 0.01,
+        "description": "",
+        "cost_match": None,
+    }
+    (path / "run.json").write_text(
+        json.dumps(
+            {
+                "name": path.name,
+                "kind": "study",
+                "study": study,
+                "objectives": [{"metric": "accuracy", "mode": "max"}, {"metric": "gflops", "mode": "min"}],
+                "budget": {"epochs": 1, "batch_size": 8, "lr": 0.001},
+            }
+        )
+    )
     return path
 
 

@@ -66,10 +66,14 @@ def test_cuda_training_with_bf16_autocast_matches_the_cpu_closely(smoke):
     assert gpu[0].train_loss == pytest.approx(cpu[0].train_loss, rel=0.05)
 
 
-@pytest.mark.parametrize("name, exempt", [("vit_tiny_sttm", {"stem.pos_embed"}),
-                                          ("mobile_former_tiny", {"global_tokens.embed"}),
-                                          ("posmlp_tiny", {f"stages.{i}.0.{axis}.unit.mix.table"
-                                                           for i in (0, 1) for axis in ("spatial", "temporal")})])
+@pytest.mark.parametrize(
+    "name, exempt",
+    [
+        ("vit_tiny_sttm", {"stem.pos_embed"}),
+        ("mobile_former_tiny", {"global_tokens.embed"}),
+        ("posmlp_tiny", {f"stages.{i}.0.{axis}.unit.mix.table" for i in (0, 1) for axis in ("spatial", "temporal")}),
+    ],
+)
 def test_no_weight_decay_names_every_learned_embedding(name, exempt):
     from explorer.models import build
 
@@ -84,8 +88,10 @@ def test_filter_decay_exempts_norms_biases_and_embeddings():
 
     model = build(preset("vit_tiny_sttm"))
     names = {id(p): n for n, p in model.named_parameters()}
-    groups = {g["weight_decay"]: {names[id(p)] for p in g["params"]} for g in
-              make_optimizer(model, TrainConfig(filter_decay=True, weight_decay=0.05)).param_groups}
+    groups = {
+        g["weight_decay"]: {names[id(p)] for p in g["params"]}
+        for g in make_optimizer(model, TrainConfig(filter_decay=True, weight_decay=0.05)).param_groups
+    }
     expected = {n for n, p in model.named_parameters() if p.ndim <= 1} | {"stem.pos_embed"}
     assert groups[0.0] == expected
     assert groups[0.05] == set(names.values()) - expected
@@ -97,8 +103,10 @@ def test_filter_decay_exempts_norms_biases_and_embeddings():
 def test_gradient_clipping_and_warmup_steps_change_training_deterministically(smoke):
     arch = preset("conv3d_tiny")
     plain = train_arch(arch, smoke, TrainConfig(epochs=1, seed=0, threads=1))
-    clipped = [train_arch(arch, smoke, TrainConfig(epochs=1, seed=0, threads=1, clip_grad=0.05, warmup_steps=2))
-               for _ in range(2)]
+    clipped = [
+        train_arch(arch, smoke, TrainConfig(epochs=1, seed=0, threads=1, clip_grad=0.05, warmup_steps=2))
+        for _ in range(2)
+    ]
     assert clipped[0][0].train_loss == clipped[1][0].train_loss
     assert clipped[0][0].train_loss != plain[0].train_loss
 
@@ -128,9 +136,10 @@ def test_width_scaled_init_sets_the_gain_and_keeps_zero_init_parts():
     linears = {n: m for n, m in model.named_modules() if isinstance(m, nn.Linear)}
     assert zero and all(not linears[n].weight.abs().max() > 0 for n in zero)
     wide = [m for n, m in linears.items() if n not in zero and m.weight.numel() >= 2048]
-    assert wide and all(m.weight.std().item() * m.in_features ** 0.5 == pytest.approx(RELEASE_GAIN, rel=0.15)
-                        for m in wide)
-    assert RELEASE_GAIN == pytest.approx(0.02 * 768 ** 0.5)
+    assert wide and all(
+        m.weight.std().item() * m.in_features**0.5 == pytest.approx(RELEASE_GAIN, rel=0.15) for m in wide
+    )
+    assert RELEASE_GAIN == pytest.approx(0.02 * 768**0.5)
 
 
 def test_init_gain_makes_a_branch_start_equally_strong_at_every_width(smoke):
@@ -168,12 +177,24 @@ def test_a_search_trains_with_its_budget():
     from explorer.space import parse_space
     from explorer.train import RELEASE_GAIN
 
-    space = parse_space({"name": "b", "task": {"name": "trev", "preset": "smoke", "seed": 4},
-                         "budget": {"epochs": 5, "batch_size": 24, "lr": 0.002, "warmup": 0.3, "cpus_per_trial": 2},
-                         "stages": [{"depth": 1, "width": 8, "mixer": {"conv3d": {}}}]})
+    space = parse_space(
+        {
+            "name": "b",
+            "task": {"name": "trev", "preset": "smoke", "seed": 4},
+            "budget": {"epochs": 5, "batch_size": 24, "lr": 0.002, "warmup": 0.3, "cpus_per_trial": 2},
+            "stages": [{"depth": 1, "width": 8, "mixer": {"conv3d": {}}}],
+        }
+    )
     cfg = train_config(space, threads=2)
-    assert (cfg.epochs, cfg.batch_size, cfg.lr, cfg.warmup_frac, cfg.seed, cfg.threads, cfg.device) == \
-        (5, 24, 0.002, 0.3, 4, 2, "cpu")
+    assert (cfg.epochs, cfg.batch_size, cfg.lr, cfg.warmup_frac, cfg.seed, cfg.threads, cfg.device) == (
+        5,
+        24,
+        0.002,
+        0.3,
+        4,
+        2,
+        "cpu",
+    )
     assert cfg.init_gain == RELEASE_GAIN
     released = parse_space({**space.model_dump(mode="json"), "budget": {"init": "release"}})
     assert train_config(released, threads=1).init_gain is None

@@ -84,8 +84,10 @@ def main() -> None:
     args = p.parse_args()
     torch.manual_seed(0)
     print(f"torch {torch.__version__}, {args.threads} thread(s), {args.repeats} timed runs after {args.warmup} warm-up")
-    print(f"{'block':18s} {'GFLOPs':>8s} {'median ms':>10s} {'IQR ms':>8s} {'GFLOP/s':>8s} {'release':>8s} "
-          f"{'linear GFLOP/s':>15s} {'vs linear':>9s}")
+    print(
+        f"{'block':18s} {'GFLOPs':>8s} {'median ms':>10s} {'IQR ms':>8s} {'GFLOP/s':>8s} {'release':>8s} "
+        f"{'linear GFLOP/s':>15s} {'vs linear':>9s}"
+    )
     for name in args.blocks:
         module, shape = BLOCKS[name]()
         module.eval()
@@ -99,8 +101,11 @@ def main() -> None:
             lin_ms, _ = time_ms(lambda: linear(x), args.warmup, args.repeats)
         rate, lin_rate = gflops / (ms / 1e3), linear_gflops / (lin_ms / 1e3)
         ref = REFERENCE_GFLOPS_PER_S.get(name)
-        print(f"{name:18s} {gflops:8.4f} {ms:10.1f} {iqr:8.1f} {rate:8.1f} {ref or float('nan'):8.1f} "
-              f"{lin_rate:15.1f} {rate / lin_rate:9.2f}", flush=True)
+        print(
+            f"{name:18s} {gflops:8.4f} {ms:10.1f} {iqr:8.1f} {rate:8.1f} {ref or float('nan'):8.1f} "
+            f"{lin_rate:15.1f} {rate / lin_rate:9.2f}",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

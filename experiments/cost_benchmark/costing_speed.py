@@ -85,6 +85,7 @@ def fresh(fn: Callable[[], Any]) -> Callable[[], Any]:
     def run():
         shape_flops._STAGE_MEMO.clear()
         return fn()
+
     return run
 
 
@@ -114,8 +115,12 @@ def proposals(space, describe: Callable, trials: int, seed: int) -> float:
     from explorer.costaware import CostAwareSampler
     from explorer.search import define_by_run
 
-    sampler = CostAwareSampler(functools.partial(define_by_run, space), functools.partial(describe, space),
-                               [(o.metric, o.mode == "max") for o in space.objectives], seed=seed)
+    sampler = CostAwareSampler(
+        functools.partial(define_by_run, space),
+        functools.partial(describe, space),
+        [(o.metric, o.mode == "max") for o in space.objectives],
+        seed=seed,
+    )
     study = optuna.create_study(directions=["maximize", "minimize"], sampler=sampler)
     rng = np.random.default_rng(seed)
     waited = 0.0
@@ -190,10 +195,17 @@ def main() -> None:
     slow_s, _ = timed(lambda: proposals(space, fvcore_describe, args.trials, args.seed), args.repeats)
     whole_s, _ = timed(lambda: proposals(space, whole_describe, args.trials, args.seed), args.repeats)
     fast_s, _ = timed(fresh(lambda: proposals(space, predicted_costs, args.trials, args.seed)), args.repeats)
-    row(f"costaware: {args.trials} proposals (per proposal: "
-        f"{slow_s / args.trials:.3f} -> {fast_s / args.trials:.3f} s)", slow_s, fast_s)
-    row(f"  the same, whole-model count -> stage memo ({whole_s / args.trials:.3f} -> "
-        f"{fast_s / args.trials:.3f} s)", whole_s, fast_s)
+    row(
+        f"costaware: {args.trials} proposals (per proposal: "
+        f"{slow_s / args.trials:.3f} -> {fast_s / args.trials:.3f} s)",
+        slow_s,
+        fast_s,
+    )
+    row(
+        f"  the same, whole-model count -> stage memo ({whole_s / args.trials:.3f} -> {fast_s / args.trials:.3f} s)",
+        whole_s,
+        fast_s,
+    )
 
 
 if __name__ == "__main__":

@@ -37,9 +37,18 @@ import torch
 
 # (preset, frames or None for the preset's own clip)
 LADDER: tuple[tuple[str, int | None], ...] = (
-    ("posmlp_tiny", None), ("focal_tiny", None), ("vit_tiny_tome", None), ("mobile_former_96m", None),
-    ("mobile_former_508m", None), ("posmlp_video_72d", 2), ("video_focalnet_t", 2), ("posmlp_video_72d", 4),
-    ("video_focalnet_t", 4), ("posmlp_video_72d", 8), ("video_focalnet_t", 8), ("posmlp_video_72d", 16),
+    ("posmlp_tiny", None),
+    ("focal_tiny", None),
+    ("vit_tiny_tome", None),
+    ("mobile_former_96m", None),
+    ("mobile_former_508m", None),
+    ("posmlp_video_72d", 2),
+    ("video_focalnet_t", 2),
+    ("posmlp_video_72d", 4),
+    ("video_focalnet_t", 4),
+    ("posmlp_video_72d", 8),
+    ("video_focalnet_t", 8),
+    ("posmlp_video_72d", 16),
 )
 
 
@@ -102,14 +111,20 @@ def interleaved(model, x, threads: int, rounds: int, calls: int) -> dict[str, fl
             ref_medians.append(statistics.median(_time_cpu(ref, 10, clock)))
             model_medians.append(statistics.median(_time_cpu(lambda: model(x), calls, clock)))
             # the paired clock itself, without the tool's fallback to clock="min" outside its validated band
-            paired.append(statistics.median(time_callable(lambda: model(x), "cpu", 1, 5, max_rounds=1,
-                                                          clock="paired")[0]))
+            paired.append(
+                statistics.median(time_callable(lambda: model(x), "cpu", 1, 5, max_rounds=1, clock="paired")[0])
+            )
             baseline.append(one_call_pairs(lambda: model(x), 5))
         fastest = latency_stats(model, x, "cpu", threads, warmup=1, repeats=3 if calls == 3 else 5, clock="min")
-    return {"min_clock_ms": fastest.median_ms, "min_rounds": fastest.rounds, "quiet_ms": min(model_medians),
-            "median_ms": statistics.median(model_medians), "paired_ms": statistics.median(paired),
-            "one_call_pairs_ms": statistics.median(baseline),
-            "ref_window_ms": min(ref_medians)}
+    return {
+        "min_clock_ms": fastest.median_ms,
+        "min_rounds": fastest.rounds,
+        "quiet_ms": min(model_medians),
+        "median_ms": statistics.median(model_medians),
+        "paired_ms": statistics.median(paired),
+        "one_call_pairs_ms": statistics.median(baseline),
+        "ref_window_ms": min(ref_medians),
+    }
 
 
 def step_model(name: str, size: int | None) -> tuple[torch.nn.Module, torch.Tensor, int]:
@@ -137,9 +152,11 @@ def main(argv: list[str] | None = None) -> int:
     from explorer.cost.timing import pinned_threads, reference_ms
 
     rows = []
-    print(f"{'model':<20}{'frames':>7}{'GFLOPs':>8}{'thr':>4}{'quiet ms':>10}{'median':>10}{'paired':>10}"
-          f"{'paired/quiet':>13}{'ref window/cached':>19}{'min clock':>10}{'min/quiet':>10}{'1-call/q':>10}",
-          flush=True)
+    print(
+        f"{'model':<20}{'frames':>7}{'GFLOPs':>8}{'thr':>4}{'quiet ms':>10}{'median':>10}{'paired':>10}"
+        f"{'paired/quiet':>13}{'ref window/cached':>19}{'min clock':>10}{'min/quiet':>10}{'1-call/q':>10}",
+        flush=True,
+    )
     for threads in args.threads:
         cached = reference_ms(threads, remeasure=True)
         steps = [(f"reference x{k}", k) for k in REPEATS_OF_REFERENCE] + list(LADDER)
@@ -154,25 +171,35 @@ def main(argv: list[str] | None = None) -> int:
             big = one > 0.5
             got = interleaved(model, x, threads, 3 if big else args.rounds, 3 if big else 10)
             synthetic = name.startswith("reference")
-            row = {"model": name, "frames": size if not synthetic else None, "gflops": round(flops / 1e9, 3),
-                   "threads": threads, **{k: round(v, 3) if isinstance(v, float) else v for k, v in got.items()},
-                   "reference_ms": round(cached, 4),
-                   "ratio": round(got["paired_ms"] / got["quiet_ms"], 4),
-                   "baseline_ratio": round(got["one_call_pairs_ms"] / got["quiet_ms"], 4),
-                   "min_ratio": round(got["min_clock_ms"] / got["quiet_ms"], 4),
-                   "ref_drift": round(got["ref_window_ms"] / cached, 4),
-                   # the synthetic steps' true figure: k x the reference's quiet figure, the clock's own yardstick
-                   "paired_vs_k_reference": round(got["paired_ms"] / (size * cached), 4) if synthetic else None,
-                   "baseline_vs_k_reference": round(got["one_call_pairs_ms"] / (size * cached), 4) if synthetic
-                   else None}
+            row = {
+                "model": name,
+                "frames": size if not synthetic else None,
+                "gflops": round(flops / 1e9, 3),
+                "threads": threads,
+                **{k: round(v, 3) if isinstance(v, float) else v for k, v in got.items()},
+                "reference_ms": round(cached, 4),
+                "ratio": round(got["paired_ms"] / got["quiet_ms"], 4),
+                "baseline_ratio": round(got["one_call_pairs_ms"] / got["quiet_ms"], 4),
+                "min_ratio": round(got["min_clock_ms"] / got["quiet_ms"], 4),
+                "ref_drift": round(got["ref_window_ms"] / cached, 4),
+                # the synthetic steps' true figure: k x the reference's quiet figure, the clock's own yardstick
+                "paired_vs_k_reference": round(got["paired_ms"] / (size * cached), 4) if synthetic else None,
+                "baseline_vs_k_reference": round(got["one_call_pairs_ms"] / (size * cached), 4) if synthetic else None,
+            }
             rows.append(row)
-            print(f"{name:<20}{str(size or ''):>7}{row['gflops']:>8.3f}{threads:>4}{got['quiet_ms']:>10.2f}"
-                  f"{got['median_ms']:>10.2f}{got['paired_ms']:>10.2f}{row['ratio']:>13.3f}{row['ref_drift']:>19.3f}"
-                  f"{got['min_clock_ms']:>10.2f}{row['min_ratio']:>10.3f}"
-                  f"{row['baseline_ratio']:>10.3f}"
-                  + (f"  / (k x reference): paired {row['paired_vs_k_reference']:.3f}, one-call pairs "
-                     f"{row['baseline_vs_k_reference']:.3f}" if synthetic else ""),
-                  flush=True)
+            print(
+                f"{name:<20}{str(size or ''):>7}{row['gflops']:>8.3f}{threads:>4}{got['quiet_ms']:>10.2f}"
+                f"{got['median_ms']:>10.2f}{got['paired_ms']:>10.2f}{row['ratio']:>13.3f}{row['ref_drift']:>19.3f}"
+                f"{got['min_clock_ms']:>10.2f}{row['min_ratio']:>10.3f}"
+                f"{row['baseline_ratio']:>10.3f}"
+                + (
+                    f"  / (k x reference): paired {row['paired_vs_k_reference']:.3f}, one-call pairs "
+                    f"{row['baseline_vs_k_reference']:.3f}"
+                    if synthetic
+                    else ""
+                ),
+                flush=True,
+            )
     if args.out:
         with open(args.out, "w", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=list(rows[0]))

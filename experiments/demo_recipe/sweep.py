@@ -27,11 +27,19 @@ def run_one(job: tuple[str, float, int, int, float]) -> dict:
     torch.set_num_threads(1)
     data = load_task("trev", "demo", seed=0)
     start = time.perf_counter()
-    results = train_arch(preset(name), data, TrainConfig(epochs=epochs, lr=lr, batch_size=batch, weight_decay=wd,
-                                                         threads=1))
-    return {"model": name, "lr": lr, "epochs": epochs, "batch": batch, "wd": wd,
-            "acc": [round(r.accuracy, 3) for r in results], "loss": [round(r.train_loss, 3) for r in results],
-            "seconds": round(time.perf_counter() - start, 1)}
+    results = train_arch(
+        preset(name), data, TrainConfig(epochs=epochs, lr=lr, batch_size=batch, weight_decay=wd, threads=1)
+    )
+    return {
+        "model": name,
+        "lr": lr,
+        "epochs": epochs,
+        "batch": batch,
+        "wd": wd,
+        "acc": [round(r.accuracy, 3) for r in results],
+        "loss": [round(r.train_loss, 3) for r in results],
+        "seconds": round(time.perf_counter() - start, 1),
+    }
 
 
 def main() -> None:

@@ -29,8 +29,9 @@ def main() -> None:
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     space = load_space(args.space)
-    study = optuna.create_study(directions=["maximize", "minimize"],
-                                sampler=make_sampler("costaware", args.seed, args.trials, space=space))
+    study = optuna.create_study(
+        directions=["maximize", "minimize"], sampler=make_sampler("costaware", args.seed, args.trials, space=space)
+    )
     rng = np.random.default_rng(args.seed)
     waits = []
     for _ in range(args.trials):

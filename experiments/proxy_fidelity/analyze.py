@@ -69,11 +69,18 @@ def agreement(table: pd.DataFrame, proxy: str, reference: str = "reference") -> 
         return {"anchors": len(both)}
     p, r = both[f"{proxy}_mean"], both[f"{reference}_mean"]
     rank, gap = regret(p, r)
-    return {"anchors": len(both), "families": int(both["family"].nunique()),
-            "tau": kendall_tau_b(p, r), "tau_ci90": bootstrap_interval(kendall_tau_b, p, r),
-            "rho": spearman(p, r), "rho_ci90": bootstrap_interval(spearman, p, r),
-            "top5": top_k_overlap(p, r, k=5), "regret_rank": rank, "regret_points": 100 * gap,
-            "pick": str(p.idxmax())}
+    return {
+        "anchors": len(both),
+        "families": int(both["family"].nunique()),
+        "tau": kendall_tau_b(p, r),
+        "tau_ci90": bootstrap_interval(kendall_tau_b, p, r),
+        "rho": spearman(p, r),
+        "rho_ci90": bootstrap_interval(spearman, p, r),
+        "top5": top_k_overlap(p, r, k=5),
+        "regret_rank": rank,
+        "regret_points": 100 * gap,
+        "pick": str(p.idxmax()),
+    }
 
 
 def tradeoff(df: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame:
@@ -83,10 +90,19 @@ def tradeoff(df: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame:
         part = df[df.budget == budget]
         tau, pairs, _ = seed_tau(df, budget)
         agree = agreement(table, budget) if budget != "reference" else {}
-        rows.append({"budget": budget, "epochs": int(part["epochs"].iloc[0]),
-                     "mean_train_s": round(float(part["seconds"].mean()), 1), "seeds": int(part["seed"].nunique()),
-                     "anchors": int(part["arch"].nunique()), "tau_vs_reference": agree.get("tau", np.nan),
-                     "tau_ci90": _interval(agree.get("tau_ci90")), "seed_tau": tau, "seed_pairs": pairs})
+        rows.append(
+            {
+                "budget": budget,
+                "epochs": int(part["epochs"].iloc[0]),
+                "mean_train_s": round(float(part["seconds"].mean()), 1),
+                "seeds": int(part["seed"].nunique()),
+                "anchors": int(part["arch"].nunique()),
+                "tau_vs_reference": agree.get("tau", np.nan),
+                "tau_ci90": _interval(agree.get("tau_ci90")),
+                "seed_tau": tau,
+                "seed_pairs": pairs,
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -112,24 +128,34 @@ def measurement(df: pd.DataFrame, table: pd.DataFrame, readme: str, label: str =
     agree = agreement(table, label)
     seed, _, _ = seed_tau(df, label)
     proxy, reference = df[df.budget == label], df[df.budget == "reference"]
-    return {"proxy": proxy_key(f"{space.task.name}/{space.task.preset}", budget, VAL_FRACTION),
-            "benchmark": "v2", "anchors": int(proxy["arch"].nunique()),
-            "families": int(proxy["family"].nunique()), "proxy_seeds": _full_seeds(proxy),
-            "reference_epochs": budget_epochs("reference"), "reference_anchors": agree.get("anchors", 0),
-            "reference_seeds": _full_seeds(reference),
-            "kendall_tau_b": None if np.isnan(agree.get("tau", np.nan)) else round(agree["tau"], 3),
-            "tau_ci90": [round(v, 3) for v in agree["tau_ci90"]] if "tau_ci90" in agree else None,
-            "proxy_seed_tau": None if np.isnan(seed) else round(seed, 3),
-            "readme": readme, "measured": date.today().isoformat()}
+    return {
+        "proxy": proxy_key(f"{space.task.name}/{space.task.preset}", budget, VAL_FRACTION),
+        "benchmark": "v2",
+        "anchors": int(proxy["arch"].nunique()),
+        "families": int(proxy["family"].nunique()),
+        "proxy_seeds": _full_seeds(proxy),
+        "reference_epochs": budget_epochs("reference"),
+        "reference_anchors": agree.get("anchors", 0),
+        "reference_seeds": _full_seeds(reference),
+        "kendall_tau_b": None if np.isnan(agree.get("tau", np.nan)) else round(agree["tau"], 3),
+        "tau_ci90": [round(v, 3) for v in agree["tau_ci90"]] if "tau_ci90" in agree else None,
+        "proxy_seed_tau": None if np.isnan(seed) else round(seed, 3),
+        "readme": readme,
+        "measured": date.today().isoformat(),
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("jsonl", type=Path)
     parser.add_argument("--csv", type=Path, help="write the per-anchor table here")
-    parser.add_argument("--record", nargs="*", metavar="BUDGET",
-                        help="write these budgets' measurements (default: proxy) into explorer/analysis/fidelity.json, "
-                             "where a report whose proxy has that recipe and epochs quotes them")
+    parser.add_argument(
+        "--record",
+        nargs="*",
+        metavar="BUDGET",
+        help="write these budgets' measurements (default: proxy) into explorer/analysis/fidelity.json, "
+        "where a report whose proxy has that recipe and epochs quotes them",
+    )
     args = parser.parse_args()
     df = load_rows(args.jsonl)
     table = per_anchor(df)
@@ -139,8 +165,14 @@ def main() -> None:
     print()
     print(tradeoff(df, table).round(3).to_markdown(index=False))
     agree = agreement(table, "proxy")
-    print(json.dumps({k: (round(v, 3) if isinstance(v, float) else [round(x, 3) for x in v] if isinstance(v, tuple)
-                          else v) for k, v in agree.items()}))
+    print(
+        json.dumps(
+            {
+                k: (round(v, 3) if isinstance(v, float) else [round(x, 3) for x in v] if isinstance(v, tuple) else v)
+                for k, v in agree.items()
+            }
+        )
+    )
     recorded = [] if args.record is None else args.record or ["proxy"]  # bare --record: the 12-epoch proxy
     for label in recorded:
         entry = measurement(df, table, "experiments/proxy_fidelity/README.md", label)

@@ -30,26 +30,60 @@ def _small(prefix: str = "") -> dict[str, Any]:
 
 
 def _posmlp(arrangement: str, depth: int = 1, widths: tuple[int, int] = (16, 32)) -> dict[str, Any]:
-    return {"s0.depth": depth, "s0.width": widths[0], "s0.posmlp.groups": 4, "s0.posmlp.window": 8,
-            "s1.depth": depth, "s1.width": widths[1], "s1.posmlp.groups": 8, "s1.posmlp.window": 4,
-            "shared.arrangement": arrangement}
+    return {
+        "s0.depth": depth,
+        "s0.width": widths[0],
+        "s0.posmlp.groups": 4,
+        "s0.posmlp.window": 8,
+        "s1.depth": depth,
+        "s1.width": widths[1],
+        "s1.posmlp.groups": 8,
+        "s1.posmlp.window": 4,
+        "shared.arrangement": arrangement,
+    }
 
 
 def _morph(chunks: tuple[int, int], reweight: bool) -> dict[str, Any]:
-    return {"num_stages": 2, "s0.depth": 1, "s0.width": 16, "s0.morphmlp.chunk_len": chunks[0],
-            "s0.morphmlp.temporal_groups": 2, "s0.morphmlp.reweight": reweight, "s1.depth": 1, "s1.width": 32,
-            "s1.morphmlp.chunk_len": chunks[1], "s1.morphmlp.temporal_groups": 2, "s1.morphmlp.reweight": reweight}
+    return {
+        "num_stages": 2,
+        "s0.depth": 1,
+        "s0.width": 16,
+        "s0.morphmlp.chunk_len": chunks[0],
+        "s0.morphmlp.temporal_groups": 2,
+        "s0.morphmlp.reweight": reweight,
+        "s1.depth": 1,
+        "s1.width": 32,
+        "s1.morphmlp.chunk_len": chunks[1],
+        "s1.morphmlp.temporal_groups": 2,
+        "s1.morphmlp.reweight": reweight,
+    }
 
 
 def _focal(combination: str, temporal_conv: str = "depthwise") -> dict[str, Any]:
-    return {**_small(), "s0.focal.focal_levels": 2, "s0.focal.focal_window": 3, "s0.focal.temporal_conv": temporal_conv,
-            "s1.focal.focal_levels": 1, "s1.focal.temporal_conv": temporal_conv, "shared.combination": combination}
+    return {
+        **_small(),
+        "s0.focal.focal_levels": 2,
+        "s0.focal.focal_window": 3,
+        "s0.focal.temporal_conv": temporal_conv,
+        "s1.focal.focal_levels": 1,
+        "s1.focal.temporal_conv": temporal_conv,
+        "shared.combination": combination,
+    }
 
 
 def _mobile_former(tokens: int, widths: tuple[int, int] = (16, 32)) -> dict[str, Any]:
-    return {"s0.depth": 1, "s0.width": widths[0], "s0.mlp_ratio": 2.0, "s1.depth": 1, "s1.width": widths[1],
-            "s1.mlp_ratio": 2.0, "shared.tokens": tokens, "shared.token_width": 32, "shared.kt": 3,
-            "shared.factorized": False}
+    return {
+        "s0.depth": 1,
+        "s0.width": widths[0],
+        "s0.mlp_ratio": 2.0,
+        "s1.depth": 1,
+        "s1.width": widths[1],
+        "s1.mlp_ratio": 2.0,
+        "shared.tokens": tokens,
+        "shared.token_width": 32,
+        "shared.kt": 3,
+        "shared.factorized": False,
+    }
 
 
 def _vit(merge: str = "none", **merge_params: Any) -> dict[str, Any]:
@@ -59,8 +93,16 @@ def _vit(merge: str = "none", **merge_params: Any) -> dict[str, Any]:
 
 
 def _conv(kernels: tuple[int, int], depth: int = 1, widths: tuple[int, int] = (16, 32)) -> dict[str, Any]:
-    return {"s0.depth": depth, "s0.width": widths[0], "s0.mixer": "conv3d", "s0.conv3d.kernel_t": kernels[0],
-            "s1.depth": depth, "s1.width": widths[1], "s1.mixer": "conv3d", "s1.conv3d.kernel_t": kernels[1]}
+    return {
+        "s0.depth": depth,
+        "s0.width": widths[0],
+        "s0.mixer": "conv3d",
+        "s0.conv3d.kernel_t": kernels[0],
+        "s1.depth": depth,
+        "s1.width": widths[1],
+        "s1.mixer": "conv3d",
+        "s1.conv3d.kernel_t": kernels[1],
+    }
 
 
 def _divided(spec: dict) -> None:
@@ -68,11 +110,16 @@ def _divided(spec: dict) -> None:
 
 
 ANCHORS: tuple[Anchor, ...] = (
-    *(Anchor(f"posmlp_{a}", "posmlp", "posmlp", _posmlp(a))
-      for a in ("parallel", "spatial_temporal", "temporal_spatial", "joint")),
+    *(
+        Anchor(f"posmlp_{a}", "posmlp", "posmlp", _posmlp(a))
+        for a in ("parallel", "spatial_temporal", "temporal_spatial", "joint")
+    ),
     Anchor("posmlp_parallel_d2_w32", "posmlp", "posmlp", _posmlp("parallel", 2, (32, 64))),
-    *(Anchor(f"morphmlp_c{c[0]}_{'rw' if rw else 'norw'}", "morphmlp", "morphmlp", _morph(c, rw))
-      for c in ((4, 8), (8, 16)) for rw in (True, False)),
+    *(
+        Anchor(f"morphmlp_c{c[0]}_{'rw' if rw else 'norw'}", "morphmlp", "morphmlp", _morph(c, rw))
+        for c in ((4, 8), (8, 16))
+        for rw in (True, False)
+    ),
     *(Anchor(f"focal_{c}", "focal", "focal", _focal(c)) for c in ("parallel", "serial", "joint3d", "spatial_only")),
     Anchor("focal_parallel_dense", "focal", "focal", _focal("parallel", "dense")),
     *(Anchor(f"mobile_former_t{t}", "mobile_former", "mobile_former", _mobile_former(t)) for t in (0, 3, 6)),

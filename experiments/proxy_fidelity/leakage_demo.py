@@ -22,7 +22,7 @@ def _logits(model, x: torch.Tensor) -> torch.Tensor:
     from explorer.train import to_input
 
     model.eval()
-    return torch.cat([model(to_input(x[i:i + 128])) for i in range(0, len(x), 128)])
+    return torch.cat([model(to_input(x[i : i + 128])) for i in range(0, len(x), 128)])
 
 
 def main() -> None:
@@ -32,8 +32,9 @@ def main() -> None:
     parser.add_argument("--preset", default="demo")
     parser.add_argument("--epochs", type=int, default=6)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--data", nargs="*", default=[], metavar="KEY=VALUE",
-                        help="synthvid overrides, e.g. n_train=6000")
+    parser.add_argument(
+        "--data", nargs="*", default=[], metavar="KEY=VALUE", help="synthvid overrides, e.g. n_train=6000"
+    )
     parser.add_argument("--no-merge", action="store_true", help="drop the preset's token merging")
     parser.add_argument("--out", help="append the JSON result to this file")
     parser.add_argument("--csv", help="append the result as a row to this CSV (columns as in leakage.csv)")
@@ -52,8 +53,7 @@ def main() -> None:
     if args.no_merge:
         for stage in spec["stages"]:
             stage.pop("merge", None)
-    spec["input"].update(frames=data.train_x.shape[2], resolution=data.train_x.shape[3],
-                         num_classes=data.num_classes)
+    spec["input"].update(frames=data.train_x.shape[2], resolution=data.train_x.shape[3], num_classes=data.num_classes)
     torch.manual_seed(args.seed)
     model = build(validate_arch(Arch.from_dict(spec, source=args.arch)))
     curve = []
@@ -62,11 +62,18 @@ def main() -> None:
         print(f"epoch {result.epoch}: {result.accuracy:.3f} ({result.train_time_s:.0f} s)", flush=True)
     logits = _logits(model, data.test_x)
     shuffled = _logits(model, shuffle_frames(data.test_x, seed=1))
-    row = {"arch": args.arch + ("-nomerge" if args.no_merge else ""), "task": args.task, "preset": args.preset,
-           "epochs": args.epochs, "seed": args.seed,
-           "accuracy": float((logits.argmax(-1) == data.test_y).float().mean()),
-           "shuffled_accuracy": float((shuffled.argmax(-1) == data.test_y).float().mean()),
-           "bound": order_agnostic_bound(args.task), "curve": curve, "n_test": len(data.test_y)}
+    row = {
+        "arch": args.arch + ("-nomerge" if args.no_merge else ""),
+        "task": args.task,
+        "preset": args.preset,
+        "epochs": args.epochs,
+        "seed": args.seed,
+        "accuracy": float((logits.argmax(-1) == data.test_y).float().mean()),
+        "shuffled_accuracy": float((shuffled.argmax(-1) == data.test_y).float().mean()),
+        "bound": order_agnostic_bound(args.task),
+        "curve": curve,
+        "n_test": len(data.test_y),
+    }
     if args.task == "trev":
         row["direction_accuracy"] = direction_accuracy(logits, data.test_y)
         row["shuffled_direction_accuracy"] = direction_accuracy(shuffled, data.test_y)

@@ -77,13 +77,23 @@ def run_job(job: tuple[str, str, int, str]) -> dict:
     params = sum(p.numel() for p in model.parameters())
     started = time.perf_counter()
     results = list(train_epochs(model, _data(space), cfg))
-    return {"arch": name, "family": anchor.family, "space": anchor.space, "budget": budget, "seed": seed,
-            "epochs": epochs, "params": params, "accuracy": results[-1].accuracy,
-            "test_accuracy": results[-1].test_accuracy,
-            "curve": [round(r.accuracy, 4) for r in results],
-            "test_curve": [round(r.test_accuracy, 4) for r in results],
-            "train_loss": [round(r.train_loss, 4) for r in results],
-            "seconds": round(time.perf_counter() - started, 1), "device": device, "arch_hash": arch.content_hash}
+    return {
+        "arch": name,
+        "family": anchor.family,
+        "space": anchor.space,
+        "budget": budget,
+        "seed": seed,
+        "epochs": epochs,
+        "params": params,
+        "accuracy": results[-1].accuracy,
+        "test_accuracy": results[-1].test_accuracy,
+        "curve": [round(r.accuracy, 4) for r in results],
+        "test_curve": [round(r.test_accuracy, 4) for r in results],
+        "train_loss": [round(r.train_loss, 4) for r in results],
+        "seconds": round(time.perf_counter() - started, 1),
+        "device": device,
+        "arch_hash": arch.content_hash,
+    }
 
 
 def interleaved_names(only: list[str] | None = None) -> list[str]:
@@ -106,14 +116,22 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path(__file__).with_name("results.jsonl"))
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--budgets", nargs="+", default=["proxy", "reference"],
-                        choices=list(BUDGET_EPOCHS))
+    parser.add_argument("--budgets", nargs="+", default=["proxy", "reference"], choices=list(BUDGET_EPOCHS))
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    parser.add_argument("--order", nargs="+", metavar="BUDGET:SEED", default=None,
-                        help="run these (budget, seed) waves first, in this order, e.g. proxy:0 proxy:1 reference:0")
+    parser.add_argument(
+        "--order",
+        nargs="+",
+        metavar="BUDGET:SEED",
+        default=None,
+        help="run these (budget, seed) waves first, in this order, e.g. proxy:0 proxy:1 reference:0",
+    )
     parser.add_argument("--only", nargs="*", help="restrict to these anchors")
-    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"),
-                        help="train on this device (cuda: bf16 autocast, several workers may share one GPU)")
+    parser.add_argument(
+        "--device",
+        default="cpu",
+        choices=("cpu", "cuda"),
+        help="train on this device (cuda: bf16 autocast, several workers may share one GPU)",
+    )
     args = parser.parse_args()
     args.out.parent.mkdir(parents=True, exist_ok=True)
     done = _done(args.out)
@@ -131,8 +149,11 @@ def main() -> None:
         for row in pool.imap_unordered(run_job, [(*job, args.device) for job in todo]):
             with open(args.out, "a") as f:
                 f.write(json.dumps(row) + "\n")
-            print(f"{row['arch']:24s} {row['budget']:9s} s{row['seed']}: val {row['accuracy']:.3f} "
-                  f"test {row['test_accuracy']:.3f} in {row['seconds']}s", flush=True)
+            print(
+                f"{row['arch']:24s} {row['budget']:9s} s{row['seed']}: val {row['accuracy']:.3f} "
+                f"test {row['test_accuracy']:.3f} in {row['seconds']}s",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

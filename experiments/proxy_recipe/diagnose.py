@@ -60,12 +60,15 @@ def _preset(name: str) -> Callable[[], dict]:
         from explorer.blocks import preset_spec
 
         return preset_spec(name)
+
     return spec
 
 
 MODELS: dict[str, Callable[[], dict]] = {
-    **{name: _preset(name) for name in ("conv3d_tiny", "frame2d_tiny", "posmlp_tiny", "morphmlp_tiny",
-                                        "focal_tiny", "mobile_former_tiny")},
+    **{
+        name: _preset(name)
+        for name in ("conv3d_tiny", "frame2d_tiny", "posmlp_tiny", "morphmlp_tiny", "focal_tiny", "mobile_former_tiny")
+    },
     "focal_serial": lambda: _focal("serial"),
     "focal_spatial_only": lambda: _focal("spatial_only"),
     "focal_conv_stem": lambda: _conv_stem(_focal("parallel")),
@@ -74,6 +77,7 @@ MODELS: dict[str, Callable[[], dict]] = {
     "vit_tome": lambda: _with_merge(_vit_plain(), {"method": "tome", "r": 16}),
     "vit_sttm": lambda: _with_merge(_vit_plain(), {"method": "sttm", "ratio": 0.5, "layers": [1]}),
 }
+
 
 def _sigma02_modulator(model) -> None:
     """Focal modulation as before the fix: the modulator ``h`` at trunc-normal σ = 0.02 with a zero bias."""
@@ -95,6 +99,7 @@ def _stem_without_norm(model) -> None:
 
 def _conv_stem_without(kind: type) -> Callable[[Any], None]:
     """The two-conv stem with its layers of one kind (BatchNorm3d or GELU) replaced by identities."""
+
     def change(model) -> None:
         import torch.nn as nn
 
@@ -102,12 +107,15 @@ def _conv_stem_without(kind: type) -> Callable[[Any], None]:
         for i, layer in enumerate(layers):
             if isinstance(layer, kind):
                 layers[i] = nn.Identity()
+
     return change
 
 
 # changes made to a built model before training (initialisation and wiring hypotheses)
-MODEL_INITS: dict[str, Callable[[Any], None]] = {"focal_sigma02_h": _sigma02_modulator,
-                                                 "focal_patch_no_ln": _stem_without_norm}
+MODEL_INITS: dict[str, Callable[[Any], None]] = {
+    "focal_sigma02_h": _sigma02_modulator,
+    "focal_patch_no_ln": _stem_without_norm,
+}
 MODELS["focal_conv_stem_no_bn"] = MODELS["focal_conv_stem"]
 MODELS["focal_conv_stem_no_gelu"] = MODELS["focal_conv_stem"]
 MODELS["focal_sigma02_h"] = _preset("focal_tiny")
@@ -131,19 +139,23 @@ def _add_pos_embed(model) -> None:
 def _temporal_stem(make: Callable[[], dict]) -> Callable[[], dict]:
     """The same model behind a conv stem whose first conv also spans 3 frames (temporal stride 1): motion of a pixel
     per frame is seen at full resolution, before the 4x patchify."""
+
     def spec() -> dict:
         s = make()
         s["stem"] = {"kind": "conv", "patch": 4, "temporal_kernel": 3, "temporal_stride": 1}
         return s
+
     return spec
 
 
 def _width_scaled(gain: float | None = None) -> Callable[[Any], None]:
     """``explorer.train.width_scaled_init`` at ``gain`` (None: its default, 0.55), applied right after the build."""
+
     def change(model) -> None:
         from explorer.train import RELEASE_GAIN, width_scaled_init
 
         width_scaled_init(model, RELEASE_GAIN if gain is None else gain)
+
     return change
 
 
@@ -151,6 +163,7 @@ def _both(first: Callable[[Any], None], second: Callable[[Any], None]) -> Callab
     def change(model) -> None:
         first(model)
         second(model)
+
     return change
 
 
@@ -163,8 +176,12 @@ def _late_inits() -> None:
     for name in ("conv3d_tiny", "posmlp_tiny", "mobile_former_tiny"):
         MODELS[f"{name}_tstem"] = _temporal_stem(_preset(name))
     MODELS["focal_tstem"] = _temporal_stem(lambda: _focal("parallel"))
-    for name, make in (("conv3d_tiny", _preset("conv3d_tiny")), ("posmlp_tiny", _preset("posmlp_tiny")),
-                       ("focal_conv_stem", MODELS["focal_conv_stem"]), ("vit_conv_stem", _vit_conv_stem)):
+    for name, make in (
+        ("conv3d_tiny", _preset("conv3d_tiny")),
+        ("posmlp_tiny", _preset("posmlp_tiny")),
+        ("focal_conv_stem", MODELS["focal_conv_stem"]),
+        ("vit_conv_stem", _vit_conv_stem),
+    ):
         for suffix, gain in (("winit", None), ("winit1", 1.0)):  # winit1: std 1/sqrt(fan_in)
             MODELS[f"{name}_{suffix}"] = make
             init = _width_scaled(gain)
@@ -177,6 +194,7 @@ def _late_inits() -> None:
 def _modulator_bias(value: float) -> Callable[[Any], None]:
     """Focal modulation with every modulator ``h`` starting at bias ``value``: with 1, ``M_s ≈ M_t ≈ 1`` at init, so
     ``Q ⊙ M_s ⊙ M_t ≈ Q`` and no factor of the product starts small (the release's bias is uniform in ±1/√C)."""
+
     def change(model) -> None:
         import torch.nn as nn
 
@@ -185,23 +203,27 @@ def _modulator_bias(value: float) -> Callable[[Any], None]:
         for module in model.modules():
             if isinstance(module, FocalContext):
                 nn.init.constant_(module.h.bias, value)
+
     return change
 
 
 def _pos_embed_std(std: float) -> Callable[[Any], None]:
     """The ViT behind the conv stem with its position embedding drawn at ``std`` instead of 0.02 (the stem's
     BatchNorm-ed features are of unit scale, so at 0.02 the tokens barely know where and when they are)."""
+
     def change(model) -> None:
         import torch.nn as nn
 
         _add_pos_embed(model)
         nn.init.trunc_normal_(model.stem.pos_embed, std=std, a=-2 * std, b=2 * std)
+
     return change
 
 
 def _vit_tiny_conv_stem(space_time: str = "joint", merge: dict | None | str = "none") -> Callable[[], dict]:
     """vit_tiny_sttm's ViT (4 blocks, width 64, 4 heads) behind the conv stem with a position embedding (the stem
     of search_spaces/token_merging.yaml), with ``merge`` ("preset": the preset's STTM merge; "none": no merge)."""
+
     def spec() -> dict:
         from explorer.blocks import preset_spec
 
@@ -214,19 +236,24 @@ def _vit_tiny_conv_stem(space_time: str = "joint", merge: dict | None | str = "n
         elif merge != "preset":
             stage["merge"] = merge
         return s
+
     return spec
 
 
 _late_inits()
+
+
 def _focal_as_in_the_ready_space(combination: str) -> Callable[[], dict]:
     """focal_tiny's two stages as search_spaces/focal.yaml builds them: the conv stem, conv downsampling between
     stages and the default MLP ratio (2) instead of the release's patch merging and ratio 4."""
+
     def spec() -> dict:
         s = _conv_stem(_focal(combination))
         for stage in s["stages"]:
             stage.pop("down", None)
             stage.pop("mlp_ratio", None)
         return s
+
     return spec
 
 
@@ -246,12 +273,14 @@ MODELS["focal_serial_conv_stem"] = lambda: _conv_stem(_focal("serial"))
 
 def _focal_variant(combination: str = "parallel", drop_path: float = 0.0, **options: Any) -> Callable[[], dict]:
     """focal_tiny behind the conv stem with a changed option (e.g. depthwise temporal convs) or stochastic depth."""
+
     def spec() -> dict:
         s = _conv_stem(_focal(combination))
         s["drop_path_rate"] = drop_path
         for stage in s["stages"]:
             stage["mixer"]["options"].update(options)
         return s
+
     return spec
 
 
@@ -269,18 +298,18 @@ RECIPES: dict[str, dict[str, Any]] = {
     "filter_lr1e-3": {"filter_decay": True, "lr": 1e-3},
     "no_decay": {"weight_decay": 0.0},
     "warmup20": {"filter_decay": True, "warmup_steps": 20},
-    "width_init": {"init_gain": 0.02 * 768 ** 0.5},  # TrainConfig's width-scaled init (explorer.train.RELEASE_GAIN)
+    "width_init": {"init_gain": 0.02 * 768**0.5},  # TrainConfig's width-scaled init (explorer.train.RELEASE_GAIN)
     # the width-scaled init with twice the optimiser steps per epoch, or a lower / higher learning rate
-    "width_bs16": {"init_gain": 0.02 * 768 ** 0.5, "batch_size": 16},
-    "width_lr1e-3": {"init_gain": 0.02 * 768 ** 0.5, "lr": 1e-3},
-    "width_lr6e-3": {"init_gain": 0.02 * 768 ** 0.5, "lr": 6e-3},
-    "width_bs16_lr1e-3": {"init_gain": 0.02 * 768 ** 0.5, "batch_size": 16, "lr": 1e-3},
-    "width_bs16_lr2e-3": {"init_gain": 0.02 * 768 ** 0.5, "batch_size": 16, "lr": 2e-3},
-    "width_bs16_warm30": {"init_gain": 0.02 * 768 ** 0.5, "batch_size": 16, "warmup_frac": 0.3},
-    "width_bs16_clip": {"init_gain": 0.02 * 768 ** 0.5, "batch_size": 16, "clip_grad": 0.5},
+    "width_bs16": {"init_gain": 0.02 * 768**0.5, "batch_size": 16},
+    "width_lr1e-3": {"init_gain": 0.02 * 768**0.5, "lr": 1e-3},
+    "width_lr6e-3": {"init_gain": 0.02 * 768**0.5, "lr": 6e-3},
+    "width_bs16_lr1e-3": {"init_gain": 0.02 * 768**0.5, "batch_size": 16, "lr": 1e-3},
+    "width_bs16_lr2e-3": {"init_gain": 0.02 * 768**0.5, "batch_size": 16, "lr": 2e-3},
+    "width_bs16_warm30": {"init_gain": 0.02 * 768**0.5, "batch_size": 16, "warmup_frac": 0.3},
+    "width_bs16_clip": {"init_gain": 0.02 * 768**0.5, "batch_size": 16, "clip_grad": 0.5},
     # random translations of the training clips (diagnose-only: "shift" wraps the model, see _shifted)
-    "width_bs16_shift4": {"init_gain": 0.02 * 768 ** 0.5, "batch_size": 16, "shift": 4},
-    "width_bs16_lr1e-3_shift4": {"init_gain": 0.02 * 768 ** 0.5, "batch_size": 16, "lr": 1e-3, "shift": 4},
+    "width_bs16_shift4": {"init_gain": 0.02 * 768**0.5, "batch_size": 16, "shift": 4},
+    "width_bs16_lr1e-3_shift4": {"init_gain": 0.02 * 768**0.5, "batch_size": 16, "lr": 1e-3, "shift": 4},
 }
 
 
@@ -304,7 +333,7 @@ def _shifted(model, pad: int, seed: int):
             b, c, t, h, w = x.shape
             padded = F.pad(x.reshape(b, c * t, h, w), (pad, pad, pad, pad), mode="reflect")
             offsets = torch.randint(0, 2 * pad + 1, (b, 2), generator=self.gen).tolist()
-            crops = [padded[i, :, dy:dy + h, dx:dx + w] for i, (dy, dx) in enumerate(offsets)]
+            crops = [padded[i, :, dy : dy + h, dx : dx + w] for i, (dy, dx) in enumerate(offsets)]
             out = torch.stack(crops).reshape(b, c, t, h, w)
             return self.inner(out.contiguous(memory_format=torch.channels_last_3d))
 
@@ -339,28 +368,48 @@ def _run(job: tuple[str, str, str, str, int, int, bool]) -> dict:
     if shift:
         model = _shifted(model, shift, seed)
     results = list(train_epochs(model, data, cfg))
-    row = {"model": model_name, "recipe": recipe_name, "task": task, "preset": preset, "epochs": epochs,
-           "seed": seed, "split": "val" if validation else "test", "accuracy": [round(r.accuracy, 4) for r in results],
-           "train_loss": [round(r.train_loss, 4) for r in results], "seconds": round(time.perf_counter() - start, 1)}
+    row = {
+        "model": model_name,
+        "recipe": recipe_name,
+        "task": task,
+        "preset": preset,
+        "epochs": epochs,
+        "seed": seed,
+        "split": "val" if validation else "test",
+        "accuracy": [round(r.accuracy, 4) for r in results],
+        "train_loss": [round(r.train_loss, 4) for r in results],
+        "seconds": round(time.perf_counter() - start, 1),
+    }
     if validation:
         row["test_accuracy"] = [round(r.test_accuracy, 4) for r in results]
     return row
 
 
 def _key(row: dict) -> tuple:
-    return (row["model"], row["recipe"], row["task"], row["preset"], row["epochs"], row["seed"],
-            row.get("split", "test") == "val")
+    return (
+        row["model"],
+        row["recipe"],
+        row["task"],
+        row["preset"],
+        row["epochs"],
+        row["seed"],
+        row.get("split", "test") == "val",
+    )
 
 
 def _table(rows: list[dict]) -> str:
-    lines = ["| model | recipe | task | epochs | seed | top-1 after each epoch (%) | final test | final loss | s |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| model | recipe | task | epochs | seed | top-1 after each epoch (%) | final test | final loss | s |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in sorted(rows, key=_key):
         acc = " ".join(f"{100 * a:.0f}" for a in r["accuracy"])
         split = r.get("split", "test")
         test = f"{100 * r['test_accuracy'][-1]:.0f}" if "test_accuracy" in r else ""
-        lines.append(f"| {r['model']} | {r['recipe']} | {r['task']}/{r['preset']} | {r['epochs']} | {r['seed']} | "
-                     f"{split}: {acc} | {test} | {r['train_loss'][-1]:.2f} | {r['seconds']:.0f} |")
+        lines.append(
+            f"| {r['model']} | {r['recipe']} | {r['task']}/{r['preset']} | {r['epochs']} | {r['seed']} | "
+            f"{split}: {acc} | {test} | {r['train_loss'][-1]:.2f} | {r['seconds']:.0f} |"
+        )
     return "\n".join(lines)
 
 
@@ -374,9 +423,12 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--validation", action="store_true",
-                        help="hold out 20 %% of the training clips as a search does; accuracy is on validation, "
-                             "test accuracy beside it")
+    parser.add_argument(
+        "--validation",
+        action="store_true",
+        help="hold out 20 %% of the training clips as a search does; accuracy is on validation, "
+        "test accuracy beside it",
+    )
     parser.add_argument("--table", action="store_true", help="print the table of --out and exit")
     args = parser.parse_args()
     rows = [json.loads(line) for line in args.out.read_text().splitlines()] if args.out.exists() else []
@@ -384,9 +436,13 @@ def main() -> None:
         print(_table(rows))
         return
     done = {_key(r) for r in rows}
-    jobs = [(m, r, args.task, args.preset, args.epochs, s, args.validation) for m in args.models
-            for r in args.recipes for s in args.seeds
-            if (m, r, args.task, args.preset, args.epochs, s, args.validation) not in done]
+    jobs = [
+        (m, r, args.task, args.preset, args.epochs, s, args.validation)
+        for m in args.models
+        for r in args.recipes
+        for s in args.seeds
+        if (m, r, args.task, args.preset, args.epochs, s, args.validation) not in done
+    ]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     with mp.get_context("spawn").Pool(args.workers, maxtasksperchild=1) as pool, args.out.open("a") as out:
         for row in pool.imap_unordered(_run, jobs):

@@ -80,8 +80,14 @@ def measure(checkout: Path, model: str, epochs: int, seed: int, recipe: dict) ->
     """One training run in a fresh process whose ``explorer`` comes from ``checkout``."""
     env = {**os.environ, "PYTHONPATH": str(checkout), "OMP_NUM_THREADS": "1"}
     job = json.dumps({"model": model, "epochs": epochs, "seed": seed, "recipe": recipe})
-    out = subprocess.run([sys.executable, "-c", _WORKER.format(here=str(HERE)), job], env=env, cwd=checkout,
-                         capture_output=True, text=True, check=False)
+    out = subprocess.run(
+        [sys.executable, "-c", _WORKER.format(here=str(HERE)), job],
+        env=env,
+        cwd=checkout,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if out.returncode:
         raise RuntimeError(f"{model} in {checkout} failed:\n{out.stderr[-2000:]}")
     row = json.loads(out.stdout.strip().splitlines()[-1])
@@ -104,8 +110,10 @@ def main() -> None:
     parser.add_argument("--recipe", default="{}", help="TrainConfig overrides as JSON, the same for both sides")
     args = parser.parse_args()
     recipe = json.loads(args.recipe)
-    print(f"T-rev demo, {args.epochs} epoch(s), seed {args.seed}, recipe {recipe or 'default'}, one thread; "
-          f"medians of {args.repeats} runs per side")
+    print(
+        f"T-rev demo, {args.epochs} epoch(s), seed {args.seed}, recipe {recipe or 'default'}, one thread; "
+        f"medians of {args.repeats} runs per side"
+    )
     print("| model | side | clips/s | training GFLOP/s | plain Linear GFLOP/s | ratio to Linear | val | test |")
     print("|---|---|---|---|---|---|---|---|")
     for model in args.models:
@@ -115,8 +123,11 @@ def main() -> None:
             runs["new"].append(measure(ROOT, model, args.epochs, args.seed, recipe))
         for side, rows in runs.items():
             speed, linear = _median(rows, "gflops_per_s"), _median(rows, "linear_gflops_per_s")
-            print(f"| {model} | {side} | {_median(rows, 'clips_per_s'):.0f} | {speed:.2f} | {linear:.2f} | "
-                  f"{speed / linear:.2f} | {rows[0]['val']:.1%} | {rows[0]['test']:.1%} |", flush=True)
+            print(
+                f"| {model} | {side} | {_median(rows, 'clips_per_s'):.0f} | {speed:.2f} | {linear:.2f} | "
+                f"{speed / linear:.2f} | {rows[0]['val']:.1%} | {rows[0]['test']:.1%} |",
+                flush=True,
+            )
         ratio = _median(runs["new"], "clips_per_s") / _median(runs["old"], "clips_per_s")
         print(f"| {model} | **new / old** | **{ratio:.2f}×** | | | | | |", flush=True)
 

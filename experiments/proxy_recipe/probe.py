@@ -40,14 +40,18 @@ def scale(name: str) -> None:
     for path, module in model.named_modules():
         if path.endswith("modulations.0"):
             module.register_forward_hook(
-                lambda m, i, o, path=path: outputs.__setitem__(path, o.pow(2).mean().sqrt().item()))
+                lambda m, i, o, path=path: outputs.__setitem__(path, o.pow(2).mean().sqrt().item())
+            )
     torch.manual_seed(1)
     logits = model(torch.randn(8, 3, 8, 32, 32))
     F.cross_entropy(logits, torch.randint(0, 12, (8,))).backward()
     for path, rms in outputs.items():
         print(f"{name} {path}: output rms {rms:.2e} (input rms 1)")
-    grads = sorted((p.grad.abs().max().item(), n) for n, p in model.named_parameters()
-                   if p.grad is not None and p.grad.abs().max() > 0)
+    grads = sorted(
+        (p.grad.abs().max().item(), n)
+        for n, p in model.named_parameters()
+        if p.grad is not None and p.grad.abs().max() > 0
+    )
     print(f"{name} smallest non-zero gradient maxima: " + ", ".join(f"{n} {g:.1e}" for g, n in grads[:3]))
 
 
@@ -110,6 +114,7 @@ def tput(name: str, batches: list[int], channels_last: bool = True, repeats: int
             opt.zero_grad()
             loss.backward()
             opt.step()
+
         for _ in range(3):
             step()
         count, speeds = max(1, 256 // batch), []
@@ -136,6 +141,7 @@ def profile(name: str, rows: int = 15) -> None:
         opt.zero_grad()
         loss.backward()
         opt.step()
+
     for _ in range(3):
         step()
     with torch_profile() as prof:
@@ -179,9 +185,12 @@ def dwconv(repeats: int = 7) -> None:
         with torch.no_grad():
             forward = ms(lambda: ref(inp))
         leaf = inp.clone().requires_grad_()
-        print(f"{layout:13s} forward {forward:6.1f} ms | forward + backward: nn.Conv3d "
-              f"{ms(lambda: ref(leaf).sum().backward()):6.1f} ms, DepthwiseConv3d "
-              f"{ms(lambda: ours(leaf).sum().backward()):6.1f} ms", flush=True)
+        print(
+            f"{layout:13s} forward {forward:6.1f} ms | forward + backward: nn.Conv3d "
+            f"{ms(lambda: ref(leaf).sum().backward()):6.1f} ms, DepthwiseConv3d "
+            f"{ms(lambda: ours(leaf).sum().backward()):6.1f} ms",
+            flush=True,
+        )
 
 
 def tconv(repeats: int = 15) -> None:
@@ -207,15 +216,19 @@ def tconv(repeats: int = 15) -> None:
 
         torch.testing.assert_close(ours(), release(), atol=1e-5, rtol=1e-5)
         a, r = ms(lambda: ours().sum().backward()), ms(lambda: release().sum().backward())
-        print(f"B,T,H,W,C,k = {b},{t},{h},{w},{c},{k}: Conv2d view {a:6.2f} ms, Conv1d copy {r:6.2f} ms "
-              f"(ours / release {a / r:.2f})", flush=True)
+        print(
+            f"B,T,H,W,C,k = {b},{t},{h},{w},{c},{k}: Conv2d view {a:6.2f} ms, Conv1d copy {r:6.2f} ms "
+            f"(ours / release {a / r:.2f})",
+            flush=True,
+        )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("probe", choices=["scale", "steps", "overfit", "tput", "profile", "dwconv", "tconv"])
-    parser.add_argument("models", nargs="*", help=f"diagnose.py model names (dwconv and tconv take none): "
-                                                  f"{', '.join(sorted(MODELS))}")
+    parser.add_argument(
+        "models", nargs="*", help=f"diagnose.py model names (dwconv and tconv take none): {', '.join(sorted(MODELS))}"
+    )
     parser.add_argument("--batch", type=int, nargs="+", default=[32], help="tput: batch sizes")
     parser.add_argument("--contiguous", action="store_true", help="tput: contiguous clips instead of channels-last")
     args = parser.parse_args()

@@ -32,31 +32,64 @@ def synthetic_run(run_dir: Path, n: int, seed: int = 0) -> None:
         mixer, depth, width = str(rng.choice(MIXERS)), int(rng.integers(1, 6)), int(rng.choice([16, 32, 48, 64, 96]))
         ratio, tokens, window = float(rng.choice([2.0, 3.0, 4.0])), int(rng.choice([0, 3, 6])), int(rng.choice([4, 8]))
         gflops = 0.02 * depth * width / 16 * ratio * (1 + 0.3 * rng.random())
-        acc = float(np.clip(0.25 + 0.12 * np.log1p(gflops * 10) + 0.03 * (mixer.startswith("focal"))
-                            + 0.04 * rng.normal(), 0, 1))
-        history = [{"epoch": e, "accuracy": acc * (0.6 + 0.2 * e), "train_loss": 2.3 / e, "gflops": gflops}
-                   for e in (1, 2)]
+        acc = float(
+            np.clip(
+                0.25 + 0.12 * np.log1p(gflops * 10) + 0.03 * (mixer.startswith("focal")) + 0.04 * rng.normal(), 0, 1
+            )
+        )
+        history = [
+            {"epoch": e, "accuracy": acc * (0.6 + 0.2 * e), "train_loss": 2.3 / e, "gflops": gflops} for e in (1, 2)
+        ]
         status, error = "COMPLETE", ""
         if rng.random() < 0.05:
             status, error, acc = "FAILED", "RuntimeError: out of memory", float("nan")
         elif rng.random() < 0.02:
             status, error, acc = "INFEASIBLE", "gflops > max_gflops", float("nan")
-        rows.append({
-            "number": i, "trial_id": f"t{i:05d}", "status": status, "error": error, "accuracy": acc,
-            "gflops": gflops, "params_m": 0.03 * depth * width / 16, "latency_ms": 3 * gflops + rng.random(),
-            "train_time_s": 10 + 20 * rng.random(), "epochs": 2, "node_ip": "127.0.0.1",
-            "arch_hash": f"{i:012x}", "arch_summary": f"conv3d d1 w16 | {mixer} d{depth} w{width}",
-            "arch_json": json.dumps({"stages": [{"mixer": mixer, "depth": depth, "width": width}]}),
-            "history_json": json.dumps(history),
-            "cost_json": json.dumps({"stem": {"params_m": 0.01, "gflops": 0.1 * gflops},
-                                     "stage1": {"params_m": 0.02, "gflops": 0.9 * gflops}}),
-            "param.mixer": mixer, "param.depth": depth, "param.width": width, "param.mlp_ratio": ratio,
-            "param.global_tokens": tokens, "param.window": window if mixer.startswith("posmlp") else None,
-        })
+        rows.append(
+            {
+                "number": i,
+                "trial_id": f"t{i:05d}",
+                "status": status,
+                "error": error,
+                "accuracy": acc,
+                "gflops": gflops,
+                "params_m": 0.03 * depth * width / 16,
+                "latency_ms": 3 * gflops + rng.random(),
+                "train_time_s": 10 + 20 * rng.random(),
+                "epochs": 2,
+                "node_ip": "127.0.0.1",
+                "arch_hash": f"{i:012x}",
+                "arch_summary": f"conv3d d1 w16 | {mixer} d{depth} w{width}",
+                "arch_json": json.dumps({"stages": [{"mixer": mixer, "depth": depth, "width": width}]}),
+                "history_json": json.dumps(history),
+                "cost_json": json.dumps(
+                    {
+                        "stem": {"params_m": 0.01, "gflops": 0.1 * gflops},
+                        "stage1": {"params_m": 0.02, "gflops": 0.9 * gflops},
+                    }
+                ),
+                "param.mixer": mixer,
+                "param.depth": depth,
+                "param.width": width,
+                "param.mlp_ratio": ratio,
+                "param.global_tokens": tokens,
+                "param.window": window if mixer.startswith("posmlp") else None,
+            }
+        )
     run_dir.mkdir(parents=True, exist_ok=True)
-    meta = {"name": run_dir.name, "space_file": "synthetic", "created": "2026-11-23T12:00:00", "task": "synthetic",
-            "objectives": [{"metric": "accuracy", "mode": "max"}, {"metric": "gflops", "mode": "min"},
-                           {"metric": "latency_ms", "mode": "min"}], "wall_time_s": 3600.0, "state": "finished"}
+    meta = {
+        "name": run_dir.name,
+        "space_file": "synthetic",
+        "created": "2026-11-23T12:00:00",
+        "task": "synthetic",
+        "objectives": [
+            {"metric": "accuracy", "mode": "max"},
+            {"metric": "gflops", "mode": "min"},
+            {"metric": "latency_ms", "mode": "min"},
+        ],
+        "wall_time_s": 3600.0,
+        "state": "finished",
+    }
     (run_dir / "run.json").write_text(json.dumps(meta))
     pd.DataFrame(rows).to_parquet(run_dir / "trials.parquet", index=False)
 
@@ -134,8 +167,10 @@ def main() -> None:
     (run / ".importance.json").unlink(missing_ok=True)
     start, cpu_start = time.perf_counter(), time.process_time()
     write_report(run)  # cold: imports, plotly.min.js (once per reports folder), importance computed and cached
-    cold = {"cold_write_s": round(time.perf_counter() - start, 3),
-            "cold_write_cpu_s": round(time.process_time() - cpu_start, 3)}
+    cold = {
+        "cold_write_s": round(time.perf_counter() - start, 3),
+        "cold_write_cpu_s": round(time.process_time() - cpu_start, 3),
+    }
     print(cold, flush=True)
     results = []
     for r in range(args.repeats):
@@ -144,13 +179,24 @@ def main() -> None:
         write_s, write_cpu = time.perf_counter() - start, time.process_time() - cpu_start
         drawn_s, drawn_cpu, lazy_s, errors = browser_time(page)
         floor_s, floor_cpu = baseline_time(run.parent)
-        row = {"trials": args.trials, "repeat": r, "write_s": round(write_s, 3), "browser_drawn_s": round(drawn_s, 3),
-               "total_s": round(write_s + drawn_s, 3), "parcoords_lazy_s": round(lazy_s, 3),
-               "plotly_floor_s": round(floor_s, 3),
-               "write_cpu_s": round(write_cpu, 3), "browser_cpu_s": round(drawn_cpu, 3),
-               "total_cpu_s": round(write_cpu + drawn_cpu, 3), "plotly_floor_cpu_s": round(floor_cpu, 3),
-               **cold, "page_kb": page.stat().st_size // 1024, "console_errors": errors,
-               "load_avg_1min": round(os.getloadavg()[0], 1), "cpus": os.cpu_count()}
+        row = {
+            "trials": args.trials,
+            "repeat": r,
+            "write_s": round(write_s, 3),
+            "browser_drawn_s": round(drawn_s, 3),
+            "total_s": round(write_s + drawn_s, 3),
+            "parcoords_lazy_s": round(lazy_s, 3),
+            "plotly_floor_s": round(floor_s, 3),
+            "write_cpu_s": round(write_cpu, 3),
+            "browser_cpu_s": round(drawn_cpu, 3),
+            "total_cpu_s": round(write_cpu + drawn_cpu, 3),
+            "plotly_floor_cpu_s": round(floor_cpu, 3),
+            **cold,
+            "page_kb": page.stat().st_size // 1024,
+            "console_errors": errors,
+            "load_avg_1min": round(os.getloadavg()[0], 1),
+            "cpus": os.cpu_count(),
+        }
         print(row, flush=True)
         results.append(row)
     out = Path(__file__).with_name("results.csv")

@@ -75,6 +75,7 @@ def put_last(todo: list[dict[str, Any]], last: list[str]) -> list[dict[str, Any]
 
     def group(p: dict[str, Any]) -> int:
         return max((k + 1 for k, (name, value) in enumerate(wanted) if str(p.get(name)) == value), default=0)
+
     return sorted(todo, key=group)
 
 
@@ -85,8 +86,13 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--epochs", type=int, default=None, help="default: the space's budget.epochs")
     parser.add_argument("--limit", type=int, default=None, help="measure only this many (timing)")
-    parser.add_argument("--last", nargs="*", default=[], metavar="NAME=VALUE",
-                        help="measure architectures with this parameter value last (e.g. s1.focal.combination=serial)")
+    parser.add_argument(
+        "--last",
+        nargs="*",
+        default=[],
+        metavar="NAME=VALUE",
+        help="measure architectures with this parameter value last (e.g. s1.focal.combination=serial)",
+    )
     args = parser.parse_args()
 
     from explorer.data import load_task
@@ -100,9 +106,12 @@ def main() -> None:
     todo = put_last([p for p in all_params if arch_from_params(space, p).content_hash not in done], args.last)
     if args.limit is not None:  # spread over the space, so the timing sees every family
         step = max(len(todo) // args.limit, 1)
-        todo = todo[::step][:args.limit]
-    print(f"{len(all_params)} architectures, {len(done)} done, measuring {len(todo)} "
-          f"({space.task.name}/{space.task.preset}, {epochs} epochs, {args.workers} workers x 1 thread)", flush=True)
+        todo = todo[::step][: args.limit]
+    print(
+        f"{len(all_params)} architectures, {len(done)} done, measuring {len(todo)} "
+        f"({space.task.name}/{space.task.preset}, {epochs} epochs, {args.workers} workers x 1 thread)",
+        flush=True,
+    )
     args.jsonl.parent.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     jobs = [(p, epochs, space.budget.batch_size) for p in todo]
@@ -111,8 +120,11 @@ def main() -> None:
             sink.write(json.dumps(row) + "\n")
             sink.flush()
             os.fsync(sink.fileno())
-            print(f"[{n}/{len(todo)} {time.perf_counter() - start:6.0f}s] {row['arch_hash'][:10]} "
-                  f"acc={row['accuracy']:.3f} gflops={row['gflops']:.4f} train={row['train_time_s']:.1f}s", flush=True)
+            print(
+                f"[{n}/{len(todo)} {time.perf_counter() - start:6.0f}s] {row['arch_hash'][:10]} "
+                f"acc={row['accuracy']:.3f} gflops={row['gflops']:.4f} train={row['train_time_s']:.1f}s",
+                flush=True,
+            )
     if args.limit is None:
         write_csv(args.jsonl, args.out, expected=len(all_params))
 

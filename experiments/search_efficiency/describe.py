@@ -34,6 +34,7 @@ def spearman(a: np.ndarray, b: np.ndarray) -> float:
 
 def arch_label(row) -> str:
     """A short name of one architecture of the space, e.g. ``posmlp w32 | focal-parallel w64``."""
+
     def stage(i: int) -> str:
         mixer = row[f"param.s{i}.mixer"]
         if mixer == "conv3d":
@@ -41,6 +42,7 @@ def arch_label(row) -> str:
         elif mixer == "focal":
             mixer = f"focal-{row[f'param.s{i}.focal.combination']}"
         return f"{mixer} w{int(row[f'param.s{i}.width'])}"
+
     return f"{stage(0)} | {stage(1)}"
 
 
@@ -66,22 +68,31 @@ def main() -> None:
     df = pd.read_csv(args.table)
     df["label"] = [arch_label(r) for _, r in df.iterrows()]
     acc, flops = df["accuracy"].to_numpy(float), df["gflops"].to_numpy(float)
-    print(f"{len(df)} architectures; GFLOPs {flops.min():.4f}-{flops.max():.4f} ({flops.max() / flops.min():.1f}x), "
-          f"params {df['params_m'].min():.3f}-{df['params_m'].max():.3f} M")
-    print(f"accuracy {acc.min():.3f}-{acc.max():.3f}, mean {acc.mean():.3f}, std {acc.std(ddof=1):.3f}; "
-          f"test-set noise (binomial SE at the mean / at the max): {binomial_se(acc.mean(), args.n_test):.3f} / "
-          f"{binomial_se(acc.max(), args.n_test):.3f}")
-    print(f"train time per architecture: median {df['train_time_s'].median():.1f}s, "
-          f"range {df['train_time_s'].min():.1f}-{df['train_time_s'].max():.1f}s, "
-          f"total {df['train_time_s'].sum() / 60:.1f} min")
+    print(
+        f"{len(df)} architectures; GFLOPs {flops.min():.4f}-{flops.max():.4f} ({flops.max() / flops.min():.1f}x), "
+        f"params {df['params_m'].min():.3f}-{df['params_m'].max():.3f} M"
+    )
+    print(
+        f"accuracy {acc.min():.3f}-{acc.max():.3f}, mean {acc.mean():.3f}, std {acc.std(ddof=1):.3f}; "
+        f"test-set noise (binomial SE at the mean / at the max): {binomial_se(acc.mean(), args.n_test):.3f} / "
+        f"{binomial_se(acc.max(), args.n_test):.3f}"
+    )
+    print(
+        f"train time per architecture: median {df['train_time_s'].median():.1f}s, "
+        f"range {df['train_time_s'].min():.1f}-{df['train_time_s'].max():.1f}s, "
+        f"total {df['train_time_s'].sum() / 60:.1f} min"
+    )
     print(f"Spearman(accuracy, GFLOPs) = {spearman(acc, flops):+.2f}")
     for col in ("param.s0.mixer", "param.s0.width", "param.s1.mixer", "param.s1.width"):
         means = df.groupby(col)["accuracy"].agg(["mean", "min", "max"])
-        print(f"  by {col[6:]}: " + ", ".join(f"{k} {m:.3f} ({lo:.3f}-{hi:.3f})"
-                                              for k, (m, lo, hi) in means.iterrows()))
+        print(
+            f"  by {col[6:]}: " + ", ".join(f"{k} {m:.3f} ({lo:.3f}-{hi:.3f})" for k, (m, lo, hi) in means.iterrows())
+        )
     by_s1 = df.assign(s1=[lbl.split(" | ")[1].split(" w")[0] for lbl in df["label"]])
-    print("  by stage-1 mixer (conv3d/focal split): " + ", ".join(
-        f"{k} {v:.3f}" for k, v in by_s1.groupby("s1")["accuracy"].mean().items()))
+    print(
+        "  by stage-1 mixer (conv3d/focal split): "
+        + ", ".join(f"{k} {v:.3f}" for k, v in by_s1.groupby("s1")["accuracy"].mean().items())
+    )
 
     losses = tabular.normalise(acc, flops, (acc.min(), acc.max()), (flops.min(), flops.max()))
     true_hv = tabular.hypervolume_2d(losses, REF)
@@ -89,22 +100,35 @@ def main() -> None:
     print(f"true front ({len(front)} points), true normalised HV {true_hv:.4f}:")
     for i in front:
         alone = tabular.hypervolume_2d(losses[[i]], REF) / true_hv
-        print(f"  {df.at[i, 'label']:42s} gflops {df.at[i, 'gflops']:.4f} acc {df.at[i, 'accuracy']:.3f} "
-              f"(alone {alone:.1%} of the true HV)")
+        print(
+            f"  {df.at[i, 'label']:42s} gflops {df.at[i, 'gflops']:.4f} acc {df.at[i, 'accuracy']:.3f} "
+            f"(alone {alone:.1%} of the true HV)"
+        )
     singles = np.array([tabular.hypervolume_2d(losses[[i]], REF) for i in range(len(df))]) / true_hv
-    print(f"single architectures reaching 95% of the true HV alone: {int((singles >= 0.95).sum())}; best single "
-          f"{singles.max():.1%} ({df.at[int(singles.argmax()), 'label']})")
-    pairs = sum(tabular.hypervolume_2d(losses[[i, j]], REF) >= 0.95 * true_hv
-                for i in range(len(df)) for j in range(i + 1, len(df)))
+    print(
+        f"single architectures reaching 95% of the true HV alone: {int((singles >= 0.95).sum())}; best single "
+        f"{singles.max():.1%} ({df.at[int(singles.argmax()), 'label']})"
+    )
+    pairs = sum(
+        tabular.hypervolume_2d(losses[[i, j]], REF) >= 0.95 * true_hv
+        for i in range(len(df))
+        for j in range(i + 1, len(df))
+    )
     print(f"pairs of architectures reaching 95%: {pairs} of {len(df) * (len(df) - 1) // 2}")
     # the fewest front points that reach 95 %: how many needles a sampler must find (a dominated architecture
     # never adds more than the front point dominating it, so subsets of the front suffice)
     for k in range(1, len(front) + 1):
-        hits = [c for c in itertools.combinations(front, k) if tabular.hypervolume_2d(losses[list(c)], REF)
-                >= 0.95 * true_hv]
+        hits = [
+            c
+            for c in itertools.combinations(front, k)
+            if tabular.hypervolume_2d(losses[list(c)], REF) >= 0.95 * true_hv
+        ]
         if hits:
-            print(f"fewest architectures reaching 95%: {k} ({len(hits)} such sets of front points, e.g. "
-                  + "; ".join(df.at[i, "label"] for i in hits[0]) + ")")
+            print(
+                f"fewest architectures reaching 95%: {k} ({len(hits)} such sets of front points, e.g. "
+                + "; ".join(df.at[i, "label"] for i in hits[0])
+                + ")"
+            )
             break
 
 

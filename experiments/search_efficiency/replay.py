@@ -36,6 +36,7 @@ def _tpe(**kwargs: Any) -> Callable[..., Any]:
         import optuna
 
         return optuna.samplers.TPESampler(seed=seed, **kwargs)
+
     return make
 
 
@@ -44,18 +45,26 @@ def _tool(name: str) -> Callable[..., Any]:
         from explorer.search import make_sampler
 
         return make_sampler(name, seed, trials)
+
     return make
 
 
 def _costaware(**kwargs: Any) -> Callable[..., Any]:
     """The costaware sampler with the tool's defaults unless ``kwargs`` say otherwise; its cost objective (GFLOPs)
     comes from the table, as the tool counts it on the driver (``explorer.search.predicted_costs``)."""
+
     def make(seed: int, trials: int, table: "Table"):
         from explorer.costaware import CostAwareSampler
         from explorer.space import sample_arch
 
-        return CostAwareSampler(lambda trial: sample_arch(table.space, trial), table.describe,
-                                [("accuracy", True), ("gflops", False)], seed=seed, **kwargs)
+        return CostAwareSampler(
+            lambda trial: sample_arch(table.space, trial),
+            table.describe,
+            [("accuracy", True), ("gflops", False)],
+            seed=seed,
+            **kwargs,
+        )
+
     return make
 
 
@@ -142,12 +151,13 @@ def censored_median(values: list[int | None], budget: int) -> float | None:
     """Median over seeds, where None means "not reached within the budget". None when a middle value is censored
     (the median is then only known to exceed the budget)."""
     ordered = sorted(v if v is not None else budget + 1 for v in values)
-    middle = ordered[(len(ordered) - 1) // 2: len(ordered) // 2 + 1]
+    middle = ordered[(len(ordered) - 1) // 2 : len(ordered) // 2 + 1]
     return None if max(middle) > budget else float(np.median(middle))
 
 
-def bootstrap_ratio(hits: list[int | None], budget: int, base_hits: list[int | None], base_budget: int,
-                    draws: int = 2000, seed: int = 0) -> tuple[float, float]:
+def bootstrap_ratio(
+    hits: list[int | None], budget: int, base_hits: list[int | None], base_budget: int, draws: int = 2000, seed: int = 0
+) -> tuple[float, float]:
     """95 % bootstrap interval of median(hits) / median(base_hits), resampling the seeds of each with replacement.
 
     A seed that never reached the target counts as budget + 1 trials, so where many are censored the interval of
@@ -167,11 +177,17 @@ def summarise(name: str, curves: list[np.ndarray], distinct: list[np.ndarray], t
     trainings = [int(d[h - 1]) if h is not None else None for h, d in zip(hits, distinct)]
     budget = len(curves[0])
     hv = np.array(curves) / true_hv
-    return {"sampler": name, "median_trials_to_95": censored_median(hits, budget),
-            "median_trainings_to_95": censored_median(trainings, budget),
-            "reached": sum(h is not None for h in hits), "seeds": len(curves), "budget": budget,
-            "hv_at": {k: float(np.median(hv[:, k - 1])) for k in (10, 20, 30, 40, 48, 60, 96) if k <= budget},
-            "repeats": 1.0 - float(np.mean([d[-1] for d in distinct])) / budget, "hits": hits}
+    return {
+        "sampler": name,
+        "median_trials_to_95": censored_median(hits, budget),
+        "median_trainings_to_95": censored_median(trainings, budget),
+        "reached": sum(h is not None for h in hits),
+        "seeds": len(curves),
+        "budget": budget,
+        "hv_at": {k: float(np.median(hv[:, k - 1])) for k in (10, 20, 30, 40, 48, 60, 96) if k <= budget},
+        "repeats": 1.0 - float(np.mean([d[-1] for d in distinct])) / budget,
+        "hits": hits,
+    }
 
 
 def main() -> None:
@@ -179,8 +195,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--budget", type=int, default=None, help="default: half the table")
-    parser.add_argument("--random-budget", type=int, default=None,
-                        help="trials for random search (default: 3 x budget, so its median is measured, not capped)")
+    parser.add_argument(
+        "--random-budget",
+        type=int,
+        default=None,
+        help="trials for random search (default: 3 x budget, so its median is measured, not capped)",
+    )
     parser.add_argument("--samplers", nargs="+", default=list(SAMPLERS))
     parser.add_argument("--target", type=float, default=TARGET, help="fraction of the true HV to reach (0.95)")
     parser.add_argument("--table", type=Path, default=tabular.TABLE_FILE)
@@ -199,9 +219,11 @@ def main() -> None:
     random_budget = args.random_budget or 3 * budget
     front = tabular.hypervolume_curve(table.losses)  # sanity: every arch in gives the true hypervolume
     assert abs(front[-1] - table.true_hv) < 1e-12
-    print(f"table: {len(table.df)} architectures, accuracy {table.acc_range[0]:.3f}-{table.acc_range[1]:.3f}, "
-          f"GFLOPs {table.flops_range[0]:.4f}-{table.flops_range[1]:.4f}; true HV {table.true_hv:.4f} "
-          f"(ref {REF}); optuna {table.true_hv - tabular.hypervolume_optuna(table.losses, REF):+.1e} off")
+    print(
+        f"table: {len(table.df)} architectures, accuracy {table.acc_range[0]:.3f}-{table.acc_range[1]:.3f}, "
+        f"GFLOPs {table.flops_range[0]:.4f}-{table.flops_range[1]:.4f}; true HV {table.true_hv:.4f} "
+        f"(ref {REF}); optuna {table.true_hv - tabular.hypervolume_optuna(table.losses, REF):+.1e} off"
+    )
     rows = []
     for name in args.samplers:
         n = random_budget if name == "random" else budget
@@ -210,11 +232,14 @@ def main() -> None:
         row = summarise(name, [c for c, _ in runs], [r for _, r in runs], table.true_hv)
         row["seconds"] = time.perf_counter() - start
         rows.append(row)
-        print(f"{name:20s} median trials to {TARGET:.0%} HV: {row['median_trials_to_95']} "
-              f"(trainings {row['median_trainings_to_95']}) "
-              f"(reached {row['reached']}/{row['seeds']}, budget {n}); median HV/true at "
-              + ", ".join(f"{k}: {v:.3f}" for k, v in row["hv_at"].items())
-              + f"; repeats {row['repeats']:.0%}; {row['seconds']:.0f}s", flush=True)
+        print(
+            f"{name:20s} median trials to {TARGET:.0%} HV: {row['median_trials_to_95']} "
+            f"(trainings {row['median_trainings_to_95']}) "
+            f"(reached {row['reached']}/{row['seeds']}, budget {n}); median HV/true at "
+            + ", ".join(f"{k}: {v:.3f}" for k, v in row["hv_at"].items())
+            + f"; repeats {row['repeats']:.0%}; {row['seconds']:.0f}s",
+            flush=True,
+        )
     by_name = {r["sampler"]: r for r in rows}
     print(f"\nratio = median trials (trainings) to {TARGET:.0%} HV / random's; target <= 1/3 (trials)")
     for row in rows:
@@ -224,14 +249,24 @@ def main() -> None:
         for base in ("random", "tpe"):  # how sure: 95 % bootstrap interval of the ratio over the seeds
             if base in by_name and base != row["sampler"]:
                 row[f"ratio_vs_{base}_ci"] = "%.3f-%.3f" % bootstrap_ratio(
-                    row["hits"], row["budget"], by_name[base]["hits"], by_name[base]["budget"])
+                    row["hits"], row["budget"], by_name[base]["hits"], by_name[base]["budget"]
+                )
         ok = row["ratio_vs_random"] is not None and row["ratio_vs_random"] <= 1 / 3
         show = ["-" if row[k] is None else f"{row[k]:.3f}" for k in ("ratio_vs_random", "trainings_ratio")]
-        print(f"  {row['sampler']:20s} {show[0]} ({show[1]}); 95% CI vs random {row.get('ratio_vs_random_ci')}, "
-              f"vs tpe {row.get('ratio_vs_tpe_ci')}{'  meets the target' if ok else ''}")
-    out = pd.DataFrame([{**{k: v for k, v in r.items() if k not in ("hv_at", "hits")},
-                         **{f"hv_at_{k}": v for k, v in r["hv_at"].items()},
-                         "hits": " ".join(str(h) for h in r["hits"])} for r in rows])
+        print(
+            f"  {row['sampler']:20s} {show[0]} ({show[1]}); 95% CI vs random {row.get('ratio_vs_random_ci')}, "
+            f"vs tpe {row.get('ratio_vs_tpe_ci')}{'  meets the target' if ok else ''}"
+        )
+    out = pd.DataFrame(
+        [
+            {
+                **{k: v for k, v in r.items() if k not in ("hv_at", "hits")},
+                **{f"hv_at_{k}": v for k, v in r["hv_at"].items()},
+                "hits": " ".join(str(h) for h in r["hits"]),
+            }
+            for r in rows
+        ]
+    )
     out.to_csv(args.out, index=False, float_format="%.4g")
     print(f"wrote {args.out}")
 

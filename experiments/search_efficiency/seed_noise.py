@@ -43,10 +43,21 @@ def main() -> None:
         if len(params) != 1:
             raise SystemExit(f"{part} matches {len(params)} architectures of {tabular.SPACE_FILE}, expected 1")
         for seed in args.seeds:
-            row = tabular.measure_arch(space, params[0], data, epochs=space.budget.epochs,
-                                       batch_size=space.budget.batch_size, lr=space.budget.lr, seed=seed)
-            print(json.dumps({"params": params[0], "seed": seed, "accuracy": row["accuracy"],
-                              "arch_hash": row["arch_hash"]}), flush=True)
+            row = tabular.measure_arch(
+                space,
+                params[0],
+                data,
+                epochs=space.budget.epochs,
+                batch_size=space.budget.batch_size,
+                lr=space.budget.lr,
+                seed=seed,
+            )
+            print(
+                json.dumps(
+                    {"params": params[0], "seed": seed, "accuracy": row["accuracy"], "arch_hash": row["arch_hash"]}
+                ),
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -23,8 +23,9 @@ TABLE_FILE = HERE / "table.csv"
 # ---------------------------------------------------------------------------------------------------- measuring
 
 
-def measure_arch(space, params: dict[str, Any], data, epochs: int, batch_size: int, lr: float,
-                 seed: int = 0) -> dict[str, Any]:
+def measure_arch(
+    space, params: dict[str, Any], data, epochs: int, batch_size: int, lr: float, seed: int = 0
+) -> dict[str, Any]:
     """Build, cost (fvcore) and proxy-train one architecture of the space; one row of the table."""
     import torch
 
@@ -41,16 +42,23 @@ def measure_arch(space, params: dict[str, Any], data, epochs: int, batch_size: i
     cfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, threads=1)
     start = time.perf_counter()
     accs = [r.accuracy for r in train_epochs(model, data, cfg)]
-    return {**{f"param.{k}": v for k, v in params.items()}, "arch_hash": arch.content_hash,
-            "params_m": params_m, "gflops": gflops, "accuracy": accs[-1],
-            "accuracy_by_epoch": accs, "train_time_s": time.perf_counter() - start}
+    return {
+        **{f"param.{k}": v for k, v in params.items()},
+        "arch_hash": arch.content_hash,
+        "params_m": params_m,
+        "gflops": gflops,
+        "accuracy": accs[-1],
+        "accuracy_by_epoch": accs,
+        "train_time_s": time.perf_counter() - start,
+    }
 
 
 # ---------------------------------------------------------------------------------------------------- hypervolume
 
 
-def normalise(accuracy: np.ndarray, gflops: np.ndarray, acc_range: tuple[float, float],
-              flops_range: tuple[float, float]) -> np.ndarray:
+def normalise(
+    accuracy: np.ndarray, gflops: np.ndarray, acc_range: tuple[float, float], flops_range: tuple[float, float]
+) -> np.ndarray:
     """Both objectives as losses in [0, 1] over the whole table: (1 - acc01, gflops01); reference point (1, 1)."""
     acc01 = (np.asarray(accuracy, float) - acc_range[0]) / max(acc_range[1] - acc_range[0], 1e-12)
     flops01 = (np.asarray(gflops, float) - flops_range[0]) / max(flops_range[1] - flops_range[0], 1e-12)

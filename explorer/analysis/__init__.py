@@ -36,8 +36,17 @@ QUALITY_METRIC = "accuracy"  # the proxy's top-1: the quality axis whenever it i
 # accuracy is what selection used (validation in a search); test_accuracy is shown beside it, never selected on
 METRIC_COLUMNS = ("accuracy", "test_accuracy", "gflops", "params_m", "latency_ms")
 # Columns that are text even when every value looks like a number (an arch hash can be all digits, or "1e5...").
-TEXT_COLUMNS = ("trial_id", "status", "error", "arch_hash", "arch_summary", "arch_json", "role", "audit_reason",
-                "value")
+TEXT_COLUMNS = (
+    "trial_id",
+    "status",
+    "error",
+    "arch_hash",
+    "arch_summary",
+    "arch_json",
+    "role",
+    "audit_reason",
+    "value",
+)
 
 
 @dataclass(frozen=True)
@@ -190,8 +199,10 @@ def search_outcome(df: pd.DataFrame, top: int = 3) -> tuple[str, bool]:
     """A search's one-line outcome and whether any trial finished (complete, or stopped early by the scheduler);
     when none did, the line names the most common errors, so a search that learned nothing does not pass quietly."""
     counts = run_counts(df)
-    line = (f"{counts['total']} trials: {counts['complete']} complete, {counts['stopped']} stopped early, "
-            f"{counts['failed']} failed, {counts['infeasible']} infeasible")
+    line = (
+        f"{counts['total']} trials: {counts['complete']} complete, {counts['stopped']} stopped early, "
+        f"{counts['failed']} failed, {counts['infeasible']} infeasible"
+    )
     if counts["complete"] + counts["stopped"]:
         return line, True
     errors = df["error"][df["error"] != ""] if "error" in df.columns else pd.Series([], dtype="str")
@@ -230,10 +241,7 @@ def pareto_table(df: pd.DataFrame, objectives: Iterable[ObjectiveLike]) -> pd.Da
     maximised = [o for o in objs if o.maximize]
     order = (minimised[:1] + maximised[:1]) or objs[:1]
     return table.sort_values(
-        [o.metric for o in order],
-        ascending=[not o.maximize for o in order],
-        kind="stable",
-        na_position="last",
+        [o.metric for o in order], ascending=[not o.maximize for o in order], kind="stable", na_position="last"
     ).reset_index(drop=True)
 
 
@@ -343,8 +351,11 @@ def error_edfs(df: pd.DataFrame, metric: str = "accuracy", maximize: bool = True
         keys = data[p].map(value_key).to_numpy()
         for key in sorted(set(keys), key=_sort_key):
             e = np.sort(error[keys == key])
-            parts.append(pd.DataFrame({"param": p, "value": key, "n": len(e), "error": e,
-                                       "edf": np.arange(1, len(e) + 1) / len(e)}))
+            parts.append(
+                pd.DataFrame(
+                    {"param": p, "value": key, "n": len(e), "error": e, "edf": np.arange(1, len(e) + 1) / len(e)}
+                )
+            )
     if not parts:
         return pd.DataFrame(columns=["param", "value", "n", "error", "edf"])
     return pd.concat(parts, ignore_index=True)
@@ -370,13 +381,28 @@ def front_shares(df: pd.DataFrame, objectives: Iterable[ObjectiveLike]) -> pd.Da
         for key in sorted(set(keys[complete]), key=_sort_key):
             sel = complete & (keys == key)
             n, n_front = int(sel.sum()), int((mask & sel).sum())
-            rows.append({"param": p, "value": key, "n": n, "n_front": n_front,
-                         "share": n_front / total_front if total_front else 0.0, "rate": n_front / n})
+            rows.append(
+                {
+                    "param": p,
+                    "value": key,
+                    "n": n,
+                    "n_front": n_front,
+                    "share": n_front / total_front if total_front else 0.0,
+                    "rate": n_front / n,
+                }
+            )
     return pd.DataFrame(rows, columns=["param", "value", "n", "n_front", "share", "rate"])
 
 
-def good_ranges(df: pd.DataFrame, metric: str = "accuracy", maximize: bool = True, n_boot: int = 2000,
-                sample_frac: float = 0.25, ci: float = 0.95, seed: int = 0) -> pd.DataFrame:
+def good_ranges(
+    df: pd.DataFrame,
+    metric: str = "accuracy",
+    maximize: bool = True,
+    n_boot: int = 2000,
+    sample_frac: float = 0.25,
+    ci: float = 0.95,
+    seed: int = 0,
+) -> pd.DataFrame:
     """Bootstrapped good range of every numeric `param.*` column (pycls, "Designing Network Design Spaces" §3):
     draw `sample_frac` of the COMPLETE (value, metric) pairs with replacement, keep the value of the best model,
     repeat `n_boot` times; the good range is the central `ci` interval of those values, `best` their median.
@@ -395,8 +421,18 @@ def good_ranges(df: pd.DataFrame, metric: str = "accuracy", maximize: bool = Tru
         pick = idx[np.arange(n_boot), (y[idx].argmax(axis=1) if maximize else y[idx].argmin(axis=1))]
         best_x = x[pick]
         lo, mid, hi = np.quantile(best_x, [(1 - ci) / 2, 0.5, (1 + ci) / 2], method="inverted_cdf")
-        rows.append({"param": p, "lo": float(lo), "best": float(mid), "hi": float(hi), "n": len(x),
-                     "n_values": int(len(np.unique(x))), "searched_lo": float(x.min()), "searched_hi": float(x.max())})
+        rows.append(
+            {
+                "param": p,
+                "lo": float(lo),
+                "best": float(mid),
+                "hi": float(hi),
+                "n": len(x),
+                "n_values": int(len(np.unique(x))),
+                "searched_lo": float(x.min()),
+                "searched_hi": float(x.max()),
+            }
+        )
     return pd.DataFrame(rows, columns=["param", "lo", "best", "hi", "n", "n_values", "searched_lo", "searched_hi"])
 
 
@@ -454,8 +490,9 @@ def _study_from_table(df: pd.DataFrame, objs: Sequence[Objective]):
     for _, row in data.iterrows():
         ps = {p.removeprefix(PARAM_PREFIX): value_key(row[p]) for p in params}
         dists = {p.removeprefix(PARAM_PREFIX): CategoricalDistribution(choices[p]) for p in params}
-        trials.append(optuna.trial.create_trial(params=ps, distributions=dists,
-                                                values=[float(row[o.metric]) for o in objs]))
+        trials.append(
+            optuna.trial.create_trial(params=ps, distributions=dists, values=[float(row[o.metric]) for o in objs])
+        )
     study.add_trials(trials)
     return study
 
@@ -474,8 +511,9 @@ def _load_study(run_dir: Path):
     return optuna.load_study(study_name=name, storage=storage)
 
 
-def param_importances(df: pd.DataFrame, objectives: Iterable[ObjectiveLike],
-                      run_dir: str | Path | None = None) -> list[Importance]:
+def param_importances(
+    df: pd.DataFrame, objectives: Iterable[ObjectiveLike], run_dir: str | Path | None = None
+) -> list[Importance]:
     """PED-ANOVA importance (Watanabe et al. 2023, `optuna.importance.PedAnovaImportanceEvaluator`) of every
     searched parameter for each objective.
 
@@ -544,8 +582,14 @@ def _param_importances(df: pd.DataFrame, objs: list[Objective], run_dir: str | P
         data = _complete(df, o.metric)
         varied = [p for p in param_columns(data) if data[p].map(value_key).nunique() > 1]
         if len(data) < MIN_TRIALS_FOR_IMPORTANCE:
-            results.append(Importance(o.metric, {}, f"only {len(data)} distinct complete trial(s); importance needs "
-                                                    f"at least {MIN_TRIALS_FOR_IMPORTANCE}"))
+            results.append(
+                Importance(
+                    o.metric,
+                    {},
+                    f"only {len(data)} distinct complete trial(s); importance needs "
+                    f"at least {MIN_TRIALS_FOR_IMPORTANCE}",
+                )
+            )
             continue
         if not varied:
             results.append(Importance(o.metric, {}, "every searched parameter took a single value"))
@@ -553,8 +597,12 @@ def _param_importances(df: pd.DataFrame, objs: list[Objective], run_dir: str | P
         try:
             from optuna.importance import PedAnovaImportanceEvaluator, get_param_importances
 
-            use_db = replay_free and study is not None and o.metric in study_objs and len(
-                [t for t in study.trials if t.values is not None]) >= MIN_TRIALS_FOR_IMPORTANCE
+            use_db = (
+                replay_free
+                and study is not None
+                and o.metric in study_objs
+                and len([t for t in study.trials if t.values is not None]) >= MIN_TRIALS_FOR_IMPORTANCE
+            )
             if use_db:
                 source, target_study, idx = "study.db", study, study_objs.index(o.metric)
             else:
@@ -565,8 +613,11 @@ def _param_importances(df: pd.DataFrame, objs: list[Objective], run_dir: str | P
             sign = -1.0 if o.maximize else 1.0  # PED-ANOVA looks for LOW target values
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                imp = get_param_importances(target_study, evaluator=PedAnovaImportanceEvaluator(),
-                                            target=lambda t, j=idx, s=sign: s * t.values[j])
+                imp = get_param_importances(
+                    target_study,
+                    evaluator=PedAnovaImportanceEvaluator(),
+                    target=lambda t, j=idx, s=sign: s * t.values[j],
+                )
             results.append(Importance(o.metric, {k: float(v) for k, v in imp.items()}, source=source))
         except Exception as err:  # noqa: BLE001 - explain in the report rather than fail it
             results.append(Importance(o.metric, {}, f"{type(err).__name__}: {err}"))

@@ -25,8 +25,9 @@ def proxy_key(task: str, budget: dict[str, Any], validation_fraction: float | No
 
 
 def run_proxy_key(meta: dict[str, Any]) -> dict[str, Any]:
-    return proxy_key(str(meta.get("task", "")), meta.get("budget") or {},
-                     (meta.get("recipe") or {}).get("validation_fraction"))
+    return proxy_key(
+        str(meta.get("task", "")), meta.get("budget") or {}, (meta.get("recipe") or {}).get("validation_fraction")
+    )
 
 
 def load_measurements(path: Path | None = None) -> list[dict[str, Any]]:
@@ -58,21 +59,27 @@ def record_measurement(entry: dict[str, Any], path: Path | None = None) -> None:
 def describe(entry: dict[str, Any] | None) -> str:
     """One line for the report's header."""
     if entry is None:
-        return ("not measured for this proxy: the benchmark in experiments/proxy_fidelity/ measures how well a "
-                "proxy budget ranks architectures like a 5× longer one")
+        return (
+            "not measured for this proxy: the benchmark in experiments/proxy_fidelity/ measures how well a "
+            "proxy budget ranks architectures like a 5× longer one"
+        )
     parts = []
     if entry.get("kendall_tau_b") is not None:
         lo, hi = entry["tau_ci90"]
         anchors = entry.get("reference_anchors", entry["anchors"])
         seeds = entry.get("reference_seeds")
-        parts.append(f"Kendall τ-b {entry['kendall_tau_b']:.2f} (90 % CI {lo:.2f}–{hi:.2f}) against a "
-                     f"{entry['reference_epochs']}-epoch reference over {anchors} anchors"
-                     + (f" ({seeds} reference seed{'s' if seeds != 1 else ''})" if seeds else ""))
+        parts.append(
+            f"Kendall τ-b {entry['kendall_tau_b']:.2f} (90 % CI {lo:.2f}–{hi:.2f}) against a "
+            f"{entry['reference_epochs']}-epoch reference over {anchors} anchors"
+            + (f" ({seeds} reference seed{'s' if seeds != 1 else ''})" if seeds else "")
+        )
     else:
         parts.append(f"agreement with a {entry.get('reference_epochs', '5×')}-epoch reference not measured yet")
     if entry.get("proxy_seed_tau") is not None:
-        parts.append(f"seed-to-seed τ-b {entry['proxy_seed_tau']:.2f} over {entry['anchors']} anchors "
-                     f"({entry['proxy_seeds']} seeds)")
+        parts.append(
+            f"seed-to-seed τ-b {entry['proxy_seed_tau']:.2f} over {entry['anchors']} anchors "
+            f"({entry['proxy_seeds']} seeds)"
+        )
     return "; ".join(parts) + f" ({entry['readme']}, {entry['measured']})"
 
 

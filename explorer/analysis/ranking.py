@@ -32,6 +32,7 @@ def spearman(a: ArrayLike, b: ArrayLike) -> float:
 
 def top_k_overlap(first: ArrayLike, second: ArrayLike, k: int = 5) -> float:
     """Share of the k best by ``first`` that are also among the k best by ``second`` (higher is better)."""
+
     def top(s: ArrayLike) -> set[int]:
         return set(np.argsort(-np.asarray(s, float), kind="stable")[:k].tolist())
 
@@ -46,8 +47,14 @@ def regret(proxy: ArrayLike, reference: ArrayLike) -> tuple[int, float]:
     return rank, float(reference.max() - reference[pick])
 
 
-def bootstrap_interval(stat: Callable[[np.ndarray, np.ndarray], float], a: ArrayLike, b: ArrayLike,
-                       level: float = 0.9, draws: int = 2000, seed: int = 0) -> tuple[float, float]:
+def bootstrap_interval(
+    stat: Callable[[np.ndarray, np.ndarray], float],
+    a: ArrayLike,
+    b: ArrayLike,
+    level: float = 0.9,
+    draws: int = 2000,
+    seed: int = 0,
+) -> tuple[float, float]:
     """Percentile interval of ``stat(a, b)`` over items resampled with replacement (draws whose statistic is
     undefined, e.g. all items alike, are left out)."""
     rng = np.random.default_rng(seed)

@@ -24,6 +24,7 @@ MAX_BASES_NEEDED = 10_000  # said as "at least" beyond it
 @dataclass(frozen=True)
 class PairedDifference:
     """``a`` minus ``b`` in accuracy (fraction), over ``bases`` bases with both values."""
+
     a: str
     b: str
     mean: float
@@ -53,8 +54,15 @@ def _per_base(cells: pd.DataFrame, value: str, quality: str) -> dict[int, np.nda
     return {int(b): g[quality].to_numpy(dtype=float) for b, g in part.groupby("base")}
 
 
-def paired_difference(cells: pd.DataFrame, a: str, b: str, quality: str = "accuracy", confidence: float = 0.9,
-                      draws: int = 2000, seed: int = 0) -> PairedDifference:
+def paired_difference(
+    cells: pd.DataFrame,
+    a: str,
+    b: str,
+    quality: str = "accuracy",
+    confidence: float = 0.9,
+    draws: int = 2000,
+    seed: int = 0,
+) -> PairedDifference:
     """Mean over bases of (mean over seeds of ``a``) − (mean over seeds of ``b``), with a two-level bootstrap
     interval at ``confidence``; the verdict is ``better``/``worse`` when the interval excludes 0."""
     per_a, per_b = _per_base(cells, a, quality), _per_base(cells, b, quality)
@@ -75,8 +83,17 @@ def paired_difference(cells: pd.DataFrame, a: str, b: str, quality: str = "accur
     lo, hi = (float(v) for v in np.percentile(boot, [tail, 100 - tail]))
     verdict = BETTER if lo > 0 else WORSE if hi < 0 else SAME
     sd = float(diffs.std(ddof=1)) if len(diffs) > 1 else float("nan")
-    return PairedDifference(a, b, float(diffs.mean()), lo, hi, len(bases), sd, verdict,
-                            _bases_needed(float(diffs.mean()), sd, confidence) if verdict == SAME else None)
+    return PairedDifference(
+        a,
+        b,
+        float(diffs.mean()),
+        lo,
+        hi,
+        len(bases),
+        sd,
+        verdict,
+        _bases_needed(float(diffs.mean()), sd, confidence) if verdict == SAME else None,
+    )
 
 
 def _bases_needed(mean: float, sd: float, confidence: float) -> int | None:
@@ -100,25 +117,36 @@ class StudySummary:
     saving: str | None = None  # numeric factors: the largest cost saving within the tolerance
 
 
-def summarize_study(cells: pd.DataFrame, values: list[str], quality: str = "accuracy", confidence: float = 0.9,
-                    tolerance: float = 0.01, numeric: bool = False, cost: str = "gflops") -> StudySummary:
+def summarize_study(
+    cells: pd.DataFrame,
+    values: list[str],
+    quality: str = "accuracy",
+    confidence: float = 0.9,
+    tolerance: float = 0.01,
+    numeric: bool = False,
+    cost: str = "gflops",
+) -> StudySummary:
     """Verdicts of every value against the first, each value's cost, and (numeric factors) the saving."""
     values = [str(v) for v in values]
     reference = values[0]
     pairs = [paired_difference(cells, v, reference, quality, confidence) for v in values[1:]]
     grouped = cells.groupby("value")
-    costs = pd.DataFrame({
-        "value": values,
-        quality: [grouped[quality].mean().get(v, np.nan) for v in values],
-        **{c: [grouped[c].mean().get(v, np.nan) for v in values] for c in COST_COLUMNS if c in cells.columns},
-        "cells": [int(grouped.size().get(v, 0)) for v in values],
-    })
+    costs = pd.DataFrame(
+        {
+            "value": values,
+            quality: [grouped[quality].mean().get(v, np.nan) for v in values],
+            **{c: [grouped[c].mean().get(v, np.nan) for v in values] for c in COST_COLUMNS if c in cells.columns},
+            "cells": [int(grouped.size().get(v, 0)) for v in values],
+        }
+    )
     per_base = cells.groupby(["base", "value"])[quality].mean().unstack("value").reindex(columns=values)
     level = f"{100 * confidence:.0f} %"
     sentences = []
     for p in pairs:
-        text = (f"{p.a} vs {p.b}: {100 * p.mean:+.1f} points ({level} CI {100 * p.lo:+.1f} to {100 * p.hi:+.1f}, "
-                f"{p.bases} bases): {p.a} is {p.verdict}")
+        text = (
+            f"{p.a} vs {p.b}: {100 * p.mean:+.1f} points ({level} CI {100 * p.lo:+.1f} to {100 * p.hi:+.1f}, "
+            f"{p.bases} bases): {p.a} is {p.verdict}"
+        )
         if p.verdict == SAME and p.bases_needed:
             many = "at least " if p.bases_needed >= MAX_BASES_NEEDED else "about "
             text += f"; {many}{p.bases_needed:,} bases would separate a difference this large at this spread"
@@ -129,8 +157,9 @@ def summarize_study(cells: pd.DataFrame, values: list[str], quality: str = "accu
     return StudySummary(values, reference, pairs, costs, per_base, sentences, saving)
 
 
-def _saving(costs: pd.DataFrame, pairs: list[PairedDifference], reference: str, quality: str, tolerance: float,
-            cost: str) -> str | None:
+def _saving(
+    costs: pd.DataFrame, pairs: list[PairedDifference], reference: str, quality: str, tolerance: float, cost: str
+) -> str | None:
     """The cheapest value whose accuracy loss against the reference stays within ``tolerance`` with confidence
     (the interval's lower end above −tolerance)."""
     if cost not in costs.columns:
@@ -138,9 +167,11 @@ def _saving(costs: pd.DataFrame, pairs: list[PairedDifference], reference: str, 
     base_cost = float(costs.set_index("value").at[reference, cost])
     ok = [p for p in pairs if p.lo > -tolerance]
     if not ok or not base_cost:
-        return (f"No value stays within {100 * tolerance:.1f} point(s) of {reference} at this confidence.")
+        return f"No value stays within {100 * tolerance:.1f} point(s) of {reference} at this confidence."
     by_value = costs.set_index("value")[cost]
     best = min(ok, key=lambda p: by_value[p.a])
     share = 1 - by_value[best.a] / base_cost
-    return (f"{best.a} saves {100 * share:.0f} % of {reference}'s {cost} and loses at most {100 * -best.lo:.1f} "
-            f"points (the interval's lower end; tolerance {100 * tolerance:.1f}).")
+    return (
+        f"{best.a} saves {100 * share:.0f} % of {reference}'s {cost} and loses at most {100 * -best.lo:.1f} "
+        f"points (the interval's lower end; tolerance {100 * tolerance:.1f})."
+    )

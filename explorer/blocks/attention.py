@@ -29,15 +29,19 @@ from explorer.blocks.registry import BlockContext, InvalidCombination, MixerOpti
 class AttentionOptions(MixerOptions):
     heads: int = Field(4, ge=1, description="attention heads h (head width C/h)")
     space_time: Literal["joint", "divided"] = Field(
-        "joint", description="joint: one attention over all T·H·W tokens; divided (TimeSformer): attention over "
-                             "T at each location, then over H·W in each frame (needs the grid: no merging)")
+        "joint",
+        description="joint: one attention over all T·H·W tokens; divided (TimeSformer): attention over "
+        "T at each location, then over H·W in each frame (needs the grid: no merging)",
+    )
     qkv_bias: bool = Field(True, description="bias on the query/key/value projection")
 
     def merge_conflict(self) -> Optional[str]:
         """Why this mixer cannot host token merging, or None if it can (asked by the spec validator)."""
         if self.space_time == "divided":
-            return ("divided space-time attention needs the (T, H, W) token grid, which token merging destroys; "
-                    "use space_time: joint or drop the merge")
+            return (
+                "divided space-time attention needs the (T, H, W) token grid, which token merging destroys; "
+                "use space_time: joint or drop the merge"
+            )
         return None
 
 
@@ -54,8 +58,9 @@ class Attention(nn.Module):
         self.qkv = nn.Linear(dim, 3 * dim, bias=qkv_bias)
         self.proj = nn.Linear(dim, dim)
 
-    def forward(self, x: torch.Tensor, bias: Optional[torch.Tensor] = None,
-                metric: bool = False) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
+    def forward(
+        self, x: torch.Tensor, bias: Optional[torch.Tensor] = None, metric: bool = False
+    ) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
         b, n, c = x.shape
         q, k, v = self.qkv(x).reshape(b, n, 3, self.heads, c // self.heads).permute(2, 0, 3, 1, 4).unbind(0)
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=None if bias is None else bias.to(q.dtype))
@@ -75,8 +80,9 @@ class AttentionBlock(nn.Module):
         self.drop_path = drop_path_or_identity(drop_path)
         self.apply(init_linear)
 
-    def forward(self, x: torch.Tensor, state: Optional[TokenState] = None,
-                merger: Optional[nn.Module] = None) -> tuple[torch.Tensor, Optional[TokenState]]:
+    def forward(
+        self, x: torch.Tensor, state: Optional[TokenState] = None, merger: Optional[nn.Module] = None
+    ) -> tuple[torch.Tensor, Optional[TokenState]]:
         bias = state.attn_bias() if state is not None else None
         y, metric = self.attn(self.norm1(x), bias, metric=merger is not None)
         x = x + self.drop_path(y)
@@ -93,8 +99,15 @@ class DividedAttentionBlock(nn.Module):
     of each frame, then the MLP. (TimeSformer also puts a second linear after the temporal projection; two linears
     in a row are one, so it is folded into ``Attn_T.proj``.)"""
 
-    def __init__(self, dim: int, grid: tuple[int, int, int], heads: int, mlp_ratio: float, qkv_bias: bool = True,
-                 drop_path: float = 0.0):
+    def __init__(
+        self,
+        dim: int,
+        grid: tuple[int, int, int],
+        heads: int,
+        mlp_ratio: float,
+        qkv_bias: bool = True,
+        drop_path: float = 0.0,
+    ):
         super().__init__()
         self.grid = grid
         self.norm_t = nn.LayerNorm(dim)
@@ -106,8 +119,9 @@ class DividedAttentionBlock(nn.Module):
         self.drop_path = drop_path_or_identity(drop_path)
         self.apply(init_linear)
 
-    def forward(self, x: torch.Tensor, state: Optional[TokenState] = None,
-                merger: Optional[nn.Module] = None) -> tuple[torch.Tensor, Optional[TokenState]]:
+    def forward(
+        self, x: torch.Tensor, state: Optional[TokenState] = None, merger: Optional[nn.Module] = None
+    ) -> tuple[torch.Tensor, Optional[TokenState]]:
         t, h, w = self.grid
         b, n, c = x.shape
         if merger is not None or (state is not None and state.merged) or n != t * h * w:
@@ -118,8 +132,6 @@ class DividedAttentionBlock(nn.Module):
         y, _ = self.attn(self.norm1(x).reshape(b * t, h * w, c))
         x = x + self.drop_path(y.reshape(b, n, c))
         return x + self.drop_path(self.mlp(self.norm2(x))), state
-
-
 
 
 @register_mixer("attention", AttentionOptions, layout="set")
@@ -135,18 +147,32 @@ def build_attention_block(ctx: BlockContext, opts: AttentionOptions) -> nn.Modul
 # ---------------------------------------------------------------------------------------------------- presets
 
 
-def vit_video_spec(frames: int, resolution: int, num_classes: int, patch: int, width: int, depth: int, heads: int,
-                   merge: Optional[dict] = None, space_time: str = "joint") -> dict:
+def vit_video_spec(
+    frames: int,
+    resolution: int,
+    num_classes: int,
+    patch: int,
+    width: int,
+    depth: int,
+    heads: int,
+    merge: Optional[dict] = None,
+    space_time: str = "joint",
+) -> dict:
     """A plain video ViT: Conv3d tubelet 2×p×p + learned position embedding, one stage of attention blocks,
     LayerNorm → mean over the remaining tokens → linear."""
-    stage = {"depth": depth, "width": width, "mlp_ratio": 4.0,
-             "mixer": {"kind": "attention", "options": {"heads": heads, "space_time": space_time}}}
+    stage = {
+        "depth": depth,
+        "width": width,
+        "mlp_ratio": 4.0,
+        "mixer": {"kind": "attention", "options": {"heads": heads, "space_time": space_time}},
+    }
     if merge is not None:
         stage["merge"] = merge
-    return {"input": {"frames": frames, "resolution": resolution, "in_chans": 3, "num_classes": num_classes},
-            "stem": {"kind": "tubelet", "patch": patch, "temporal_kernel": 2, "temporal_stride": 2,
-                     "pos_embed": True},
-            "stages": [stage]}
+    return {
+        "input": {"frames": frames, "resolution": resolution, "in_chans": 3, "num_classes": num_classes},
+        "stem": {"kind": "tubelet", "patch": patch, "temporal_kernel": 2, "temporal_stride": 2, "pos_embed": True},
+        "stages": [stage],
+    }
 
 
 def _vit_s_video(r: int) -> dict:

@@ -35,8 +35,11 @@ class Conv3dMixer(nn.Module):
         super().__init__()
         kernel = (kernel_t, kernel_s, kernel_s)
         padding = tuple(k // 2 for k in kernel)
-        self.conv = DepthwiseConv3d(dim, dim, kernel, padding=padding) if depthwise else \
-            nn.Conv3d(dim, dim, kernel, padding=padding)
+        self.conv = (
+            DepthwiseConv3d(dim, dim, kernel, padding=padding)
+            if depthwise
+            else nn.Conv3d(dim, dim, kernel, padding=padding)
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, T, H, W, C)
         return self.conv(x.permute(0, 4, 1, 2, 3)).permute(0, 2, 3, 4, 1)
@@ -65,8 +68,11 @@ def build_conv3d_block(ctx: BlockContext, opts: Conv3dOptions) -> nn.Module:
 def _tiny(kernel_t: int) -> dict:
     mixer = {"kind": "conv3d", "options": {"kernel_t": kernel_t}}
     stages = [{"depth": 1, "width": w, "mixer": mixer} for w in (32, 64)]
-    return {"input": {"frames": 8, "resolution": 32, "in_chans": 3, "num_classes": 12}, "stages": stages,
-            "stem": {"kind": "conv", "patch": 4}}
+    return {
+        "input": {"frames": 8, "resolution": 32, "in_chans": 3, "num_classes": 12},
+        "stages": stages,
+        "stem": {"kind": "conv", "patch": 4},
+    }
 
 
 @register_preset("conv3d_tiny")

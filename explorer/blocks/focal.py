@@ -43,15 +43,19 @@ _TEMPORAL_COMBINATIONS = ("parallel", "serial")  # the combinations with a tempo
 
 class FocalOptions(MixerOptions):
     combination: Combination = Field(
-        "parallel", description="how space and time are modulated: parallel (released: shared query, Q·Ms·Mt), "
-                                "serial (spatial then temporal sub-layer, each with its own query and residual), "
-                                "spatial_only (image FocalNet per frame), joint3d (depthwise 3-D convs, one "
-                                "modulator)")
+        "parallel",
+        description="how space and time are modulated: parallel (released: shared query, Q·Ms·Mt), "
+        "serial (spatial then temporal sub-layer, each with its own query and residual), "
+        "spatial_only (image FocalNet per frame), joint3d (depthwise 3-D convs, one "
+        "modulator)",
+    )
     focal_levels: int = Field(2, ge=1, description="focal levels L (plus one global level)")
     focal_window: int = Field(3, ge=1, description="kernel of the first level w; level ℓ uses w + 2(ℓ−1)")
     temporal_conv: Literal["dense", "depthwise"] = Field(
-        "dense", description="temporal-branch convs: dense C×C×k (released) or depthwise; only combinations with a "
-                             "temporal branch (parallel, serial) use it, the others normalise it to 'dense'")
+        "dense",
+        description="temporal-branch convs: dense C×C×k (released) or depthwise; only combinations with a "
+        "temporal branch (parallel, serial) use it, the others normalise it to 'dense'",
+    )
 
     @field_validator("focal_window")
     @classmethod
@@ -125,9 +129,9 @@ class FocalContext(nn.Module):
         aggregate = 0
         for level, layer in enumerate(self.focal_layers):
             z = layer(z)
-            aggregate = aggregate + z * gates[:, level:level + 1]
+            aggregate = aggregate + z * gates[:, level : level + 1]
         z_global = F.gelu(z.mean(self.global_dims, keepdim=True))
-        aggregate = aggregate + z_global * gates[:, self.levels:]
+        aggregate = aggregate + z_global * gates[:, self.levels :]
         return self.h(self.unfold(aggregate, shape))
 
 
@@ -190,7 +194,8 @@ class FocalBlock(nn.Module):
         sublayers = _AXES[opts.combination]
         self.norms = nn.ModuleList(nn.LayerNorm(dim) for _ in sublayers)
         self.modulations = nn.ModuleList(
-            FocalModulation(dim, axes, opts.focal_levels, opts.focal_window, dense) for axes in sublayers)
+            FocalModulation(dim, axes, opts.focal_levels, opts.focal_window, dense) for axes in sublayers
+        )
         self.norm2 = nn.LayerNorm(dim)
         self.mlp = Mlp(dim, hidden_features=int(dim * mlp_ratio))
         self.drop_path = drop_path_or_identity(drop_path)
@@ -205,8 +210,6 @@ class FocalBlock(nn.Module):
         return x + self.drop_path(self.mlp(self.norm2(x)))
 
 
-
-
 @register_mixer("focal", FocalOptions)
 def build_focal_block(ctx: BlockContext, opts: FocalOptions) -> nn.Module:
     """Video-FocalNet spatio-temporal focal modulation + MLP (parallel, serial, spatial-only or joint 3-D)."""
@@ -216,14 +219,26 @@ def build_focal_block(ctx: BlockContext, opts: FocalOptions) -> nn.Module:
 # ---------------------------------------------------------------------------------------------------- presets
 
 
-def video_focalnet_spec(frames: int, resolution: int, num_classes: int, dims, depths, drop_path_rate: float,
-                        **options: Any) -> dict:
+def video_focalnet_spec(
+    frames: int, resolution: int, num_classes: int, dims, depths, drop_path_rate: float, **options: Any
+) -> dict:
     """Per-frame 4×4 patch stem, 2×2 patch-merging between stages, MLP ratio 4, LayerNorm → mean → Linear head."""
-    stages = [{"depth": d, "width": c, "mlp_ratio": 4.0, "mixer": {"kind": "focal", "options": dict(options)},
-               "down": {"kind": "patch_merge", "spatial_stride": 2}}
-              for d, c in zip(depths, dims)]
-    return {"input": {"frames": frames, "resolution": resolution, "in_chans": 3, "num_classes": num_classes},
-            "stem": {"kind": "frame_patch", "patch": 4}, "stages": stages, "drop_path_rate": drop_path_rate}
+    stages = [
+        {
+            "depth": d,
+            "width": c,
+            "mlp_ratio": 4.0,
+            "mixer": {"kind": "focal", "options": dict(options)},
+            "down": {"kind": "patch_merge", "spatial_stride": 2},
+        }
+        for d, c in zip(depths, dims)
+    ]
+    return {
+        "input": {"frames": frames, "resolution": resolution, "in_chans": 3, "num_classes": num_classes},
+        "stem": {"kind": "frame_patch", "patch": 4},
+        "stages": stages,
+        "drop_path_rate": drop_path_rate,
+    }
 
 
 @register_preset("video_focalnet_t")

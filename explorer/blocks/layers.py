@@ -36,8 +36,14 @@ class _DepthwiseConv3dFunction(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
-                padding: tuple[int, int, int], groups: int) -> torch.Tensor:
+    def forward(
+        ctx,
+        x: torch.Tensor,
+        weight: torch.Tensor,
+        bias: torch.Tensor | None,
+        padding: tuple[int, int, int],
+        groups: int,
+    ) -> torch.Tensor:
         ctx.save_for_backward(x, weight)
         ctx.padding, ctx.groups, ctx.has_bias = padding, groups, bias is not None
         return F.conv3d(x, weight, bias, 1, padding, 1, groups)
@@ -54,8 +60,18 @@ class _DepthwiseConv3dFunction(torch.autograd.Function):
             grad_x = F.conv3d(grad_out, flipped.contiguous(memory_format=_CL3D), None, 1, ctx.padding, 1, ctx.groups)
         if ctx.needs_input_grad[1]:
             grad_w = torch.ops.aten.convolution_backward(
-                grad_out, x, weight.contiguous(memory_format=_CL3D), None, [1, 1, 1], list(ctx.padding), [1, 1, 1],
-                False, [0, 0, 0], ctx.groups, [False, True, False])[1]
+                grad_out,
+                x,
+                weight.contiguous(memory_format=_CL3D),
+                None,
+                [1, 1, 1],
+                list(ctx.padding),
+                [1, 1, 1],
+                False,
+                [0, 0, 0],
+                ctx.groups,
+                [False, True, False],
+            )[1]
         if ctx.has_bias and ctx.needs_input_grad[2]:
             grad_b = grad_out.sum((0, 2, 3, 4))
         return grad_x, grad_w, grad_b, None, None
@@ -73,12 +89,20 @@ class DepthwiseConv3d(nn.Conv3d):
         super().__init__(in_channels, out_channels, kernel_size, stride, padding, groups=in_channels, bias=bias)
 
     def _fast_path(self, x: torch.Tensor) -> bool:
-        return (torch.is_grad_enabled() and x.device.type == "cpu" and not torch.jit.is_tracing()
-                and not torch.jit.is_scripting() and self.stride == (1, 1, 1) and self.dilation == (1, 1, 1)
-                and self.padding_mode == "zeros" and not isinstance(self.padding, str))
+        return (
+            torch.is_grad_enabled()
+            and x.device.type == "cpu"
+            and not torch.jit.is_tracing()
+            and not torch.jit.is_scripting()
+            and self.stride == (1, 1, 1)
+            and self.dilation == (1, 1, 1)
+            and self.padding_mode == "zeros"
+            and not isinstance(self.padding, str)
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self._fast_path(x):
             return super().forward(x)
-        return _DepthwiseConv3dFunction.apply(x.contiguous(memory_format=_CL3D), self.weight, self.bias,
-                                              self.padding, self.groups)
+        return _DepthwiseConv3dFunction.apply(
+            x.contiguous(memory_format=_CL3D), self.weight, self.bias, self.padding, self.groups
+        )

@@ -36,8 +36,9 @@ class TokenState:
     prop_attn: bool = True
 
     @classmethod
-    def start(cls, x: torch.Tensor, grid: tuple[int, int, int], with_pos: bool = False,
-              prop_attn: bool = True) -> "TokenState":
+    def start(
+        cls, x: torch.Tensor, grid: tuple[int, int, int], with_pos: bool = False, prop_attn: bool = True
+    ) -> "TokenState":
         """State of the raster-ordered (t, h, w) tokens ``x`` (B, T·H·W, C) straight out of the grid."""
         b, n, _ = x.shape
         # float32 even under autocast: sizes are counts up to N (bf16 is exact only to 256)
@@ -225,22 +226,23 @@ class STTM(nn.Module):
         pairs = t // 2
         r = round(self.temporal_ratio * pairs * k)
         size_at = dim + 3
-        a_groups, b_groups = groups[:, 1:2 * pairs:2], groups[:, 0::2]  # (B, T//2, K_s, ·), (B, ⌈T/2⌉, K_s, ·)
-        b_pos = b_groups[..., dim:size_at] / b_groups[..., size_at:size_at + 1]
+        a_groups, b_groups = groups[:, 1 : 2 * pairs : 2], groups[:, 0::2]  # (B, T//2, K_s, ·), (B, ⌈T/2⌉, K_s, ·)
+        b_pos = b_groups[..., dim:size_at] / b_groups[..., size_at : size_at + 1]
         width = groups.shape[-1]
         a_flat = a_groups.reshape(bsz, pairs * k, width)
         b_flat = b_groups.reshape(bsz, -1, width)
         if r > 0:
-            a_key = a_groups[..., size_at + 1:].reshape(bsz * pairs, k, d)
-            b_key = b_groups[:, :pairs, :, size_at + 1:].reshape(bsz * pairs, k, d)
+            a_key = a_groups[..., size_at + 1 :].reshape(bsz * pairs, k, d)
+            b_key = b_groups[:, :pairs, :, size_at + 1 :].reshape(bsz * pairs, k, d)
             edge, partner = best_edges(a_key, b_key)  # (B·T//2, K_s): partner inside the previous frame
             # index of the partner among all B-groups: the previous frame of pair j is B-frame j
             partner = partner.reshape(bsz, pairs, k) + (torch.arange(pairs, device=x.device) * k)[:, None]
             match = top_edges(edge.reshape(bsz, pairs * k), partner.reshape(bsz, pairs * k), r)
             merged = merge_sum(a_flat, b_flat, match)
             # Δp̄ of a B-group that received later-frame groups: their mean position minus its own
-            landed = merge_sum(a_flat[..., dim:size_at + 1], torch.zeros_like(b_flat[..., dim:size_at + 1]),
-                               match)[:, -b_flat.shape[1]:]
+            landed = merge_sum(a_flat[..., dim : size_at + 1], torch.zeros_like(b_flat[..., dim : size_at + 1]), match)[
+                :, -b_flat.shape[1] :
+            ]
             moved = landed[..., 3:]
             later = landed[..., :3] / moved.clamp_min(1e-6)
             merged_delta = torch.where(moved > 0, later - b_pos.reshape(bsz, -1, 3), torch.zeros_like(later))
@@ -249,7 +251,7 @@ class STTM(nn.Module):
             merged = torch.cat([a_flat, b_flat], dim=1)
             delta = merged.new_zeros(bsz, merged.shape[1], 3)
 
-        x, state = _uncarry(merged[..., :size_at + 1], dim, state)
+        x, state = _uncarry(merged[..., : size_at + 1], dim, state)
         # 4. motion features from the aggregated positions
         x = x + self.motion(torch.cat([state.pos, delta], dim=-1))
         return x, state
@@ -261,8 +263,13 @@ class STTM(nn.Module):
 # --------------------------------------------------------------------------------------------------- factory
 
 
-def build_merger(method: str, dim: int, r: Optional[int] = None, ratio: Optional[float] = None,
-                 temporal_ratio: Optional[float] = None) -> nn.Module:
+def build_merger(
+    method: str,
+    dim: int,
+    r: Optional[int] = None,
+    ratio: Optional[float] = None,
+    temporal_ratio: Optional[float] = None,
+) -> nn.Module:
     """The merger one block of a set stage calls (the builder makes one per merging block)."""
     if method == "tome":
         return ToMe(r, ratio)

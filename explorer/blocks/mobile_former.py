@@ -35,29 +35,48 @@ _LATER = {"omit_default": True}  # options added after the first presets: left o
 
 class MobileFormerOptions(MixerOptions):
     expansion: Optional[float] = Field(
-        None, gt=0, description="inverted-bottleneck expansion e (hidden = e·C); None = the stage's mlp_ratio")
-    temporal_kernel: int = Field(3, ge=1, description="temporal extent of the depthwise kernel (k_t×3×3); "
-                                                      "1 = the image Mobile-Former applied per frame")
-    factorized: bool = Field(False, description="(2+1)-D: depthwise 1×3×3 (+BN) then depthwise k_t×1×1 (+BN) "
-                                                "instead of one depthwise k_t×3×3")
+        None, gt=0, description="inverted-bottleneck expansion e (hidden = e·C); None = the stage's mlp_ratio"
+    )
+    temporal_kernel: int = Field(
+        3,
+        ge=1,
+        description="temporal extent of the depthwise kernel (k_t×3×3); 1 = the image Mobile-Former applied per frame",
+    )
+    factorized: bool = Field(
+        False,
+        description="(2+1)-D: depthwise 1×3×3 (+BN) then depthwise k_t×1×1 (+BN) instead of one depthwise k_t×3×3",
+    )
     dynamic_relu: bool = Field(True, description="dynamic ReLU with slopes from token z_0 (off, or no tokens: ReLU)")
     bridge_heads: int = Field(2, ge=1, description="heads h of both cross-attention bridges (channels split in h)")
     former_heads: int = Field(4, ge=1, description="heads of the Former's token self-attention")
     former_ffn: float = Field(2.0, gt=0, description="expansion of the Former's FFN")
     token_gate: bool = Field(True, description="dynamic token scaling O ⊙ 2·hsigmoid(Z W_α) in Mobile→Former")
     first_block: Literal["dna", "dna3"] = Field(
-        "dna", description="the stage's first block: 'dna' (1×1 → depthwise → 1×1, like the others) or 'dna3' "
-                           "(released DnaBlock3: depthwise ×e1 → 1×1 → depthwise ×e2 → 1×1, inner residual), "
-                           "the block that downsamples after a down 'none'", json_schema_extra=_LATER)
-    first_expansion: int = Field(6, ge=1, description="dna3: channel multiplier e1 of its first depthwise conv",
-                                 json_schema_extra=_LATER)
-    second_expansion: float = Field(4.0, ge=0, description="dna3: expansion e2 of its second depthwise conv; 0 = "
-                                                            "the bridge-less conv block (depthwise ×e1 + BN + "
-                                                            "ReLU6 → 1×1 + BN), tokens passed through",
-                                    json_schema_extra=_LATER)
-    groups: int = Field(1, ge=1, description="1×1×1 convs in g groups, each followed (or, in DnaBlock3, its "
-                                             "depthwise convs followed) by a channel shuffle (ShuffleNet; "
-                                             "Mobile-Former-26M: 4)", json_schema_extra=_LATER)
+        "dna",
+        description="the stage's first block: 'dna' (1×1 → depthwise → 1×1, like the others) or 'dna3' "
+        "(released DnaBlock3: depthwise ×e1 → 1×1 → depthwise ×e2 → 1×1, inner residual), "
+        "the block that downsamples after a down 'none'",
+        json_schema_extra=_LATER,
+    )
+    first_expansion: int = Field(
+        6, ge=1, description="dna3: channel multiplier e1 of its first depthwise conv", json_schema_extra=_LATER
+    )
+    second_expansion: float = Field(
+        4.0,
+        ge=0,
+        description="dna3: expansion e2 of its second depthwise conv; 0 = "
+        "the bridge-less conv block (depthwise ×e1 + BN + "
+        "ReLU6 → 1×1 + BN), tokens passed through",
+        json_schema_extra=_LATER,
+    )
+    groups: int = Field(
+        1,
+        ge=1,
+        description="1×1×1 convs in g groups, each followed (or, in DnaBlock3, its "
+        "depthwise convs followed) by a channel shuffle (ShuffleNet; "
+        "Mobile-Former-26M: 4)",
+        json_schema_extra=_LATER,
+    )
 
 
 def _split_heads(x: torch.Tensor, heads: int) -> torch.Tensor:  # (B, L, C) -> (B, h, L, C/h)
@@ -76,8 +95,9 @@ class DynamicReLU(nn.Module):
 
     def __init__(self, channels: int, token_dim: int):
         super().__init__()
-        self.hyper = nn.Sequential(nn.Linear(token_dim, token_dim // 4), nn.ReLU(),
-                                   nn.Linear(token_dim // 4, 2 * channels), nn.Hardsigmoid())
+        self.hyper = nn.Sequential(
+            nn.Linear(token_dim, token_dim // 4), nn.ReLU(), nn.Linear(token_dim // 4, 2 * channels), nn.Hardsigmoid()
+        )
         nn.init.zeros_(self.hyper[2].weight)
         nn.init.zeros_(self.hyper[2].bias)
 
@@ -175,8 +195,9 @@ def _shuffle(groups: int) -> list[nn.Module]:
     return [ChannelShuffle(groups)] if groups > 1 else []
 
 
-def _depthwise(cin: int, cout: int, kt: int, stride: tuple[int, int, int], factorized: bool,
-               shuffle: int = 1) -> nn.Sequential:
+def _depthwise(
+    cin: int, cout: int, kt: int, stride: tuple[int, int, int], factorized: bool, shuffle: int = 1
+) -> nn.Sequential:
     """Depthwise k_t×3×3 conv (channel multiplier cout/cin) + BN, or (2+1)-D: 1×3×3 + BN then k_t×1×1 + BN;
     ``stride = (s_t, s, s)``; then a channel shuffle in ``shuffle`` groups when > 1."""
     st, ss = stride[0], stride[1]
@@ -185,10 +206,14 @@ def _depthwise(cin: int, cout: int, kt: int, stride: tuple[int, int, int], facto
             DepthwiseConv3d(cin, cout, (1, 3, 3), stride=(1, ss, ss), padding=(0, 1, 1), bias=False),
             nn.BatchNorm3d(cout),
             DepthwiseConv3d(cout, cout, (kt, 1, 1), stride=(st, 1, 1), padding=(kt // 2, 0, 0), bias=False),
-            nn.BatchNorm3d(cout), *_shuffle(shuffle))
+            nn.BatchNorm3d(cout),
+            *_shuffle(shuffle),
+        )
     return nn.Sequential(
         DepthwiseConv3d(cin, cout, (kt, 3, 3), stride=(st, ss, ss), padding=(kt // 2, 1, 1), bias=False),
-        nn.BatchNorm3d(cout), *_shuffle(shuffle))
+        nn.BatchNorm3d(cout),
+        *_shuffle(shuffle),
+    )
 
 
 def _pointwise(cin: int, cout: int, groups: int = 1, shuffle: bool = False) -> nn.Sequential:
@@ -196,8 +221,9 @@ def _pointwise(cin: int, cout: int, groups: int = 1, shuffle: bool = False) -> n
     for c in (cin, cout):
         if c % groups:
             raise InvalidCombination(f"{groups} groups do not divide the {c} channels of a 1×1×1 conv")
-    return nn.Sequential(nn.Conv3d(cin, cout, 1, groups=groups, bias=False), nn.BatchNorm3d(cout),
-                         *_shuffle(groups if shuffle else 1))
+    return nn.Sequential(
+        nn.Conv3d(cin, cout, 1, groups=groups, bias=False), nn.BatchNorm3d(cout), *_shuffle(groups if shuffle else 1)
+    )
 
 
 class MobileBlock(nn.Module):
@@ -205,8 +231,17 @@ class MobileBlock(nn.Module):
     k_t×3×3 (or (2+1)-D: 1×3×3 + BN, k_t×1×1) with the block's stride + BN → DyReLU → 1×1×1 conv eC_in→C + BN;
     returns the residual branch (the caller adds the identity). Channels-first ``(B, C, T, H, W)``."""
 
-    def __init__(self, dim: int, hidden: int, temporal_kernel: int, factorized: bool, token_dim: int,
-                 in_dim: Optional[int] = None, stride: tuple[int, int, int] = (1, 1, 1), groups: int = 1):
+    def __init__(
+        self,
+        dim: int,
+        hidden: int,
+        temporal_kernel: int,
+        factorized: bool,
+        token_dim: int,
+        in_dim: Optional[int] = None,
+        stride: tuple[int, int, int] = (1, 1, 1),
+        groups: int = 1,
+    ):
         super().__init__()
         in_dim = dim if in_dim is None else in_dim
         self.expand = _pointwise(in_dim, hidden, groups, shuffle=True)
@@ -228,8 +263,19 @@ class MobileBlock3(nn.Module):
     g > 1 groups the 1×1×1 convs are grouped and each depthwise output is shuffled in C_in (resp. C) groups,
     as released."""
 
-    def __init__(self, in_dim: int, dim: int, e1: int, hidden2: int, temporal_kernel: int, factorized: bool,
-                 token_dim: int, stride: tuple[int, int, int], drop_path: nn.Module, groups: int = 1):
+    def __init__(
+        self,
+        in_dim: int,
+        dim: int,
+        e1: int,
+        hidden2: int,
+        temporal_kernel: int,
+        factorized: bool,
+        token_dim: int,
+        stride: tuple[int, int, int],
+        drop_path: nn.Module,
+        groups: int = 1,
+    ):
         super().__init__()
         hidden1 = in_dim * e1
         self.conv1 = _depthwise(in_dim, hidden1, temporal_kernel, stride, factorized, in_dim if groups > 1 else 1)
@@ -249,12 +295,23 @@ class ConvBlock(nn.Module):
     """DnaBlock3 with e2 = 0 (the released models' first block): depthwise k_t×3×3 C_in→e1·C_in (stride) + BN
     + ReLU6 (→ shuffle in C_in groups when g > 1) → 1×1×1 → C in g groups + BN; no bridges, no dynamic ReLU."""
 
-    def __init__(self, in_dim: int, dim: int, e1: int, temporal_kernel: int, factorized: bool,
-                 stride: tuple[int, int, int], groups: int = 1):
+    def __init__(
+        self,
+        in_dim: int,
+        dim: int,
+        e1: int,
+        temporal_kernel: int,
+        factorized: bool,
+        stride: tuple[int, int, int],
+        groups: int = 1,
+    ):
         super().__init__()
-        self.conv = nn.Sequential(*_depthwise(in_dim, in_dim * e1, temporal_kernel, stride, factorized),
-                                  nn.ReLU6(), *_shuffle(in_dim if groups > 1 else 1),
-                                  *_pointwise(in_dim * e1, dim, groups))
+        self.conv = nn.Sequential(
+            *_depthwise(in_dim, in_dim * e1, temporal_kernel, stride, factorized),
+            nn.ReLU6(),
+            *_shuffle(in_dim if groups > 1 else 1),
+            *_pointwise(in_dim * e1, dim, groups),
+        )
 
     def forward(self, x: torch.Tensor, z0: Optional[torch.Tensor]) -> torch.Tensor:
         return self.conv(x)
@@ -288,8 +345,18 @@ class MobileFormerBlock(nn.Module):
             self.mobile = ConvBlock(in_dim, dim, opts.first_expansion, kt, opts.factorized, ctx.stride, opts.groups)
         elif kind == "dna3":
             hidden2 = max(1, round(dim * opts.second_expansion))
-            self.mobile = MobileBlock3(in_dim, dim, opts.first_expansion, hidden2, kt, opts.factorized, dyn_dim,
-                                       ctx.stride, drop_path, opts.groups)
+            self.mobile = MobileBlock3(
+                in_dim,
+                dim,
+                opts.first_expansion,
+                hidden2,
+                kt,
+                opts.factorized,
+                dyn_dim,
+                ctx.stride,
+                drop_path,
+                opts.groups,
+            )
         else:
             hidden = max(1, round(in_dim * (opts.expansion if opts.expansion is not None else ctx.mlp_ratio)))
             self.mobile = MobileBlock(dim, hidden, kt, opts.factorized, dyn_dim, in_dim, ctx.stride, opts.groups)
@@ -350,8 +417,17 @@ class MobileFormerHead(nn.Module):
     mean over (T, H, W), hswish, concatenated with token z_0, Linear → hidden + BN1d + hswish, dropout,
     Linear → classes; with g > 1 groups the 1×1×1 conv is grouped and preceded by a channel shuffle."""
 
-    def __init__(self, dim: int, token_dim: int, hidden: int, expansion: float, num_classes: int,
-                 dropout: float = 0.0, bridge_heads: int = 2, groups: int = 1):
+    def __init__(
+        self,
+        dim: int,
+        token_dim: int,
+        hidden: int,
+        expansion: float,
+        num_classes: int,
+        dropout: float = 0.0,
+        bridge_heads: int = 2,
+        groups: int = 1,
+    ):
         super().__init__()
         wide = max(1, round(dim * expansion))
         self.to_former = MobileToFormer(dim, token_dim, bridge_heads)
@@ -379,10 +455,21 @@ def build_mobile_former_block(ctx: BlockContext, opts: MobileFormerOptions) -> n
 def mobile_former_tiny() -> dict:
     """Video Mobile-Former for 8×32² synthetic clips: 6 global tokens of width 64, 3×3×3 depthwise kernels."""
     tokens = {"num": 6, "width": 64}
-    stages = [{"depth": d, "width": w, "mlp_ratio": 4.0, "global_tokens": tokens,
-               "mixer": {"kind": "mobile_former", "options": {"temporal_kernel": 3}}} for d, w in ((1, 32), (2, 64))]
-    return {"input": {"frames": 8, "resolution": 32, "in_chans": 3, "num_classes": 12}, "stages": stages,
-            "stem": {"kind": "conv", "patch": 4}}
+    stages = [
+        {
+            "depth": d,
+            "width": w,
+            "mlp_ratio": 4.0,
+            "global_tokens": tokens,
+            "mixer": {"kind": "mobile_former", "options": {"temporal_kernel": 3}},
+        }
+        for d, w in ((1, 32), (2, 64))
+    ]
+    return {
+        "input": {"frames": 8, "resolution": 32, "in_chans": 3, "num_classes": 12},
+        "stages": stages,
+        "stem": {"kind": "conv", "patch": 4},
+    }
 
 
 def _released(stem: int, tokens: tuple[int, int], stages: list[tuple], hidden: int) -> dict:
@@ -390,41 +477,91 @@ def _released(stem: int, tokens: tuple[int, int], stages: list[tuple], hidden: i
     bridge-less conv block (DnaBlock3 with e2 = 0) at the stem's width, then ``stages``: (depth, width, stride,
     first block, e1, e2, expansion of the DnaBlocks), each after a down 'none' (its first block resamples)."""
     token_spec = {"num": tokens[0], "width": tokens[1]}
-    first = {"depth": 1, "width": stem, "mixer": {"kind": "mobile_former", "options": {
-        "temporal_kernel": 1, "first_block": "dna3", "first_expansion": 2, "second_expansion": 0}}}
+    first = {
+        "depth": 1,
+        "width": stem,
+        "mixer": {
+            "kind": "mobile_former",
+            "options": {"temporal_kernel": 1, "first_block": "dna3", "first_expansion": 2, "second_expansion": 0},
+        },
+    }
     specs = [first]
     for depth, width, stride, kind, e1, e2, e in stages:
-        specs.append({"depth": depth, "width": width, "mlp_ratio": e, "global_tokens": token_spec,
-                      "down": {"kind": "none", "spatial_stride": stride},
-                      "mixer": {"kind": "mobile_former", "options": {
-                          "temporal_kernel": 1, "first_block": kind, "first_expansion": e1, "second_expansion": e2}}})
-    return {"input": {"frames": 1, "resolution": 224, "in_chans": 3, "num_classes": 1000},
-            "stem": {"kind": "single_conv", "patch": 2}, "stages": specs,
-            "head": {"pool": "mobile_former", "hidden": hidden}}
+        specs.append(
+            {
+                "depth": depth,
+                "width": width,
+                "mlp_ratio": e,
+                "global_tokens": token_spec,
+                "down": {"kind": "none", "spatial_stride": stride},
+                "mixer": {
+                    "kind": "mobile_former",
+                    "options": {
+                        "temporal_kernel": 1,
+                        "first_block": kind,
+                        "first_expansion": e1,
+                        "second_expansion": e2,
+                    },
+                },
+            }
+        )
+    return {
+        "input": {"frames": 1, "resolution": 224, "in_chans": 3, "num_classes": 1000},
+        "stem": {"kind": "single_conv", "patch": 2},
+        "stages": specs,
+        "head": {"pool": "mobile_former", "hidden": hidden},
+    }
 
 
 @register_preset("mobile_former_508m")
 def mobile_former_508m() -> dict:
     """Mobile-Former-508M (ImageNet) as a 1-frame Video Mobile-Former: 6 tokens of width 192, 14.0M params."""
-    return _released(24, (6, 192), [(2, 40, 2, "dna3", 6, 4, 3), (2, 72, 2, "dna3", 6, 4, 3),
-                                    (2, 128, 2, "dna3", 6, 4, 4), (2, 176, 1, "dna", 6, 4, 6),
-                                    (3, 240, 2, "dna3", 6, 4, 6)], 1920)
+    return _released(
+        24,
+        (6, 192),
+        [
+            (2, 40, 2, "dna3", 6, 4, 3),
+            (2, 72, 2, "dna3", 6, 4, 3),
+            (2, 128, 2, "dna3", 6, 4, 4),
+            (2, 176, 1, "dna", 6, 4, 6),
+            (3, 240, 2, "dna3", 6, 4, 6),
+        ],
+        1920,
+    )
 
 
 @register_preset("mobile_former_151m")
 def mobile_former_151m() -> dict:
     """Mobile-Former-151M (ImageNet) as a 1-frame Video Mobile-Former: 6 tokens of width 192, 7.6M params."""
-    return _released(12, (6, 192), [(2, 16, 2, "dna3", 6, 4, 3), (2, 32, 2, "dna3", 6, 4, 3),
-                                    (2, 64, 2, "dna3", 6, 4, 4), (2, 88, 1, "dna", 6, 4, 6),
-                                    (3, 128, 2, "dna3", 6, 4, 6)], 1280)
+    return _released(
+        12,
+        (6, 192),
+        [
+            (2, 16, 2, "dna3", 6, 4, 3),
+            (2, 32, 2, "dna3", 6, 4, 3),
+            (2, 64, 2, "dna3", 6, 4, 4),
+            (2, 88, 1, "dna", 6, 4, 6),
+            (3, 128, 2, "dna3", 6, 4, 6),
+        ],
+        1280,
+    )
 
 
 @register_preset("mobile_former_96m")
 def mobile_former_96m() -> dict:
     """Mobile-Former-96M (ImageNet) as a 1-frame Video Mobile-Former: 4 tokens of width 128, 4.6M params."""
-    return _released(12, (4, 128), [(1, 16, 2, "dna3", 6, 4, 4), (2, 32, 2, "dna3", 6, 4, 3),
-                                    (2, 64, 2, "dna3", 6, 4, 4), (1, 88, 1, "dna", 6, 4, 6),
-                                    (2, 128, 2, "dna3", 6, 4, 6)], 1280)
+    return _released(
+        12,
+        (4, 128),
+        [
+            (1, 16, 2, "dna3", 6, 4, 4),
+            (2, 32, 2, "dna3", 6, 4, 3),
+            (2, 64, 2, "dna3", 6, 4, 4),
+            (1, 88, 1, "dna", 6, 4, 6),
+            (2, 128, 2, "dna3", 6, 4, 6),
+        ],
+        1280,
+    )
 
 
 @register_preset("mobile_former_26m")
@@ -434,14 +571,35 @@ def mobile_former_26m() -> dict:
     tokens = {"num": 3, "width": 128}
 
     def stage(depth, width, stride, kind, e1, e2, e, **extra):
-        return {"depth": depth, "width": width, "mlp_ratio": e, "global_tokens": tokens,
-                "down": {"kind": "none", "spatial_stride": stride}, **extra,
-                "mixer": {"kind": "mobile_former", "options": {"temporal_kernel": 1, "first_block": kind,
-                                                               "first_expansion": e1, "second_expansion": e2,
-                                                               "groups": 4}}}
+        return {
+            "depth": depth,
+            "width": width,
+            "mlp_ratio": e,
+            "global_tokens": tokens,
+            "down": {"kind": "none", "spatial_stride": stride},
+            **extra,
+            "mixer": {
+                "kind": "mobile_former",
+                "options": {
+                    "temporal_kernel": 1,
+                    "first_block": kind,
+                    "first_expansion": e1,
+                    "second_expansion": e2,
+                    "groups": 4,
+                },
+            },
+        }
 
-    stages = [stage(2, 12, 2, "dna3", 3, 0, 3), stage(2, 24, 2, "dna3", 6, 4, 3), stage(2, 48, 2, "dna3", 6, 4, 4),
-              stage(1, 64, 1, "dna", 6, 4, 6), stage(2, 96, 2, "dna3", 6, 4, 6)]
-    return {"input": {"frames": 1, "resolution": 224, "in_chans": 3, "num_classes": 1000},
-            "stem": {"kind": "single_conv", "patch": 2, "width": 8}, "stages": stages,
-            "head": {"pool": "mobile_former", "hidden": 1024, "groups": 4}}
+    stages = [
+        stage(2, 12, 2, "dna3", 3, 0, 3),
+        stage(2, 24, 2, "dna3", 6, 4, 3),
+        stage(2, 48, 2, "dna3", 6, 4, 4),
+        stage(1, 64, 1, "dna", 6, 4, 6),
+        stage(2, 96, 2, "dna3", 6, 4, 6),
+    ]
+    return {
+        "input": {"frames": 1, "resolution": 224, "in_chans": 3, "num_classes": 1000},
+        "stem": {"kind": "single_conv", "patch": 2, "width": 8},
+        "stages": stages,
+        "head": {"pool": "mobile_former", "hidden": 1024, "groups": 4},
+    }

@@ -29,20 +29,28 @@ from explorer.blocks.registry import BlockContext, InvalidCombination, MixerOpti
 
 class MorphMLPOptions(MixerOptions):
     chunk_len: int = Field(
-        14, ge=1,
+        14,
+        ge=1,
         description="chunk length L: tokens per chunk along a row (width branch) and a column (height branch), "
-                    "also the number of channel groups; must divide the width C and the H·W tokens of a frame. "
-                    "L = H·W selects the two-branch full-frame form of the released stage 4")
+        "also the number of channel groups; must divide the width C and the H·W tokens of a frame. "
+        "L = H·W selects the two-branch full-frame form of the released stage 4",
+    )
     temporal_groups: Optional[int] = Field(
-        None, ge=1,
+        None,
+        ge=1,
         description="temporal groups G of MorphFC_t: each location mixes a T'·C/G vector (G contiguous channel "
-                    "groups over all T' frames); None = G = T' so that the temporal FC is C×C (16-frame release)")
+        "groups over all T' frames); None = G = T' so that the temporal FC is C×C (16-frame release)",
+    )
     reweight: bool = Field(
-        True, description="clip-level re-weighting of the spatial branches (softmax over branches per channel); "
-                          "False sums the branches")
+        True,
+        description="clip-level re-weighting of the spatial branches (softmax over branches per channel); "
+        "False sums the branches",
+    )
     spatial_residual: Literal["input", "temporal"] = Field(
-        "input", description="what the spatial branch is added to: 'input' = the block input x (released code), "
-                             "'temporal' = x_t = x + FC_t(LN(x)) (a purely sequential temporal→spatial block)")
+        "input",
+        description="what the spatial branch is added to: 'input' = the block input x (released code), "
+        "'temporal' = x_t = x + FC_t(LN(x)) (a purely sequential temporal→spatial block)",
+    )
 
 
 class ChunkFC(nn.Module):
@@ -170,9 +178,17 @@ class MorphFCTemporal(nn.Module):
 class MorphMLPBlock(nn.Module):
     """The MorphMLP block: temporal FC, spatial FC, channel MLP, three LayerNorms."""
 
-    def __init__(self, dim: int, grid: tuple[int, int, int], chunk_len: int, temporal_groups: int,
-                 mlp_ratio: float = 3.0, reweight: bool = True, spatial_residual: str = "input",
-                 drop_path: float = 0.0):
+    def __init__(
+        self,
+        dim: int,
+        grid: tuple[int, int, int],
+        chunk_len: int,
+        temporal_groups: int,
+        mlp_ratio: float = 3.0,
+        reweight: bool = True,
+        spatial_residual: str = "input",
+        drop_path: float = 0.0,
+    ):
         super().__init__()
         frames, h, w = grid
         self.spatial_residual = spatial_residual
@@ -191,8 +207,6 @@ class MorphMLPBlock(nn.Module):
         base = x if self.spatial_residual == "input" else x_t
         x = base + self.drop_path(self.fc_s(self.norm1(x_t)))
         return x + self.drop_path(self.mlp(self.norm2(x)))
-
-
 
 
 def check_morphmlp(dim: int, grid: tuple[int, int, int], opts: MorphMLPOptions) -> int:
@@ -214,22 +228,41 @@ def check_morphmlp(dim: int, grid: tuple[int, int, int], opts: MorphMLPOptions) 
 def build_morphmlp_block(ctx: BlockContext, opts: MorphMLPOptions) -> nn.Module:
     """MorphMLP: chunked height/width/channel FCs with re-weighting, temporal group FC, channel MLP."""
     groups = check_morphmlp(ctx.dim, ctx.grid, opts)
-    return MorphMLPBlock(ctx.dim, ctx.grid, opts.chunk_len, groups, ctx.mlp_ratio, opts.reweight,
-                         opts.spatial_residual, ctx.drop_path)
+    return MorphMLPBlock(
+        ctx.dim, ctx.grid, opts.chunk_len, groups, ctx.mlp_ratio, opts.reweight, opts.spatial_residual, ctx.drop_path
+    )
 
 
 # ---------------------------------------------------------------------------------------------------- presets
 
 
-def morphmlp_spec(frames: int, resolution: int, num_classes: int, depths, dims=(112, 224, 392, 784),
-                  chunk_lens=(14, 28, 28, 49), temporal_groups=(None, None, None, None), mlp_ratio: float = 3.0,
-                  stem_temporal_stride: int = 2, drop_path_rate: float = 0.0) -> dict:
-    stages = [{"depth": d, "width": c, "mlp_ratio": mlp_ratio,
-               "mixer": {"kind": "morphmlp", "options": {"chunk_len": length, "temporal_groups": g}}}
-              for d, c, length, g in zip(depths, dims, chunk_lens, temporal_groups)]
-    return {"input": {"frames": frames, "resolution": resolution, "in_chans": 3, "num_classes": num_classes},
-            "stem": {"kind": "conv", "patch": 4, "temporal_kernel": 3, "temporal_stride": stem_temporal_stride},
-            "stages": stages, "drop_path_rate": drop_path_rate}
+def morphmlp_spec(
+    frames: int,
+    resolution: int,
+    num_classes: int,
+    depths,
+    dims=(112, 224, 392, 784),
+    chunk_lens=(14, 28, 28, 49),
+    temporal_groups=(None, None, None, None),
+    mlp_ratio: float = 3.0,
+    stem_temporal_stride: int = 2,
+    drop_path_rate: float = 0.0,
+) -> dict:
+    stages = [
+        {
+            "depth": d,
+            "width": c,
+            "mlp_ratio": mlp_ratio,
+            "mixer": {"kind": "morphmlp", "options": {"chunk_len": length, "temporal_groups": g}},
+        }
+        for d, c, length, g in zip(depths, dims, chunk_lens, temporal_groups)
+    ]
+    return {
+        "input": {"frames": frames, "resolution": resolution, "in_chans": 3, "num_classes": num_classes},
+        "stem": {"kind": "conv", "patch": 4, "temporal_kernel": 3, "temporal_stride": stem_temporal_stride},
+        "stages": stages,
+        "drop_path_rate": drop_path_rate,
+    }
 
 
 @register_preset("morphmlp_s_16f")
@@ -253,5 +286,6 @@ def morphmlp_b_16f() -> dict:
 @register_preset("morphmlp_tiny")
 def morphmlp_tiny() -> dict:
     """Two small stages for 8×32² synthetic clips: row chunks on 8×8, the full-frame form on 4×4."""
-    return morphmlp_spec(8, 32, 12, (1, 1), dims=(32, 64), chunk_lens=(8, 16), temporal_groups=(None, None),
-                         stem_temporal_stride=1)
+    return morphmlp_spec(
+        8, 32, 12, (1, 1), dims=(32, 64), chunk_lens=(8, 16), temporal_groups=(None, None), stem_temporal_stride=1
+    )

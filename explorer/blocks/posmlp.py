@@ -30,12 +30,15 @@ from explorer.blocks.registry import BlockContext, InvalidCombination, MixerOpti
 
 class PosMLPOptions(MixerOptions):
     arrangement: Literal["parallel", "spatial_temporal", "temporal_spatial", "joint"] = Field(
-        "parallel", description="parallel = released PoSGU ‖ PoTGU with one residual; spatial_temporal / "
-                                "temporal_spatial = serial gated layers, each with its own residual; joint = PoSTGU")
+        "parallel",
+        description="parallel = released PoSGU ‖ PoTGU with one residual; spatial_temporal / "
+        "temporal_spatial = serial gated layers, each with its own residual; joint = PoSTGU",
+    )
     groups: int = Field(8, ge=1, description="channel groups g (interleaved: channel c uses table column c mod g)")
     window: int = Field(14, ge=1, description="spatial window w of PoSGU/PoSTGU (clamped to the stage's size)")
     temporal_window: Optional[int] = Field(
-        None, ge=1, description="PoSTGU temporal window T_w (joint only; must divide T'); None = all T' frames")
+        None, ge=1, description="PoSTGU temporal window T_w (joint only; must divide T'); None = all T' frames"
+    )
 
 
 def relative_index(coords: torch.Tensor, extents: tuple[int, ...]) -> torch.Tensor:
@@ -131,8 +134,15 @@ class PoSTGU(nn.Module):
         b, t, h, w, _ = u.shape
         tw, win = self.temporal_window, self.window
         u = rearrange(u, "b (nt tw) (nh wh) (nw ww) c -> (b nt nh nw) (tw wh ww) c", tw=tw, wh=win, ww=win)
-        u = rearrange(self.mix(u), "(b nt nh nw) (tw wh ww) c -> b (nt tw) (nh wh) (nw ww) c",
-                      b=b, nt=t // tw, nh=h // win, tw=tw, wh=win)
+        u = rearrange(
+            self.mix(u),
+            "(b nt nh nw) (tw wh ww) c -> b (nt tw) (nh wh) (nw ww) c",
+            b=b,
+            nt=t // tw,
+            nh=h // win,
+            tw=tw,
+            wh=win,
+        )
         return u * v
 
 
@@ -169,8 +179,15 @@ class PosMLPParallelBlock(nn.Module):
 class PosMLPSerialBlock(nn.Module):
     """Serial arrangement: ``x ← x + DropPath(Layer_A(x))``, ``x ← x + DropPath(Layer_B(x))``."""
 
-    def __init__(self, dim: int, grid: tuple[int, int, int], window: int, groups: int, spatial_first: bool,
-                 drop_path: float = 0.0):
+    def __init__(
+        self,
+        dim: int,
+        grid: tuple[int, int, int],
+        window: int,
+        groups: int,
+        spatial_first: bool,
+        drop_path: float = 0.0,
+    ):
         super().__init__()
         spatial = PositionalGatedLayer(dim, PoSGU(dim, window, groups))
         temporal = PositionalGatedLayer(dim, PoTGU(dim, grid[0], groups))
@@ -194,8 +211,6 @@ class PosMLPJointBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.drop_path(self.joint(x))
-
-
 
 
 def stage_window(window: int, grid: tuple[int, int, int]) -> int:
@@ -233,10 +248,15 @@ def build_posmlp_block(ctx: BlockContext, opts: PosMLPOptions) -> nn.Module:
 
 
 def posmlp_video_spec(frames: int, resolution: int, num_classes: int, dims, depths, windows, groups) -> dict:
-    stages = [{"depth": d, "width": c, "mixer": {"kind": "posmlp", "options": {"groups": g, "window": w}}}
-              for d, c, w, g in zip(depths, dims, windows, groups)]
-    return {"input": {"frames": frames, "resolution": resolution, "in_chans": 3, "num_classes": num_classes},
-            "stem": {"kind": "conv", "patch": 4, "temporal_kernel": 1, "temporal_stride": 1}, "stages": stages}
+    stages = [
+        {"depth": d, "width": c, "mixer": {"kind": "posmlp", "options": {"groups": g, "window": w}}}
+        for d, c, w, g in zip(depths, dims, windows, groups)
+    ]
+    return {
+        "input": {"frames": frames, "resolution": resolution, "in_chans": 3, "num_classes": num_classes},
+        "stem": {"kind": "conv", "patch": 4, "temporal_kernel": 1, "temporal_stride": 1},
+        "stages": stages,
+    }
 
 
 @register_preset("posmlp_video_72d")

@@ -60,8 +60,9 @@ class MixerEntry:
 _REGISTRY: dict[str, MixerEntry] = {}
 
 
-def register_mixer(name: str, options: type[MixerOptions], layout: Literal["grid", "set"] = "grid",
-                   resamples: bool = False):
+def register_mixer(
+    name: str, options: type[MixerOptions], layout: Literal["grid", "set"] = "grid", resamples: bool = False
+):
     """Decorator registering a block factory under ``name``; ``resamples``: its blocks change width and
     resolution themselves (``BlockContext.in_dim``/``stride``), so its stages may follow a ``down.kind`` none."""
 
@@ -125,8 +126,10 @@ def catalogue() -> dict[str, dict]:
     """Every registered mixer's option names and layout, as ``catalogue.json`` holds them: the space loader reads
     that file to name an unknown mixer or option without importing torch (tests/blocks/test_catalogue.py keeps the
     file equal to the registry; ``python -m explorer.blocks`` rewrites it)."""
-    return {name: {"layout": entry.layout, "options": list(entry.options.model_fields)}
-            for name, entry in sorted(_REGISTRY.items())}
+    return {
+        name: {"layout": entry.layout, "options": list(entry.options.model_fields)}
+        for name, entry in sorted(_REGISTRY.items())
+    }
 
 
 def write_catalogue() -> Path:

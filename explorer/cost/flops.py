@@ -50,11 +50,51 @@ def _input_numel(inputs: list[Any], outputs: list[Any]) -> int:
 
 # element-wise ops our blocks emit (uncounted by the papers' convention, so kept out of `gflops`)
 ELEMENTWISE_OPS: dict[str, Callable[[list[Any], list[Any]], int]] = {
-    **{f"aten::{op}": _output_numel for op in (
-        "add", "add_", "sub", "sub_", "rsub", "mul", "mul_", "div", "div_", "neg", "exp", "log", "sqrt", "rsqrt",
-        "pow", "gelu", "gelu_", "relu", "relu_", "hardtanh", "hardtanh_", "sigmoid", "sigmoid_", "silu", "silu_",
-        "hardswish", "hardswish_", "hardsigmoid", "tanh", "softmax", "log_softmax", "clamp", "clamp_", "clamp_min",
-        "maximum", "minimum", "where", "abs", "addcmul", "lerp")},
+    **{
+        f"aten::{op}": _output_numel
+        for op in (
+            "add",
+            "add_",
+            "sub",
+            "sub_",
+            "rsub",
+            "mul",
+            "mul_",
+            "div",
+            "div_",
+            "neg",
+            "exp",
+            "log",
+            "sqrt",
+            "rsqrt",
+            "pow",
+            "gelu",
+            "gelu_",
+            "relu",
+            "relu_",
+            "hardtanh",
+            "hardtanh_",
+            "sigmoid",
+            "sigmoid_",
+            "silu",
+            "silu_",
+            "hardswish",
+            "hardswish_",
+            "hardsigmoid",
+            "tanh",
+            "softmax",
+            "log_softmax",
+            "clamp",
+            "clamp_",
+            "clamp_min",
+            "maximum",
+            "minimum",
+            "where",
+            "abs",
+            "addcmul",
+            "lerp",
+        )
+    },
     **{f"aten::{op}": _input_numel for op in ("mean", "sum", "amax", "max", "norm", "linalg_vector_norm")},
 }
 

@@ -33,8 +33,9 @@ class _AllocationTracker(torch.utils._python_dispatch.TorchDispatchMode):
         from torch.utils._pytree import tree_flatten
 
         out = func(*args, **(kwargs or {}))
-        inputs = {a.untyped_storage().data_ptr() for a in tree_flatten((args, kwargs))[0]
-                  if isinstance(a, torch.Tensor)}
+        inputs = {
+            a.untyped_storage().data_ptr() for a in tree_flatten((args, kwargs))[0] if isinstance(a, torch.Tensor)
+        }
         for t in tree_flatten(out)[0]:
             if not isinstance(t, torch.Tensor) or t.device.type != "cpu":
                 continue
@@ -104,6 +105,9 @@ def peak_memory(model: nn.Module, arch: Arch, device: str = "cpu", batch: int = 
                 figures.append((_state_bytes(model) + tracker.peak) / 2**20)
     finally:
         model.train(was_training)
-    method = ("torch.cuda.max_memory_allocated" if device == "cuda"
-              else "cpu best effort: weights + buffers + peak live tensors (dispatch-level tracker)")
+    method = (
+        "torch.cuda.max_memory_allocated"
+        if device == "cuda"
+        else "cpu best effort: weights + buffers + peak live tensors (dispatch-level tracker)"
+    )
     return MemoryStats(figures[0], figures[1], batch, device, method)

@@ -26,12 +26,14 @@ def part_of(name: str) -> str:
 
 def ordered(counts: dict[str, int | float]) -> dict[str, int | float]:
     """stem, stages.0, stages.1, ..., then the rest (global_tokens, head) — the order of the forward pass."""
+
     def rank(key: str) -> tuple[int, int, str]:
         if key == "stem":
             return (0, 0, key)
         if key.startswith("stages."):
             return (1, int(key.split(".")[1]), key)
         return (2 if key != "head" else 3, 0, key)
+
     return {k: counts[k] for k in sorted(counts, key=rank)}
 
 

@@ -69,12 +69,17 @@ class LatencyTable:
         try:
             data = json.loads(path.read_text())
             current = data.get("version", 1) == TABLE_VERSION
-            table = cls(data["device"], int(data["threads"]),
-                        {k: float(v) for k, v in data["entries"].items()} if current else {},
-                        path, data.get("meta", {}) if current else {})
+            table = cls(
+                data["device"],
+                int(data["threads"]),
+                {k: float(v) for k, v in data["entries"].items()} if current else {},
+                path,
+                data.get("meta", {}) if current else {},
+            )
         except (ValueError, KeyError, TypeError) as err:
-            raise ValueError(f"{path}: not a latency table (expected JSON with device, threads, entries): "
-                             f"{err}") from None
+            raise ValueError(
+                f"{path}: not a latency table (expected JSON with device, threads, entries): {err}"
+            ) from None
         if device is not None and table.device != device:
             raise ValueError(f"{path}: a table for device {table.device!r}, but {device!r} was asked for")
         return table
@@ -95,8 +100,13 @@ class LatencyTable:
             fcntl.flock(lock, fcntl.LOCK_EX)
             if merge:
                 self._merge_saved(path)
-            data = {"version": TABLE_VERSION, "device": self.device, "threads": self.threads, "meta": self.meta,
-                    "entries": dict(sorted(self.entries.items()))}
+            data = {
+                "version": TABLE_VERSION,
+                "device": self.device,
+                "threads": self.threads,
+                "meta": self.meta,
+                "entries": dict(sorted(self.entries.items())),
+            }
             tmp = path.with_suffix(f".{os.getpid()}.tmp")
             tmp.write_text(json.dumps(data, indent=1))
             tmp.replace(path)  # atomic: readers (who take no lock) never see half a table
@@ -137,8 +147,11 @@ def _shapes(obj: Any) -> list:
 
 def _digest(module: nn.Module) -> str:
     """Structure of ``module``: every submodule's class and extra_repr (dropout/drop-path left out)."""
-    parts = [f"{name}:{type(m).__name__}({m.extra_repr()})" for name, m in module.named_modules()
-             if type(m).__name__ not in _SKIP_IN_DIGEST]
+    parts = [
+        f"{name}:{type(m).__name__}({m.extra_repr()})"
+        for name, m in module.named_modules()
+        if type(m).__name__ not in _SKIP_IN_DIGEST
+    ]
     return hashlib.sha1("|".join(parts).encode()).hexdigest()[:10]
 
 
@@ -164,9 +177,10 @@ def model_units(model: nn.Module, x: torch.Tensor, threads: int = 1) -> list[Uni
                 merge = f"|merge={m.method},r={m.r},ratio={m.ratio},tr={m.temporal_ratio}"
             labelled.append(("block", f"{spec.mixer.kind}{opts}|mlp={spec.mlp_ratio}{merge}", block))
     captured: dict[int, tuple] = {}
-    hooks = [m.register_forward_pre_hook(lambda mod, a, kw, i=i: captured.__setitem__(i, (a, kw)) or None,
-                                         with_kwargs=True)
-             for i, (_, _, m) in enumerate(labelled)]
+    hooks = [
+        m.register_forward_pre_hook(lambda mod, a, kw, i=i: captured.__setitem__(i, (a, kw)) or None, with_kwargs=True)
+        for i, (_, _, m) in enumerate(labelled)
+    ]
     try:
         with torch.inference_mode():
             head_in = model.forward_trunk(x)
@@ -177,8 +191,12 @@ def model_units(model: nn.Module, x: torch.Tensor, threads: int = 1) -> list[Uni
     units = []
     for i, (role, label, module) in enumerate(labelled):
         args, kwargs = captured[i]
-        units.append(Unit(_key(role, label, module, (args, kwargs), batch, threads),
-                          lambda m=module, a=args, kw=kwargs: m(*a, **kw)))
+        units.append(
+            Unit(
+                _key(role, label, module, (args, kwargs), batch, threads),
+                lambda m=module, a=args, kw=kwargs: m(*a, **kw),
+            )
+        )
     # the head is what forward() does after the trunk: forward_head on the trunk's captured output
     head_mods = nn.ModuleList([m for m in (model.norm, model.head) if m is not None])
     label = f"{arch.head.pool}|merged={head_in[1] is not None and head_in[1].merged}"
@@ -207,8 +225,9 @@ class Prediction:
     measured: list[str]
 
 
-def _units_for(arch: Arch, model: nn.Module | None, device: str, threads: int, batch: int) -> tuple[nn.Module,
-                                                                                                   list[Unit]]:
+def _units_for(
+    arch: Arch, model: nn.Module | None, device: str, threads: int, batch: int
+) -> tuple[nn.Module, list[Unit]]:
     from explorer.models import build
 
     model = model if model is not None else build(arch)
@@ -228,9 +247,18 @@ def table_clock(table: LatencyTable) -> str:
     return table.meta["clock"]
 
 
-def predict(arch: Arch, device: str = "cpu", table: LatencyTable | None = None, model: nn.Module | None = None,
-            threads: int = 1, batch: int = 1, warmup: int = 3, repeats: int = 15, save: bool = True,
-            clock: str | None = None) -> Prediction:
+def predict(
+    arch: Arch,
+    device: str = "cpu",
+    table: LatencyTable | None = None,
+    model: nn.Module | None = None,
+    threads: int = 1,
+    batch: int = 1,
+    warmup: int = 3,
+    repeats: int = 15,
+    save: bool = True,
+    clock: str | None = None,
+) -> Prediction:
     """Σ table[unit key] over the units of ``arch`` at ``batch``. Missing keys are measured now (``warmup`` +
     ``repeats`` calls of that unit, median) and added to the table, which is saved when it has a file. ``clock``
     (None: the one the table was calibrated with, else wall) times those units; see ``explorer.cost.time_callable``."""
@@ -258,9 +286,17 @@ def predict(arch: Arch, device: str = "cpu", table: LatencyTable | None = None, 
     return Prediction(table.scale * raw, raw, parts, measured)
 
 
-def calibrate(archs: list[Arch], device: str = "cpu", table: LatencyTable | None = None, threads: int = 1,
-              batch: int = 1, repeats: int = 15, remeasure: bool = False, clock: str | None = None,
-              progress: Callable[[int, int, int], None] | None = None) -> LatencyTable:
+def calibrate(
+    archs: list[Arch],
+    device: str = "cpu",
+    table: LatencyTable | None = None,
+    threads: int = 1,
+    batch: int = 1,
+    repeats: int = 15,
+    remeasure: bool = False,
+    clock: str | None = None,
+    progress: Callable[[int, int, int], None] | None = None,
+) -> LatencyTable:
     """Measure every unit key of ``archs`` not yet in ``table`` (all of them with ``remeasure``, or when the table
     was timed with another ``clock``), fit the table's ``scale`` as the median of (whole-model latency / Σ unit
     entries) over ``archs``, and save it."""
@@ -276,18 +312,29 @@ def calibrate(archs: list[Arch], device: str = "cpu", table: LatencyTable | None
     ratios = []
     for i, arch in enumerate(archs):
         model = build(arch)
-        result = predict(arch, device, table, model=model, threads=threads, batch=batch, repeats=repeats,
-                         save=False, clock=clock)
+        result = predict(
+            arch, device, table, model=model, threads=threads, batch=batch, repeats=repeats, save=False, clock=clock
+        )
         # whole model, 3 rounds of `repeats` runs (median): on a loaded machine one round is easily off by 20%
-        rounds = [latency_stats(model, example_input(arch, batch), device, threads, repeats=repeats, max_rounds=1,
-                                clock=clock).median_ms for _ in range(3)]
+        rounds = [
+            latency_stats(
+                model, example_input(arch, batch), device, threads, repeats=repeats, max_rounds=1, clock=clock
+            ).median_ms
+            for _ in range(3)
+        ]
         ratios.append(statistics.median(rounds) / result.raw_ms)
         if progress:
             progress(i + 1, len(archs), len(result.measured))
     if ratios:
         table.meta["scale"] = round(statistics.median(ratios), 4)
-    table.meta.update({"calibrated_archs": table.meta.get("calibrated_archs", 0) + len(archs),
-                       "torch": torch.__version__, "clock": clock, "seconds": round(time.time() - start, 1)})
+    table.meta.update(
+        {
+            "calibrated_archs": table.meta.get("calibrated_archs", 0) + len(archs),
+            "torch": torch.__version__,
+            "clock": clock,
+            "seconds": round(time.time() - start, 1),
+        }
+    )
     if clock == "paired":  # the entries are in ms of the reference's quiet speed: keep which speed that was
         table.meta.update({"reference": REFERENCE_PRESET, "reference_ms": reference_ms(threads)})
     if table.path is not None:

@@ -42,8 +42,9 @@ class Cost:
         return {**asdict(self), "params_m": self.params_m}
 
 
-def measure(arch: Arch, model: nn.Module | None = None, latency: bool = True, threads: int = 1,
-            repeats: int = 10) -> Cost:
+def measure(
+    arch: Arch, model: nn.Module | None = None, latency: bool = True, threads: int = 1, repeats: int = 10
+) -> Cost:
     """Params, GFLOPs and (optionally) batch-1 CPU latency of ``arch``."""
     from explorer.models import build
 
@@ -56,8 +57,9 @@ def measure(arch: Arch, model: nn.Module | None = None, latency: bool = True, th
     return Cost(count_params(model), flops / 1e9, lat, iqr, threads if latency else None, "cpu")
 
 
-def predict_latency_ms(arch: Arch, device: str = "cpu", table=None, model: nn.Module | None = None,
-                       threads: int = 1) -> float:
+def predict_latency_ms(
+    arch: Arch, device: str = "cpu", table=None, model: nn.Module | None = None, threads: int = 1
+) -> float:
     """Batch-1 latency predicted by the per-block lookup table of ``device`` (``explorer.cost.predictor``); keys missing
     from the table are measured on demand and added to it, so this never fails for a buildable arch."""
     from explorer.cost.predictor import predict  # not at the top: importing explorer.cost leaves the predictor out
@@ -65,9 +67,16 @@ def predict_latency_ms(arch: Arch, device: str = "cpu", table=None, model: nn.Mo
     return predict(arch, device=device, table=table, model=model, threads=threads).total_ms
 
 
-def objective_metrics(arch: Arch, model: nn.Module | None = None, names: list[str] | tuple[str, ...] = METRICS,
-                      device: str = "cpu", threads: int = 1, predictor=None, repeats: int = 10,
-                      batch: int = 16) -> dict[str, float]:
+def objective_metrics(
+    arch: Arch,
+    model: nn.Module | None = None,
+    names: list[str] | tuple[str, ...] = METRICS,
+    device: str = "cpu",
+    threads: int = 1,
+    predictor=None,
+    repeats: int = 10,
+    batch: int = 16,
+) -> dict[str, float]:
     """Only the requested figures among ``METRICS``: ``params_m``, ``gflops`` (fvcore, batch 1), ``latency_ms``
     (measured median, batch 1, on ``device``), ``predicted_latency_ms`` (lookup table ``predictor``, a
     ``LatencyTable``; the device's default table when None), ``throughput`` (clips/s at ``batch``) and
@@ -113,21 +122,39 @@ class CostReport:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "arch": self.arch_hash, "params": self.params, "params_m": self.params / 1e6,
-            "params_by_part": self.params_by_part, "gflops": self.flops.gflops,
-            "flops_by_part": self.flops.by_part, "flops_by_operator": self.flops.by_operator,
+            "arch": self.arch_hash,
+            "params": self.params,
+            "params_m": self.params / 1e6,
+            "params_by_part": self.params_by_part,
+            "gflops": self.flops.gflops,
+            "flops_by_part": self.flops.by_part,
+            "flops_by_operator": self.flops.by_operator,
             "elementwise_gflops": None if self.flops.elementwise is None else self.flops.elementwise / 1e9,
             "latency": None if self.latency is None else self.latency.to_dict(),
-            "throughput_clips_s": self.throughput, "throughput_batch": self.throughput_batch,
+            "throughput_clips_s": self.throughput,
+            "throughput_batch": self.throughput_batch,
             "memory": None if self.memory is None else self.memory.to_dict(),
-            "predicted_latency_ms": self.predicted_latency_ms, **self.extra,
+            "predicted_latency_ms": self.predicted_latency_ms,
+            **self.extra,
         }
 
 
-def cost_report(arch: Arch, model: nn.Module | None = None, latency: bool = True, device: str = "cpu",
-                threads: int = 1, repeats: int = 10, precision: str = "fp32", channels_last: bool = False,
-                elementwise: bool = True, throughput_batch: int | None = None, memory: bool = False,
-                predict: bool = False, table=None, clock: str | None = None) -> CostReport:
+def cost_report(
+    arch: Arch,
+    model: nn.Module | None = None,
+    latency: bool = True,
+    device: str = "cpu",
+    threads: int = 1,
+    repeats: int = 10,
+    precision: str = "fp32",
+    channels_last: bool = False,
+    elementwise: bool = True,
+    throughput_batch: int | None = None,
+    memory: bool = False,
+    predict: bool = False,
+    table=None,
+    clock: str | None = None,
+) -> CostReport:
     """The full cost of ``arch`` (see ``CostReport``); the optional parts only when asked. FLOPs are counted without
     fvcore's trace unless the element-wise figure is asked for (it has handles only fvcore's trace applies); with
     nothing to time, a paper-size model is not even allocated (``explorer.cost.shape_flops``)."""
@@ -144,11 +171,13 @@ def cost_report(arch: Arch, model: nn.Module | None = None, latency: bool = True
     if predict:
         report.predicted_latency_ms = predict_latency_ms(arch, device, table, model, threads)
     if latency:
-        report.latency = latency_stats(model, x, device, threads, repeats=repeats, precision=precision,
-                                       channels_last=channels_last, clock=clock)
+        report.latency = latency_stats(
+            model, x, device, threads, repeats=repeats, precision=precision, channels_last=channels_last, clock=clock
+        )
     if throughput_batch:
-        report.throughput = throughput(model, arch, device, throughput_batch, threads, precision=precision,
-                                       channels_last=channels_last)
+        report.throughput = throughput(
+            model, arch, device, throughput_batch, threads, precision=precision, channels_last=channels_last
+        )
         report.throughput_batch = throughput_batch
     if memory:
         report.memory = peak_memory(model, arch, device)

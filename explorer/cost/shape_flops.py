@@ -105,8 +105,17 @@ def _group_norm(a: tuple, k: dict) -> list:  # aten::group_norm(input, groups, w
 def _batch_norm(a: tuple, k: dict) -> list:
     # F.batch_norm(input, mean, var, weight, bias, training, ...) -> aten::batch_norm(input, weight, bias, mean,
     # var, training, momentum, eps, cudnn)
-    return [a[0], _arg(a, k, 3, "weight"), _arg(a, k, 4, "bias"), a[1], a[2], bool(_arg(a, k, 5, "training", False)),
-            None, None, None]
+    return [
+        a[0],
+        _arg(a, k, 3, "weight"),
+        _arg(a, k, 4, "bias"),
+        a[1],
+        a[2],
+        bool(_arg(a, k, 5, "training", False)),
+        None,
+        None,
+        None,
+    ]
 
 
 def _instance_norm(a: tuple, k: dict) -> list:
@@ -123,10 +132,14 @@ def _ops() -> dict[Any, tuple[str, _Inputs]]:
     t = torch.Tensor
     ops: dict[Any, tuple[str, _Inputs]] = {
         F.linear: ("aten::linear", _linear),
-        torch.matmul: ("aten::matmul", _pair), t.matmul: ("aten::matmul", _pair),
-        t.__matmul__: ("aten::matmul", _pair), t.__rmatmul__: ("aten::matmul", _rpair),
-        torch.mm: ("aten::mm", _pair), t.mm: ("aten::mm", _pair),
-        torch.bmm: ("aten::bmm", _pair), t.bmm: ("aten::bmm", _pair),
+        torch.matmul: ("aten::matmul", _pair),
+        t.matmul: ("aten::matmul", _pair),
+        t.__matmul__: ("aten::matmul", _pair),
+        t.__rmatmul__: ("aten::matmul", _rpair),
+        torch.mm: ("aten::mm", _pair),
+        t.mm: ("aten::mm", _pair),
+        torch.bmm: ("aten::bmm", _pair),
+        t.bmm: ("aten::bmm", _pair),
         torch.addmm: ("aten::addmm", _addmm),
         torch.einsum: ("aten::einsum", _einsum),
         F.layer_norm: ("aten::layer_norm", _layer_norm),
@@ -218,14 +231,18 @@ def _count(model: torch.nn.Module, inputs: torch.Tensor, parts: dict[str, torch.
 @contextmanager
 def _part_hooks(counter: _Counter, parts: dict[str, torch.nn.Module]) -> Iterator[None]:
     """While a part's forward runs, the counter credits that part."""
+
     def enter(part: str):
         return lambda module, args: setattr(counter, "part", part)
 
     def leave(module, args, out) -> None:
         counter.part = None
 
-    handles = [h for part, module in parts.items()
-               for h in (module.register_forward_pre_hook(enter(part)), module.register_forward_hook(leave))]
+    handles = [
+        h
+        for part, module in parts.items()
+        for h in (module.register_forward_pre_hook(enter(part)), module.register_forward_hook(leave))
+    ]
     try:
         yield
     finally:
@@ -265,7 +282,7 @@ def flop_breakdown_fast(model: torch.nn.Module, inputs: torch.Tensor) -> FlopRep
 def counting_device(arch: Any) -> str:
     """Where counting ``arch`` is cheapest: ``cpu`` for clips up to ``REAL_FORWARD_MAX_VOXELS``, else ``meta``."""
     i = arch.input
-    return "cpu" if i.frames * i.resolution ** 2 <= REAL_FORWARD_MAX_VOXELS else "meta"
+    return "cpu" if i.frames * i.resolution**2 <= REAL_FORWARD_MAX_VOXELS else "meta"
 
 
 def counting_input(arch: Any, device: str) -> torch.Tensor:
@@ -293,12 +310,16 @@ def _stage_key(arch: Any, i: int, grid: tuple, x: torch.Tensor, z: torch.Tensor 
     from explorer.models import stem_width
 
     in_width = arch.stages[i - 1].width if i else stem_width(arch)
-    return json.dumps([i == 0, in_width, list(grid), list(x.shape), None if z is None else list(z.shape),
-                       to_dict(arch.stages[i])], sort_keys=True, default=str)
+    return json.dumps(
+        [i == 0, in_width, list(grid), list(x.shape), None if z is None else list(z.shape), to_dict(arch.stages[i])],
+        sort_keys=True,
+        default=str,
+    )
 
 
-def _count_stage(arch: Any, i: int, grid: tuple, rates: list[float], x: torch.Tensor,
-                 z: torch.Tensor | None) -> _StageCost:
+def _count_stage(
+    arch: Any, i: int, grid: tuple, rates: list[float], x: torch.Tensor, z: torch.Tensor | None
+) -> _StageCost:
     from explorer.models import make_stage, run_stage
 
     down, stage = make_stage(arch, i, grid, rates)

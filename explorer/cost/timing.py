@@ -71,8 +71,7 @@ def summary(times: list[float]) -> tuple[float, float, float]:
     return statistics.median(times), quartiles[2] - quartiles[0], cv
 
 
-CLOCKS = {"wall": time.perf_counter, "thread": time.thread_time, "paired": time.perf_counter,
-          "min": time.thread_time}
+CLOCKS = {"wall": time.perf_counter, "thread": time.thread_time, "paired": time.perf_counter, "min": time.thread_time}
 # clock="min": the fastest of several rounds spread over time (thread CPU time with one thread, wall time with
 # more). The host's slow spells last about a second and only ever add time, so the fastest round is the machine's
 # quiet figure; rounds are added until the two fastest agree within ``max_cv``.
@@ -105,6 +104,7 @@ def reference_call() -> Callable[[], Any]:
         # always fp32 inference, as when its quiet latency was measured, even inside a caller's bf16 autocast
         with torch.inference_mode(), torch.autocast("cpu", enabled=False):
             model(x)
+
     return run
 
 
@@ -119,8 +119,9 @@ def _cpu_clock() -> str:
     return "thread" if torch.get_num_threads() == 1 else "wall"
 
 
-def quiet_ms(fn: Callable[[], Any], threads: int = 1, rounds: int = 20, repeats: int = 10,
-             pause_s: float = 0.1) -> float:
+def quiet_ms(
+    fn: Callable[[], Any], threads: int = 1, rounds: int = 20, repeats: int = 10, pause_s: float = 0.1
+) -> float:
     """The latency of ``fn`` with the host at its fastest: the minimum over ``rounds`` of the round medians of
     ``repeats`` calls (the thread's CPU time with one thread, wall time with more), rounds ``pause_s`` apart.
     Interference only ever adds time, so the minimum is the repeatable figure (as ``timeit`` advises)."""
@@ -158,8 +159,10 @@ def reference_digest() -> str:
 def reference_key(threads: int) -> str:
     """What a kept reference speed belongs to: the host (nodes of a cluster may share a home directory), the
     threads, the torch version and the reference model itself."""
-    return (f"{REFERENCE_PRESET}#{reference_digest()}/host={socket.gethostname()}/threads={threads}"
-            f"/torch={torch.__version__}")
+    return (
+        f"{REFERENCE_PRESET}#{reference_digest()}/host={socket.gethostname()}/threads={threads}"
+        f"/torch={torch.__version__}"
+    )
 
 
 def reference_ms(threads: int = 1, remeasure: bool = False) -> float:
@@ -294,8 +297,15 @@ def _time_cuda(fn: Callable[[], Any], repeats: int, clock: str = "wall") -> list
     return times
 
 
-def time_callable(fn: Callable[[], Any], device: str = "cpu", warmup: int = 3, repeats: int = 10,
-                  max_cv: float = NOISY_CV, max_rounds: int = 3, clock: str | None = None) -> tuple[list[float], int]:
+def time_callable(
+    fn: Callable[[], Any],
+    device: str = "cpu",
+    warmup: int = 3,
+    repeats: int = 10,
+    max_cv: float = NOISY_CV,
+    max_rounds: int = 3,
+    clock: str | None = None,
+) -> tuple[list[float], int]:
     """Run times (ms) of ``fn`` after ``warmup`` calls. While their CV exceeds ``max_cv``, another round of
     ``repeats`` runs is added, up to ``max_rounds`` rounds in all; returns (times, rounds). ``clock`` (cpu only):
     ``paired`` (the default), ``wall`` or ``thread`` (see ``_time_cpu``)."""
@@ -338,9 +348,19 @@ def _prepare_input(x: torch.Tensor, device: str, channels_last: bool) -> torch.T
     return x.contiguous(memory_format=torch.channels_last_3d) if channels_last and x.dim() == 5 else x
 
 
-def latency_stats(model: nn.Module, inputs: torch.Tensor, device: str = "cpu", threads: int | None = 1,
-                  warmup: int = 3, repeats: int = 10, precision: str = "fp32", channels_last: bool = False,
-                  max_cv: float = NOISY_CV, max_rounds: int = 3, clock: str | None = None) -> LatencyStats:
+def latency_stats(
+    model: nn.Module,
+    inputs: torch.Tensor,
+    device: str = "cpu",
+    threads: int | None = 1,
+    warmup: int = 3,
+    repeats: int = 10,
+    precision: str = "fp32",
+    channels_last: bool = False,
+    max_cv: float = NOISY_CV,
+    max_rounds: int = 3,
+    clock: str | None = None,
+) -> LatencyStats:
     """Forward latency of ``model`` on ``inputs`` (eval, inference mode). ``threads`` pins torch's intra-op
     threads (CPU; None leaves them). ``precision`` 'bf16'/'fp16' runs under autocast on cuda (bf16 also on cpu).
     ``clock="thread"`` (cpu, 1 thread) times the thread's CPU time instead of wall time, robust to a loaded
@@ -358,21 +378,32 @@ def latency_stats(model: nn.Module, inputs: torch.Tensor, device: str = "cpu", t
     if channels_last:
         to_channels_last(model)
     x = _prepare_input(inputs, device, channels_last)
-    amp = (torch.autocast(device_type=device, dtype=AMP_DTYPES[precision]) if precision != "fp32"
-           else nullcontext())
+    amp = torch.autocast(device_type=device, dtype=AMP_DTYPES[precision]) if precision != "fp32" else nullcontext()
     threads_ctx = pinned_threads(threads) if threads else nullcontext()
     with eval_mode(model), threads_ctx, torch.inference_mode(), amp:
         if default_clock and clock == "paired":  # a clock asked for by name is kept
             clock = paired_or_fallback(lambda: model(x))
         times, rounds = time_callable(lambda: model(x), device, warmup, repeats, max_cv, max_rounds, clock)
     median, iqr, cv = summary(times)
-    return LatencyStats(median, iqr, cv, len(times), rounds, cv > max_cv, device,
-                        threads if device == "cpu" else None, x.shape[0], precision, channels_last,
-                        clock if device == "cpu" else "cuda events")
+    return LatencyStats(
+        median,
+        iqr,
+        cv,
+        len(times),
+        rounds,
+        cv > max_cv,
+        device,
+        threads if device == "cpu" else None,
+        x.shape[0],
+        precision,
+        channels_last,
+        clock if device == "cpu" else "cuda events",
+    )
 
 
-def measure_latency(model: nn.Module, inputs: torch.Tensor, threads: int = 1, warmup: int = 3,
-                    repeats: int = 10) -> tuple[float, float]:
+def measure_latency(
+    model: nn.Module, inputs: torch.Tensor, threads: int = 1, warmup: int = 3, repeats: int = 10
+) -> tuple[float, float]:
     """Median and inter-quartile range (ms) of ``repeats`` forward passes after ``warmup`` on the CPU."""
     stats = latency_stats(model, inputs, "cpu", threads, warmup, repeats, max_rounds=1)
     return stats.median_ms, stats.iqr_ms
@@ -383,9 +414,25 @@ def example_input(arch: Arch, batch: int = 1) -> torch.Tensor:
     return torch.randn(batch, i.in_chans, i.frames, i.resolution, i.resolution)
 
 
-def throughput(model: nn.Module, arch: Arch, device: str = "cpu", batch: int = 16, threads: int | None = 1,
-               repeats: int = 5, precision: str = "fp32", channels_last: bool = False) -> float:
+def throughput(
+    model: nn.Module,
+    arch: Arch,
+    device: str = "cpu",
+    batch: int = 16,
+    threads: int | None = 1,
+    repeats: int = 5,
+    precision: str = "fp32",
+    channels_last: bool = False,
+) -> float:
     """Clips per second of batched inference: ``batch`` / median latency of a batch-``batch`` forward pass."""
-    stats = latency_stats(model, example_input(arch, batch), device, threads, warmup=1, repeats=repeats,
-                          precision=precision, channels_last=channels_last)
+    stats = latency_stats(
+        model,
+        example_input(arch, batch),
+        device,
+        threads,
+        warmup=1,
+        repeats=repeats,
+        precision=precision,
+        channels_last=channels_last,
+    )
     return batch / (stats.median_ms / 1e3)

@@ -70,5 +70,4 @@ from explorer.costaware.gaussian_process import GaussianProcess
 from explorer.costaware.hypervolume_improvement import expected_hv_improvement
 from explorer.costaware.sampler import LEARNED_METRICS, Candidate, CostAwareSampler, Describe
 
-__all__ = ["LEARNED_METRICS", "Candidate", "CostAwareSampler", "Describe", "GaussianProcess",
-           "expected_hv_improvement"]
+__all__ = ["LEARNED_METRICS", "Candidate", "CostAwareSampler", "Describe", "GaussianProcess", "expected_hv_improvement"]

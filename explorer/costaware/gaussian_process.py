@@ -26,8 +26,14 @@ class GaussianProcess:
     plus an additive Matérn-5/2 (the mean over columns), where a categorical column's difference is 0 (same choice)
     or 1 (another). Hyper-parameters are fitted by L-BFGS on the log marginal likelihood plus log-normal priors."""
 
-    def __init__(self, x: np.ndarray, y: np.ndarray, categorical: Optional[np.ndarray] = None, steps: int = 30,
-                 start: Optional[np.ndarray] = None):
+    def __init__(
+        self,
+        x: np.ndarray,
+        y: np.ndarray,
+        categorical: Optional[np.ndarray] = None,
+        steps: int = 30,
+        start: Optional[np.ndarray] = None,
+    ):
         self.x = torch.as_tensor(np.asarray(x, float), dtype=torch.float64)
         mask = np.zeros(self.x.shape[1], bool) if categorical is None else np.asarray(categorical, bool)
         self.categorical = torch.as_tensor(mask)
@@ -64,11 +70,11 @@ class GaussianProcess:
     @staticmethod
     def _matern52(r):
         s5r = math.sqrt(5.0) * r
-        return (1.0 + s5r + 5.0 / 3.0 * r ** 2) * torch.exp(-s5r)
+        return (1.0 + s5r + 5.0 / 3.0 * r**2) * torch.exp(-s5r)
 
     def _variances(self, raw):
         d = self.x.shape[1]
-        return torch.exp(raw[d:d + 2].clamp(SIGNAL_LOG_MIN, 4.0))
+        return torch.exp(raw[d : d + 2].clamp(SIGNAL_LOG_MIN, 4.0))
 
     def _kernel(self, a, b, raw):
         """s_j² M(‖Δ/ℓ‖) + s_a² mean_k M(|Δ_k/ℓ_k|): a joint Matérn-5/2 for interactions plus an additive one, so
@@ -78,7 +84,7 @@ class GaussianProcess:
         joint, additive = self._variances(raw)
         diff = a[:, None, :] - b[None, :, :]
         diff = torch.where(self.categorical, (diff != 0).to(diff.dtype), diff).abs() / ls  # categorical: same or not
-        r = torch.sqrt((diff ** 2).sum(-1) + 1e-12)
+        r = torch.sqrt((diff**2).sum(-1) + 1e-12)
         return joint * self._matern52(r) + additive * self._matern52(diff).mean(-1)
 
     def _gram(self, raw):
@@ -101,8 +107,9 @@ class GaussianProcess:
         nll = 0.5 * self.y @ alpha + torch.log(torch.diagonal(chol)).sum()
         mean, scale = LENGTHSCALE_PRIOR
         prior = 0.5 * (((raw[:d] - mean) / scale) ** 2).sum()  # log-normal lengthscales
-        prior = (prior + 0.5 * ((raw[d:d + 2] - math.log(0.5)) ** 2).sum()
-                 + 0.5 * ((raw[-1] - math.log(0.05)) / 1.5) ** 2)
+        prior = (
+            prior + 0.5 * ((raw[d : d + 2] - math.log(0.5)) ** 2).sum() + 0.5 * ((raw[-1] - math.log(0.05)) / 1.5) ** 2
+        )
         return nll + prior
 
     def _factor(self) -> None:
@@ -115,6 +122,6 @@ class GaussianProcess:
         k = self._kernel(xs, self.x, self.raw)
         mean = k @ self.alpha
         v = torch.linalg.solve_triangular(self.chol, k.T, upper=False)
-        var = self._variances(self.raw).sum() - (v ** 2).sum(0)
+        var = self._variances(self.raw).sum() - (v**2).sum(0)
         std = torch.sqrt(torch.clamp(var, min=1e-12))
         return (mean.numpy() * self.y_std + self.y_mean), std.numpy() * self.y_std

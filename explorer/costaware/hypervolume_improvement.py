@@ -17,7 +17,7 @@ def std_normal_g(z: np.ndarray) -> np.ndarray:
     finite = np.isfinite(z)
     zf = z[finite]
     cdf = 0.5 * (1.0 + np.vectorize(math.erf)(zf / math.sqrt(2.0))) if zf.size else zf
-    out[finite] = zf * cdf + np.exp(-0.5 * zf ** 2) / math.sqrt(2.0 * math.pi)
+    out[finite] = zf * cdf + np.exp(-0.5 * zf**2) / math.sqrt(2.0 * math.pi)
     out[np.isposinf(z)] = np.inf
     return out
 
@@ -33,8 +33,9 @@ def uncovered_cost_volume(costs: np.ndarray, front_costs: np.ndarray, ref: np.nd
     return box - hypervolume(clipped, [False] * costs.size, ref)
 
 
-def expected_hv_improvement(mu: np.ndarray, sigma: np.ndarray, costs: np.ndarray, front: np.ndarray,
-                            ref: np.ndarray) -> np.ndarray:
+def expected_hv_improvement(
+    mu: np.ndarray, sigma: np.ndarray, costs: np.ndarray, front: np.ndarray, ref: np.ndarray
+) -> np.ndarray:
     """Expected hypervolume improvement of candidates whose first loss is uncertain and whose others are known.
 
     All values are losses (minimised). Candidate i has first loss U ~ N(mu_i, sigma_i²) and known costs c_i (row of
@@ -59,8 +60,11 @@ def expected_hv_improvement(mu: np.ndarray, sigma: np.ndarray, costs: np.ndarray
         reach = np.minimum(ref[1], np.concatenate([[np.inf], np.minimum.accumulate(front[:, 1])]))
         all_volumes = np.clip(reach[None, :] - costs[:, :1], 0.0, None)
     for i in range(len(mu)):
-        volumes = all_volumes[i] if costs.shape[1] == 1 else np.array(
-            [uncovered_cost_volume(costs[i], front[:j, 1:], ref[1:]) for j in range(len(front) + 1)])
+        volumes = (
+            all_volumes[i]
+            if costs.shape[1] == 1
+            else np.array([uncovered_cost_volume(costs[i], front[:j, 1:], ref[1:]) for j in range(len(front) + 1)])
+        )
         if sigma[i] <= 0:  # deterministic: ∫_{mu}^{ref_0} V(u) du
             lo = np.clip(bounds[:-1], mu[i], None)
             hi = np.clip(bounds[1:], mu[i], None)

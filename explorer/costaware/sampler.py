@@ -18,6 +18,7 @@ from explorer.pareto import HV_REFERENCE, pareto_mask
 # objectives the sampler models; every other objective must be given by `describe` before training
 LEARNED_METRICS = ("accuracy",)
 
+
 @dataclass(frozen=True)
 class Candidate:
     """One architecture the sampler may propose: its parameters, content key and cost objectives (as losses)."""
@@ -76,13 +77,24 @@ class CostAwareSampler(optuna.samplers.BaseSampler):
     exactly one of them must be learned (accuracy).
     """
 
-    def __init__(self, space_fn: Callable[[Any], Any], describe: Describe, objectives: Sequence[tuple[str, bool]],
-                 seed: Optional[int] = None, n_startup_trials: int = 2, n_initial_candidates: int = 64,
-                 n_random_candidates: int = 8, n_mutations: int = 4, optimism: Optional[float] = 3.0):
+    def __init__(
+        self,
+        space_fn: Callable[[Any], Any],
+        describe: Describe,
+        objectives: Sequence[tuple[str, bool]],
+        seed: Optional[int] = None,
+        n_startup_trials: int = 2,
+        n_initial_candidates: int = 64,
+        n_random_candidates: int = 8,
+        n_mutations: int = 4,
+        optimism: Optional[float] = 3.0,
+    ):
         learned = [i for i, (m, _) in enumerate(objectives) if m in LEARNED_METRICS]
         if len(learned) != 1 or len(objectives) < 2:
-            raise ValueError(f"the costaware sampler needs exactly one of {LEARNED_METRICS} among the objectives plus "
-                             f"at least one cost; got {[m for m, _ in objectives]}")
+            raise ValueError(
+                f"the costaware sampler needs exactly one of {LEARNED_METRICS} among the objectives plus "
+                f"at least one cost; got {[m for m, _ in objectives]}"
+            )
         self.space_fn, self.describe = space_fn, describe
         self.objectives = [(m, bool(mx)) for m, mx in objectives]
         self.learned = learned[0]
@@ -249,8 +261,9 @@ class CostAwareSampler(optuna.samplers.BaseSampler):
         loss = np.array([[u, *c.costs] for c, u in observed])
         return [c for (c, _), keep in zip(observed, pareto_mask(loss, [False] * loss.shape[1])) if keep]
 
-    def _scores(self, observed: list[tuple[Candidate, float]], pending: list[Candidate],
-                unseen: list[Candidate]) -> np.ndarray:
+    def _scores(
+        self, observed: list[tuple[Candidate, float]], pending: list[Candidate], unseen: list[Candidate]
+    ) -> np.ndarray:
         """EHVI of every unseen candidate, in the report's normalisation (each objective's [best, worst] -> [0, 1],
         accuracy over the trials seen, costs over the pool; reference point 1.1)."""
         all_costs = np.array([c.costs for c in self._pool.values()])
@@ -269,6 +282,7 @@ class CostAwareSampler(optuna.samplers.BaseSampler):
         costs = np.array([(c.costs - c_lo) / c_span for c in unseen])
         ref = np.full(1 + all_costs.shape[1], HV_REFERENCE)
         if self.optimism is not None:  # HVI of an optimistic bound (UCB-style) instead of its expectation
-            return expected_hv_improvement((mu - self.optimism * sigma - u_lo) / u_span, np.zeros_like(sigma), costs,
-                                           np.array(front), ref)
+            return expected_hv_improvement(
+                (mu - self.optimism * sigma - u_lo) / u_span, np.zeros_like(sigma), costs, np.array(front), ref
+            )
         return expected_hv_improvement((mu - u_lo) / u_span, sigma / u_span, costs, np.array(front), ref)

@@ -3,8 +3,18 @@
 from explorer.data.synthconfig import PRESETS, TASKS, SynthConfig, task_class_names
 from explorer.data.tasks import DatasetConfig, TaskConfig, load_task, task_shape, with_validation
 
-__all__ = ["PRESETS", "TASKS", "DatasetConfig", "ProxyData", "SynthConfig", "TaskConfig", "load_task",
-           "task_class_names", "task_shape", "with_validation"]
+__all__ = [
+    "PRESETS",
+    "TASKS",
+    "DatasetConfig",
+    "ProxyData",
+    "SynthConfig",
+    "TaskConfig",
+    "load_task",
+    "task_class_names",
+    "task_shape",
+    "with_validation",
+]
 
 
 def __getattr__(name: str) -> object:

@@ -14,9 +14,19 @@ import math
 import torch
 import torch.nn.functional as F
 
-__all__ = ["ORDER_AGNOSTIC_BOUND", "direction_accuracy", "exceeds_bound", "frame_bag_features", "frame_bag_probe",
-           "frame_sequence_features", "frame_sequence_probe", "linear_probe", "order_agnostic_bound",
-           "shuffle_frames", "upper_limit"]
+__all__ = [
+    "ORDER_AGNOSTIC_BOUND",
+    "direction_accuracy",
+    "exceeds_bound",
+    "frame_bag_features",
+    "frame_bag_probe",
+    "frame_sequence_features",
+    "frame_sequence_probe",
+    "linear_probe",
+    "order_agnostic_bound",
+    "shuffle_frames",
+    "upper_limit",
+]
 
 # best accuracy of any frame-order-agnostic model, per synthvid task (None: no order-blind bound, e.g. A)
 ORDER_AGNOSTIC_BOUND: dict[str, float | None] = {"trev": 0.5, "tord": 1 / 6, "a": None, "c": None}
@@ -78,8 +88,9 @@ def frame_sequence_features(clips: torch.Tensor, grid: tuple[int, int] = (2, 6))
     return _change_cells(clips, grid).flatten(1)
 
 
-def linear_probe(train_f: torch.Tensor, train_y: torch.Tensor, test_f: torch.Tensor, num_classes: int,
-                 iterations: int = 200) -> torch.Tensor:
+def linear_probe(
+    train_f: torch.Tensor, train_y: torch.Tensor, test_f: torch.Tensor, num_classes: int, iterations: int = 200
+) -> torch.Tensor:
     """Test-set logits of an L2-regularised softmax regression on standardised features (L-BFGS)."""
     mean, std = train_f.mean(0), train_f.std(0) + 1e-6
     train_f, test_f = (train_f - mean) / std, (test_f - mean) / std
@@ -98,8 +109,9 @@ def linear_probe(train_f: torch.Tensor, train_y: torch.Tensor, test_f: torch.Ten
         return test_f @ weight + bias
 
 
-def frame_bag_probe(train_x: torch.Tensor, train_y: torch.Tensor, test_x: torch.Tensor,
-                    num_classes: int, iterations: int = 200) -> torch.Tensor:
+def frame_bag_probe(
+    train_x: torch.Tensor, train_y: torch.Tensor, test_x: torch.Tensor, num_classes: int, iterations: int = 200
+) -> torch.Tensor:
     """Test-set logits of a softmax regression on ``frame_bag_features`` (L-BFGS, a second or two on the CPU).
 
     A cheap, strong frame-order-agnostic model: a leak through the frame multiset (unequal event durations, a
@@ -108,9 +120,11 @@ def frame_bag_probe(train_x: torch.Tensor, train_y: torch.Tensor, test_x: torch.
     return linear_probe(frame_bag_features(train_x), train_y, frame_bag_features(test_x), num_classes, iterations)
 
 
-def frame_sequence_probe(train_x: torch.Tensor, train_y: torch.Tensor, test_x: torch.Tensor,
-                         num_classes: int, iterations: int = 200) -> torch.Tensor:
+def frame_sequence_probe(
+    train_x: torch.Tensor, train_y: torch.Tensor, test_x: torch.Tensor, num_classes: int, iterations: int = 200
+) -> torch.Tensor:
     """Test-set logits of a softmax regression on ``frame_sequence_features``: shows that a task's label is in the
     pixels' order at all (T-ord: ~100 % where every order-blind model is at chance)."""
-    return linear_probe(frame_sequence_features(train_x), train_y, frame_sequence_features(test_x), num_classes,
-                        iterations)
+    return linear_probe(
+        frame_sequence_features(train_x), train_y, frame_sequence_features(test_x), num_classes, iterations
+    )

@@ -61,14 +61,10 @@ TASKS: tuple[str, ...] = ("trev", "a", "c", "tord")
 # docs/proxy_tasks.md, presets. `proxy` and `hard` add clips, clutter and noise; `hard` also doubles T and
 # goes to 48 px, where T-ord's three slots are 5 frames long (2-frame hops, 3 rest frames: longer temporal range).
 PRESETS: dict[str, SynthConfig] = {
-    "smoke": SynthConfig(frames=8, resolution=32, n_train=384, n_test=192, distractors=0,
-                         noise_sigma=0.02, pan=0.0),
-    "demo": SynthConfig(frames=8, resolution=32, n_train=2000, n_test=500, distractors=1,
-                        noise_sigma=0.04, pan=0.5),
-    "proxy": SynthConfig(frames=8, resolution=32, n_train=4000, n_test=1000, distractors=2,
-                         noise_sigma=0.05, pan=0.5),
-    "hard": SynthConfig(frames=16, resolution=48, n_train=5000, n_test=1000, distractors=3,
-                        noise_sigma=0.08, pan=1.0),
+    "smoke": SynthConfig(frames=8, resolution=32, n_train=384, n_test=192, distractors=0, noise_sigma=0.02, pan=0.0),
+    "demo": SynthConfig(frames=8, resolution=32, n_train=2000, n_test=500, distractors=1, noise_sigma=0.04, pan=0.5),
+    "proxy": SynthConfig(frames=8, resolution=32, n_train=4000, n_test=1000, distractors=2, noise_sigma=0.05, pan=0.5),
+    "hard": SynthConfig(frames=16, resolution=48, n_train=5000, n_test=1000, distractors=3, noise_sigma=0.08, pan=1.0),
 }
 
 PRIMITIVES: tuple[str, ...] = ("translate_x", "translate_y", "rotate", "scale", "fade", "converge")
@@ -79,8 +75,18 @@ NUM_CLASSES = len(CLASS_NAMES)  # T-rev's; other tasks: `task_class_names`
 
 # The class lists of tasks A, C and T-ord, here because `task_class_names` needs them; the rest of those tasks'
 # constants live with their samplers (explorer/data/synthvid/sampling.py), the sprite bank in synthvid/scene.py.
-SPRITE_NAMES: tuple[str, ...] = ("disk", "square", "triangle", "plus", "ring", "diamond",
-                                 "L", "T", "half_disk", "arrow")
+SPRITE_NAMES: tuple[str, ...] = (
+    "disk",
+    "square",
+    "triangle",
+    "plus",
+    "ring",
+    "diamond",
+    "L",
+    "T",
+    "half_disk",
+    "arrow",
+)
 C_MOTIONS: tuple[tuple[int, int], ...] = ((0, 0), (0, 1), (1, 0), (1, 1), (3, 0), (3, 1))  # task C: (primitive, dir)
 TORD_OBJECTS = 3  # k exchangeable objects -> k! = 6 classes
 TORD_PERMS: tuple[tuple[int, ...], ...] = tuple(__import__("itertools").permutations(range(TORD_OBJECTS)))
@@ -101,8 +107,6 @@ def make_config(task: str = "trev", preset: str = "demo", **overrides: object) -
     return dataclasses.replace(base, task=task, **coerced)
 
 
-
-
 def _coerce(name: str, value: object, kind: type) -> int | float:
     if isinstance(value, bool) or not _is_number(value):
         raise ValueError(f"override {name}={value!r} must be a number")
@@ -111,7 +115,6 @@ def _coerce(name: str, value: object, kind: type) -> int | float:
             raise ValueError(f"override {name}={value!r} must be an integer")
         return int(value)
     return float(value)
-
 
 
 def _is_number(value: object) -> bool:
@@ -124,10 +127,10 @@ def _is_number(value: object) -> bool:
 
 def content_hash(config: SynthConfig, seed: int) -> str:
     """First 16 hex chars of sha256 over canonical JSON of (config, seed)."""
-    payload = json.dumps({"config": dataclasses.asdict(config), "seed": int(seed)},
-                         sort_keys=True, separators=(",", ":"))
+    payload = json.dumps(
+        {"config": dataclasses.asdict(config), "seed": int(seed)}, sort_keys=True, separators=(",", ":")
+    )
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
-
 
 
 def task_class_names(task: str) -> list[str]:

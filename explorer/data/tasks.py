@@ -73,8 +73,9 @@ class DatasetConfig(_Strict):
     def _has_needed_paths(self) -> DatasetConfig:
         missing = [k for k in _NEEDS[self.format] if getattr(self, k) is None]
         if missing:
-            raise ValueError(f"dataset format {self.format!r} needs {', '.join(missing)} "
-                             f"(paths relative to root {self.root!r})")
+            raise ValueError(
+                f"dataset format {self.format!r} needs {', '.join(missing)} (paths relative to root {self.root!r})"
+            )
         return self
 
     def missing_paths(self) -> str | None:
@@ -121,8 +122,12 @@ def task_shape(config: TaskConfig | dict | str) -> dict[str, int]:
     cfg = _as_config(config, None, 0)
     if cfg.dataset is None:
         preset = PRESETS[cfg.preset]
-        return {"frames": preset.frames, "resolution": preset.resolution, "in_chans": 3,
-                "num_classes": len(task_class_names(cfg.name))}
+        return {
+            "frames": preset.frames,
+            "resolution": preset.resolution,
+            "in_chans": 3,
+            "num_classes": len(task_class_names(cfg.name)),
+        }
     ds = cfg.dataset
     if ds.num_classes is not None:
         num_classes = ds.num_classes
@@ -153,12 +158,22 @@ def with_validation(data: ProxyData, fraction: float = 0.2, seed: int = 0) -> Pr
         val_parts.append(members[:n_val])
         train_parts.append(members[n_val:])
     val_idx, train_idx = torch.cat(val_parts).sort().values, torch.cat(train_parts).sort().values
-    return dataclasses.replace(data, train_x=data.train_x[train_idx], train_y=data.train_y[train_idx],
-                               val_x=data.train_x[val_idx], val_y=data.train_y[val_idx])
+    return dataclasses.replace(
+        data,
+        train_x=data.train_x[train_idx],
+        train_y=data.train_y[train_idx],
+        val_x=data.train_x[val_idx],
+        val_y=data.train_y[val_idx],
+    )
 
 
-def load_task(config: TaskConfig | dict | str = "trev", preset: str | None = None, seed: int = 0,
-              cache_dir: str | Path | None = None, **overrides: object) -> ProxyData:
+def load_task(
+    config: TaskConfig | dict | str = "trev",
+    preset: str | None = None,
+    seed: int = 0,
+    cache_dir: str | Path | None = None,
+    **overrides: object,
+) -> ProxyData:
     """A task's data as ``ProxyData`` (uint8 clips (N, 3, T, H, W), int64 labels, both splits).
 
     ``load_task("trev", "demo", seed=0)`` keeps the original call form; a ``TaskConfig`` (or its dict) also
@@ -180,11 +195,19 @@ def load_task(config: TaskConfig | dict | str = "trev", preset: str | None = Non
     train_x, train_y, classes, skipped = load_split(cfg.dataset, "train", cache)
     test_x, test_y, _, skipped_test = load_split(cfg.dataset, "test", cache)
     if len(train_x) == 0:
-        raise ValueError(f"dataset {cfg.dataset.root}: no readable training clips "
-                         f"({len(skipped)} skipped, e.g. {skipped[0].path if skipped else 'none listed'})")
-    return ProxyData(name=f"{cfg.dataset.format}:{Path(cfg.dataset.root).name}",
-                     train_x=torch.from_numpy(train_x), train_y=torch.from_numpy(train_y),
-                     test_x=torch.from_numpy(test_x), test_y=torch.from_numpy(test_y),
-                     num_classes=len(classes), class_names=classes, config=cfg.dataset,
-                     content_hash=hashlib.sha256(cfg.model_dump_json().encode()).hexdigest()[:16],
-                     skipped=skipped + skipped_test)
+        raise ValueError(
+            f"dataset {cfg.dataset.root}: no readable training clips "
+            f"({len(skipped)} skipped, e.g. {skipped[0].path if skipped else 'none listed'})"
+        )
+    return ProxyData(
+        name=f"{cfg.dataset.format}:{Path(cfg.dataset.root).name}",
+        train_x=torch.from_numpy(train_x),
+        train_y=torch.from_numpy(train_y),
+        test_x=torch.from_numpy(test_x),
+        test_y=torch.from_numpy(test_y),
+        num_classes=len(classes),
+        class_names=classes,
+        config=cfg.dataset,
+        content_hash=hashlib.sha256(cfg.model_dump_json().encode()).hexdigest()[:16],
+        skipped=skipped + skipped_test,
+    )

@@ -29,8 +29,16 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-__all__ = ["FORMATS", "VIDEO_EXTENSIONS", "Sample", "Skipped", "decode_clip", "load_split", "read_annotations",
-           "sample_indices"]
+__all__ = [
+    "FORMATS",
+    "VIDEO_EXTENSIONS",
+    "Sample",
+    "Skipped",
+    "decode_clip",
+    "load_split",
+    "read_annotations",
+    "sample_indices",
+]
 
 FORMATS: tuple[str, ...] = ("video_list", "rawframes", "folders", "ucf101", "hmdb51", "ssv2", "kinetics")
 VIDEO_EXTENSIONS: tuple[str, ...] = (".mp4", ".avi", ".webm", ".mkv", ".mov", ".gif", ".m4v")
@@ -87,8 +95,9 @@ def _rawframes(root: Path, path: Path, label_base: int) -> list[Sample]:
     samples = []
     for number, fields in _lines(path):
         if len(fields) not in (3, 4):
-            raise ValueError(f"{path}:{number}: expected 'frame_dir [offset] total_frames label', "
-                             f"got {' '.join(fields)!r}")
+            raise ValueError(
+                f"{path}:{number}: expected 'frame_dir [offset] total_frames label', got {' '.join(fields)!r}"
+            )
         nums = [_int(f, path, number, "frame count/offset/label") for f in fields[1:]]
         offset, total, label = (0, *nums) if len(nums) == 2 else nums
         samples.append(Sample(root / fields[0], label - label_base, total_frames=total, offset=offset))
@@ -156,8 +165,9 @@ def _ssv2(root: Path, labels_path: Path, path: Path) -> tuple[list[Sample], list
     for i, item in enumerate(items):
         template = str(item.get("template", "")).replace("[", "").replace("]", "")
         if template not in labels:
-            raise ValueError(f"{path}: entry {i} (id {item.get('id')!r}): template {template!r} is not in "
-                             f"{labels_path}")
+            raise ValueError(
+                f"{path}: entry {i} (id {item.get('id')!r}): template {template!r} is not in {labels_path}"
+            )
         samples.append(Sample(root / f"{item['id']}.webm", int(labels[template])))
     return samples, classes
 
@@ -178,8 +188,9 @@ def _kinetics(root: Path, path: Path, classes: list[str] | None = None) -> tuple
         if row["label"] not in index:
             raise ValueError(f"{path}:{number}: label {row['label']!r} is not a class of the training split")
         stem = f"{row['youtube_id']}_{int(float(row['time_start'])):06d}_{int(float(row['time_end'])):06d}"
-        candidates = [root / row["label"] / (stem + ext) for ext in VIDEO_EXTENSIONS] + \
-                     [root / (stem + ext) for ext in VIDEO_EXTENSIONS]
+        candidates = [root / row["label"] / (stem + ext) for ext in VIDEO_EXTENSIONS] + [
+            root / (stem + ext) for ext in VIDEO_EXTENSIONS
+        ]
         found = next((c for c in candidates if c.exists()), candidates[0])  # a missing file is reported later
         samples.append(Sample(found, index[row["label"]]))
     return samples, classes
@@ -216,8 +227,10 @@ def _numbered(samples: list[Sample], num_classes: int | None) -> list[str]:
     count = num_classes or (max((s.label for s in samples), default=-1) + 1)
     bad = [s for s in samples if not 0 <= s.label < count]
     if bad:
-        raise ValueError(f"label {bad[0].label} of {bad[0].path} is outside 0..{count - 1} "
-                         f"(set label_base: 1 for 1-based lists, or num_classes)")
+        raise ValueError(
+            f"label {bad[0].label} of {bad[0].path} is outside 0..{count - 1} "
+            f"(set label_base: 1 for 1-based lists, or num_classes)"
+        )
     return [str(i) for i in range(count)]
 
 
@@ -290,12 +303,19 @@ def _resize_crop(clip: np.ndarray, size: int) -> np.ndarray:
     nh, nw = max(size, round(h * scale)), max(size, round(w * scale))
     x = F.interpolate(x, size=(nh, nw), mode="bilinear", antialias=True, align_corners=False)
     top, left = (nh - size) // 2, (nw - size) // 2
-    x = x[..., top:top + size, left:left + size]
+    x = x[..., top : top + size, left : left + size]
     return x.round().clamp(0, 255).to(torch.uint8).permute(1, 0, 2, 3).numpy()
 
 
-def decode_clip(sample: Sample, frames: int, resolution: int, sampling: str = "uniform", stride: int = 2,
-                filename_tmpl: str = "img_{:05d}.jpg", start_index: int = 1) -> np.ndarray:
+def decode_clip(
+    sample: Sample,
+    frames: int,
+    resolution: int,
+    sampling: str = "uniform",
+    stride: int = 2,
+    filename_tmpl: str = "img_{:05d}.jpg",
+    start_index: int = 1,
+) -> np.ndarray:
     """One clip as uint8 (3, T, H, W). Raises on any problem with the file (the caller records it)."""
     if not sample.path.exists():
         raise FileNotFoundError("file not found")
@@ -327,8 +347,10 @@ def load_split(cfg, split: str, cache_dir: Path | None) -> tuple[np.ndarray, np.
     samples, classes = read_annotations(cfg, split)
     if cfg.max_clips is not None:
         samples = samples[: cfg.max_clips]
-    key = json.dumps({"config": cfg.model_dump(mode="json"), "split": split, "files": _fingerprint(samples),
-                      "version": 1}, sort_keys=True)
+    key = json.dumps(
+        {"config": cfg.model_dump(mode="json"), "split": split, "files": _fingerprint(samples), "version": 1},
+        sort_keys=True,
+    )
     digest = hashlib.sha256(key.encode()).hexdigest()[:16]
     path = Path(cache_dir) / f"video-{digest}.npz" if cache_dir is not None else None
     if path is not None and path.is_file():
@@ -341,15 +363,21 @@ def load_split(cfg, split: str, cache_dir: Path | None) -> tuple[np.ndarray, np.
     clips, labels, skipped = [], [], []
     for sample in samples:
         try:
-            clips.append(decode_clip(sample, cfg.frames, cfg.resolution, cfg.sampling, cfg.stride,
-                                     cfg.filename_tmpl, cfg.start_index))
+            clips.append(
+                decode_clip(
+                    sample, cfg.frames, cfg.resolution, cfg.sampling, cfg.stride, cfg.filename_tmpl, cfg.start_index
+                )
+            )
             labels.append(sample.label)
         except Exception as err:  # noqa: BLE001 -- any unreadable file is reported and skipped
             skipped.append(Skipped(str(sample.path), f"{type(err).__name__}: {err}"))
     if skipped:
         shown = "; ".join(f"{s.path} ({s.reason})" for s in skipped[:5])
-        warnings.warn(f"{split} split of {cfg.root}: skipped {len(skipped)} of {len(samples)} clip(s): {shown}"
-                      + (" ..." if len(skipped) > 5 else ""), stacklevel=2)
+        warnings.warn(
+            f"{split} split of {cfg.root}: skipped {len(skipped)} of {len(samples)} clip(s): {shown}"
+            + (" ..." if len(skipped) > 5 else ""),
+            stacklevel=2,
+        )
     shape = (0, 3, cfg.frames, cfg.resolution, cfg.resolution)
     x = np.stack(clips) if clips else np.zeros(shape, dtype=np.uint8)
     y = np.asarray(labels, dtype=np.int64)

@@ -45,8 +45,15 @@ def comparison_table(runs: dict[str, tuple[dict, pd.DataFrame]], objectives: lis
         sel = (union["_run"] == name).to_numpy()
         counts = analysis.run_counts(df)
         hv = analysis.hypervolume(loss[sel], [False] * len(objectives), [analysis.HV_REFERENCE] * len(objectives))
-        rows.append({"run": name, "trials": counts["total"], "complete": counts["complete"],
-                     "pareto": int(analysis.front_mask(df, objectives).sum()), "hypervolume": round(hv, 4)})
+        rows.append(
+            {
+                "run": name,
+                "trials": counts["total"],
+                "complete": counts["complete"],
+                "pareto": int(analysis.front_mask(df, objectives).sum()),
+                "hypervolume": round(hv, 4),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -55,8 +62,9 @@ def shared_objectives(runs: dict[str, tuple[dict, pd.DataFrame]]) -> tuple[list[
     throughput, memory) measured on another device in some run is left out, and a sentence says why (a CPU and a
     CUDA latency on one axis would compare two different things)."""
     metas = {name: meta for name, (meta, _) in runs.items()}
-    devices = {name: analysis.column_devices(analysis.parse_objectives(meta["objectives"]))
-               for name, meta in metas.items()}
+    devices = {
+        name: analysis.column_devices(analysis.parse_objectives(meta["objectives"])) for name, meta in metas.items()
+    }
     first = next(iter(metas.values()))
     shared, apart = [], []
     for o in analysis.parse_objectives(first["objectives"]):
@@ -75,10 +83,13 @@ def render_comparison(runs: dict[str, tuple[dict, pd.DataFrame]], plotly_src: st
     """The comparison page: objectives are those of the first run that every run's table has."""
     objectives, apart = shared_objectives(runs)
     quality, costs = analysis.split_objectives(objectives)
-    sections = ["<h2>Summary</h2>", '<p class="note">Hypervolume: objectives normalised to [0, 1] over the '
-                f"complete trials of all runs together, reference point {analysis.HV_REFERENCE} per axis.</p>",
-                *(f'<p class="note">{html.escape(reason)}</p>' for reason in apart),
-                table_html(comparison_table(runs, objectives), "compare")]
+    sections = [
+        "<h2>Summary</h2>",
+        '<p class="note">Hypervolume: objectives normalised to [0, 1] over the '
+        f"complete trials of all runs together, reference point {analysis.HV_REFERENCE} per axis.</p>",
+        *(f'<p class="note">{html.escape(reason)}</p>' for reason in apart),
+        table_html(comparison_table(runs, objectives), "compare"),
+    ]
     charts = []
     for cost in costs:
         data = []
@@ -87,38 +98,79 @@ def render_comparison(runs: dict[str, tuple[dict, pd.DataFrame]], plotly_src: st
             colour = PALETTE[i % len(PALETTE)]
             for front in (False, True):
                 rows = table[table["on_front"] == front]
-                data.append({"type": "scatter", "name": f"{name} " + ("front" if front else "trials"),
-                             "legendgroup": name, "showlegend": front, "x": nums(rows[cost.metric]),
-                             "y": nums(rows[quality.metric] * scale(quality.metric)),
-                             "mode": "lines+markers" if front else "markers",
-                             "line": {"shape": "hv", "color": colour},
-                             "marker": {"color": colour, "size": 10 if front else 6, "opacity": 1 if front else .35},
-                             "text": [f"{html.escape(name)} trial {fmt(n)}" for n in rows["number"]],
-                             "hovertemplate": "%{text}<extra></extra>"})
-        charts.append(plot(f"front-{cost.metric}", data, {
-            "title": {"text": html.escape(f"fronts: {quality.metric} vs {cost.metric}"), "x": 0.02},
-            "xaxis": axis(cost.metric, device=cost.device), "yaxis": axis(quality.metric)}, css="pareto",
-            height=460))
+                data.append(
+                    {
+                        "type": "scatter",
+                        "name": f"{name} " + ("front" if front else "trials"),
+                        "legendgroup": name,
+                        "showlegend": front,
+                        "x": nums(rows[cost.metric]),
+                        "y": nums(rows[quality.metric] * scale(quality.metric)),
+                        "mode": "lines+markers" if front else "markers",
+                        "line": {"shape": "hv", "color": colour},
+                        "marker": {"color": colour, "size": 10 if front else 6, "opacity": 1 if front else 0.35},
+                        "text": [f"{html.escape(name)} trial {fmt(n)}" for n in rows["number"]],
+                        "hovertemplate": "%{text}<extra></extra>",
+                    }
+                )
+        charts.append(
+            plot(
+                f"front-{cost.metric}",
+                data,
+                {
+                    "title": {"text": html.escape(f"fronts: {quality.metric} vs {cost.metric}"), "x": 0.02},
+                    "xaxis": axis(cost.metric, device=cost.device),
+                    "yaxis": axis(quality.metric),
+                },
+                css="pareto",
+                height=460,
+            )
+        )
     data = []
     for i, (name, (_, df)) in enumerate(runs.items()):
         acc = df.loc[(df["status"] == analysis.STATUS_COMPLETE), quality.metric].dropna().to_numpy(dtype=float)
         y_scale = scale(quality.metric)
         err = np.sort(y_scale - acc * y_scale if quality.maximize else acc)
-        data.append({"type": "scatter", "mode": "lines", "line": {"shape": "hv", "color": PALETTE[i % len(PALETTE)]},
-                     "name": f"{name} (n={len(err)})", "x": nums(err), "y": nums(np.arange(1, len(err) + 1) /
-                                                                             max(1, len(err)))})
-    charts.append(plot("edf-runs", data, {"title": {"text": "error EDF per run", "x": 0.02},
-                                          "xaxis": {"title": {"text": "error"}}, "yaxis": {"title": {"text": "EDF"}}}))
+        data.append(
+            {
+                "type": "scatter",
+                "mode": "lines",
+                "line": {"shape": "hv", "color": PALETTE[i % len(PALETTE)]},
+                "name": f"{name} (n={len(err)})",
+                "x": nums(err),
+                "y": nums(np.arange(1, len(err) + 1) / max(1, len(err))),
+            }
+        )
+    charts.append(
+        plot(
+            "edf-runs",
+            data,
+            {
+                "title": {"text": "error EDF per run", "x": 0.02},
+                "xaxis": {"title": {"text": "error"}},
+                "yaxis": {"title": {"text": "EDF"}},
+            },
+        )
+    )
     sections.append(f'<h2>Fronts and EDFs</h2><div class="charts">{"".join(charts)}</div>')
     names = ", ".join(runs)
-    return "\n".join(["<!doctype html>", f'<html lang="en"><head><meta charset="utf-8"><title>compare '
-                      f"{html.escape(names)}</title><style>{CSS}</style>", plotly_tag(plotly_src) + "</head><body>",
-                      f"<h1>Comparison: {html.escape(names)}</h1>", *sections, f"<script>{_DRAWN_JS}</script>",
-                      "</body></html>"])
+    return "\n".join(
+        [
+            "<!doctype html>",
+            f'<html lang="en"><head><meta charset="utf-8"><title>compare '
+            f"{html.escape(names)}</title><style>{CSS}</style>",
+            plotly_tag(plotly_src) + "</head><body>",
+            f"<h1>Comparison: {html.escape(names)}</h1>",
+            *sections,
+            f"<script>{_DRAWN_JS}</script>",
+            "</body></html>",
+        ]
+    )
 
 
-def write_comparison(run_dirs: Sequence[str | Path], out: str | Path | None = None,
-                     self_contained: bool = False) -> Path:
+def write_comparison(
+    run_dirs: Sequence[str | Path], out: str | Path | None = None, self_contained: bool = False
+) -> Path:
     """Write the comparison page of `run_dirs` to `out` (default `default_compare_path`) and return its path."""
     if len(run_dirs) < 2:
         raise ValueError(f"a comparison needs at least two run folders, got {len(run_dirs)}")

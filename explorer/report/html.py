@@ -24,8 +24,7 @@ from explorer.metrics import METRICS
 
 PLOTLY_JS = "plotly.min.js"
 
-PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
-           "#17becf"]
+PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"]
 PLOT_CONFIG = {"displaylogo": False, "responsive": True}
 
 _STATIC = files("explorer.report") / "static"
@@ -123,12 +122,18 @@ def script_json(obj: object) -> str:
 def plot(div_id: str, data: list[dict], layout: dict, css: str = "", height: int = 420, lazy: bool = False) -> str:
     """A div and the `Plotly.newPlot` call drawing it (its promise joins `window.PLOTS`); `lazy`: drawn when it
     scrolls into view instead (not waited for by the page's "plots drawn" marker)."""
-    base = {"template": "none", "height": height, "margin": {"l": 60, "r": 20, "t": 50, "b": 50},
-            "hovermode": "closest"}
+    base = {
+        "template": "none",
+        "height": height,
+        "margin": {"l": 60, "r": 20, "t": 50, "b": 50},
+        "hovermode": "closest",
+    }
     args = f'"{div_id}", {script_json(data)}, {script_json({**base, **layout})}, {script_json(PLOT_CONFIG)}'
-    return (f'<div class="chart"><div id="{div_id}" class="plotly-graph-div {css}" style="height:{height}px"></div>'
-            + (f"<script>lazyPlot({args});</script></div>" if lazy else
-               f"<script>(window.PLOTS=window.PLOTS||[]).push(Plotly.newPlot({args}));</script></div>"))
+    return f'<div class="chart"><div id="{div_id}" class="plotly-graph-div {css}" style="height:{height}px"></div>' + (
+        f"<script>lazyPlot({args});</script></div>"
+        if lazy
+        else f"<script>(window.PLOTS=window.PLOTS||[]).push(Plotly.newPlot({args}));</script></div>"
+    )
 
 
 def axis(metric: str, values: pd.Series | None = None, device: str | None = None) -> dict:
@@ -148,8 +153,9 @@ def scale(metric: str) -> float:
 
 def table_html(df: pd.DataFrame, css: str = "") -> str:
     head = "".join(f"<th>{html.escape(str(c))}</th>" for c in df.columns)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(fmt(v))}</td>" for v in row) + "</tr>"
-                   for row in df.itertuples(index=False))
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(fmt(v))}</td>" for v in row) + "</tr>" for row in df.itertuples(index=False)
+    )
     return f'<table class="{css}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
 
 

@@ -32,24 +32,52 @@ def pending_jobs(space: SearchSpace, run_dir: Path, spec: AuditSpec) -> list[Aud
     audit = rows["role"] == AUDIT_ROLE if "role" in rows.columns else pd.Series(False, index=rows.index)
     done = set(rows.loc[audit, "trial_id"].astype(str))
     objectives = [o.model_dump() for o in space.objectives]
-    planned = audit_jobs(rows[~audit].reset_index(drop=True), objectives, front=spec.front, random=spec.random,
-                         seeds=spec.seeds, base_seed=space.task.seed, epochs=space.budget.epochs,
-                         reference_epochs=spec.reference_epochs)
+    planned = audit_jobs(
+        rows[~audit].reset_index(drop=True),
+        objectives,
+        front=spec.front,
+        random=spec.random,
+        seeds=spec.seeds,
+        base_seed=space.task.seed,
+        epochs=space.budget.epochs,
+        reference_epochs=spec.reference_epochs,
+    )
     return [job for job in planned if job.trial_id not in done]
 
 
-def audit_row(space: SearchSpace, run_dir: Path, job: AuditJob, metrics: dict[str, Any],
-              history: list[dict[str, Any]], error: BaseException | None) -> dict[str, Any]:
+def audit_row(
+    space: SearchSpace,
+    run_dir: Path,
+    job: AuditJob,
+    metrics: dict[str, Any],
+    history: list[dict[str, Any]],
+    error: BaseException | None,
+) -> dict[str, Any]:
     """The trials-table row of one retraining: a search row of the audited trial's architecture, marked as audit."""
     from explorer.arch import Arch
 
-    row = trial_row(with_epochs(space, job.epochs), run_dir, job.number, job.trial_id, job.params, metrics, history,
-                    error, arch=Arch.from_json(job.arch_json))
+    row = trial_row(
+        with_epochs(space, job.epochs),
+        run_dir,
+        job.number,
+        job.trial_id,
+        job.params,
+        metrics,
+        history,
+        error,
+        arch=Arch.from_json(job.arch_json),
+    )
     return {**row, "role": AUDIT_ROLE, "audit_of": job.number, "audit_reason": job.reason, "seed": job.seed}
 
 
-def _audit_row(space: SearchSpace, run_dir: Path, job: dict[str, Any], metrics: dict[str, Any],
-               history: list[dict[str, Any]], error: BaseException | None) -> dict[str, Any]:
+def _audit_row(
+    space: SearchSpace,
+    run_dir: Path,
+    job: dict[str, Any],
+    metrics: dict[str, Any],
+    history: list[dict[str, Any]],
+    error: BaseException | None,
+) -> dict[str, Any]:
     return audit_row(space, run_dir, AuditJob(**job), metrics, history, error)
 
 
@@ -60,6 +88,7 @@ def run_audit_jobs(space: SearchSpace, run_dir: Path, spec: AuditSpec, progress:
     """Run the audit's pending retrainings on the Ray this process has started or joined; returns how many ran.
     An audit interrupted earlier is restored first; if the search's front has moved since (a resumed search), the
     retrainings the front now asks for run after it."""
+
     def pending() -> list[dict[str, Any]]:
         return [dataclasses.asdict(job) for job in pending_jobs(space, run_dir, spec)]
 

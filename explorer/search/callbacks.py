@@ -22,8 +22,7 @@ def live_table_callback(space: SearchSpace, run_dir: Path):
             self.history: dict[str, list[dict[str, Any]]] = {}
 
         def on_trial_result(self, iteration, trials, trial, result, **info):
-            self.history.setdefault(trial.trial_id, []).append(
-                {k: v for k, v in result.items() if k in HISTORY_KEYS})
+            self.history.setdefault(trial.trial_id, []).append({k: v for k, v in result.items() if k in HISTORY_KEYS})
 
         def _refresh(self, trials) -> None:
             import pandas as pd
@@ -33,8 +32,18 @@ def live_table_callback(space: SearchSpace, run_dir: Path):
                 if trial.status not in ("TERMINATED", "ERROR"):
                     continue
                 error = RuntimeError("the trial's worker failed") if trial.status == "ERROR" else None
-                rows.append(trial_row(space, run_dir, number, trial.trial_id, dict(trial.config),
-                                      dict(trial.last_result or {}), self.history.get(trial.trial_id, []), error))
+                rows.append(
+                    trial_row(
+                        space,
+                        run_dir,
+                        number,
+                        trial.trial_id,
+                        dict(trial.config),
+                        dict(trial.last_result or {}),
+                        self.history.get(trial.trial_id, []),
+                        error,
+                    )
+                )
             if not rows:
                 return
             try:
@@ -73,16 +82,23 @@ def progress_callback(total: int, label: str = "search"):
         def setup(self, **info):
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-            self._bar = Progress(TextColumn(f"[bold]{self.label}"), BarColumn(), MofNCompleteColumn(),
-                                 TimeElapsedColumn(), TextColumn("{task.description}"), transient=False)
+            self._bar = Progress(
+                TextColumn(f"[bold]{self.label}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                TextColumn("{task.description}"),
+                transient=False,
+            )
             self._task = self._bar.add_task("starting Ray workers…", total=self.total)
             self._bar.start()
 
         def _describe(self, note: str) -> None:
             if self._bar is not None:
                 best = "—" if self.best != self.best else f"{self.best:.1%}"
-                self._bar.update(self._task, completed=self.done,
-                                 description=f"best acc {best} · failed {self.failed} · {note}")
+                self._bar.update(
+                    self._task, completed=self.done, description=f"best acc {best} · failed {self.failed} · {note}"
+                )
 
         def on_trial_result(self, iteration, trials, trial, result, **info):
             acc = result.get("accuracy")

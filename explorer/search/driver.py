@@ -36,9 +36,13 @@ from explorer.space import SearchSpace, load_space
 from explorer.space.schema import AuditSpec
 
 # a 2-core laptop or CI box: Ray must not pre-start workers or phone home (see docs/environment.md)
-_RAY_ENV = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_enable_worker_prestart": "0", "RAY_AIR_NEW_OUTPUT": "0",
-            # Tune's experiment state every second (default: adaptive, >= 10 s): a SIGKILLed driver resumes from it
-            "TUNE_GLOBAL_CHECKPOINT_S": "1"}
+_RAY_ENV = {
+    "RAY_USAGE_STATS_ENABLED": "0",
+    "RAY_enable_worker_prestart": "0",
+    "RAY_AIR_NEW_OUTPUT": "0",
+    # Tune's experiment state every second (default: adaptive, >= 10 s): a SIGKILLed driver resumes from it
+    "TUNE_GLOBAL_CHECKPOINT_S": "1",
+}
 _OBJECT_STORE_BYTES = 200 * 2**20
 _log = logging.getLogger(__name__)
 
@@ -66,10 +70,18 @@ def _init_ray(address: str | None, num_cpus: int) -> bool:
     else:
         stopped = stop_leftovers()
         if stopped:
-            _log.warning("stopped %d Ray process(es) that a killed search had left running (pids %s)", len(stopped),
-                         ", ".join(map(str, stopped)))
-        ray.init(num_cpus=num_cpus, include_dashboard=False, object_store_memory=_OBJECT_STORE_BYTES,
-                 log_to_driver=False, logging_level="WARNING")
+            _log.warning(
+                "stopped %d Ray process(es) that a killed search had left running (pids %s)",
+                len(stopped),
+                ", ".join(map(str, stopped)),
+            )
+        ray.init(
+            num_cpus=num_cpus,
+            include_dashboard=False,
+            object_store_memory=_OBJECT_STORE_BYTES,
+            log_to_driver=False,
+            logging_level="WARNING",
+        )
     return True
 
 
@@ -84,8 +96,10 @@ def resource_problem(space: SearchSpace, nodes: list[dict[str, float]], where: s
     cpus = max((n.get("CPU", 0) for n in nodes), default=0)
     gpus = max((n.get("GPU", 0) for n in nodes), default=0)
     if budget.cpus_per_trial > cpus:
-        return (f"budget.cpus_per_trial is {budget.cpus_per_trial}, but {where} has {cpus:g} CPUs for trials: no trial "
-                f"could start (lower it, or give --num-cpus)")
+        return (
+            f"budget.cpus_per_trial is {budget.cpus_per_trial}, but {where} has {cpus:g} CPUs for trials: no trial "
+            f"could start (lower it, or give --num-cpus)"
+        )
     if budget.gpus_per_trial > gpus:
         have = "no GPU" if gpus == 0 else f"{gpus:g} GPUs"
         return f"budget.gpus_per_trial is {budget.gpus_per_trial:g}, but {where} has {have}: no trial could start"
@@ -125,9 +139,14 @@ def _scheduler(space: SearchSpace):
         return None
     from ray.tune.schedulers import ASHAScheduler
 
-    return ASHAScheduler(metric="accuracy", mode="max", time_attr="training_iteration", max_t=space.budget.epochs,
-                         grace_period=min(spec.grace_period, space.budget.epochs),
-                         reduction_factor=spec.reduction_factor)
+    return ASHAScheduler(
+        metric="accuracy",
+        mode="max",
+        time_attr="training_iteration",
+        max_t=space.budget.epochs,
+        grace_period=min(spec.grace_period, space.budget.epochs),
+        reduction_factor=spec.reduction_factor,
+    )
 
 
 def _searcher(space: SearchSpace, run_dir: Path):
@@ -138,10 +157,16 @@ def _searcher(space: SearchSpace, run_dir: Path):
 
     storage = optuna.storages.RDBStorage(f"sqlite:///{run_dir / 'study.db'}")
     points = [dict(p) for p in (getattr(space, "seed_points", None) or [])]
-    searcher = RecordingOptunaSearch(space=functools.partial(define_by_run, space), metric=space.metric_names,
-                                     mode=space.modes, sampler=space_sampler(space), study_name=run_dir.name,
-                                     storage=storage, points_to_evaluate=points or None,
-                                     epochs=space.budget.epochs)
+    searcher = RecordingOptunaSearch(
+        space=functools.partial(define_by_run, space),
+        metric=space.metric_names,
+        mode=space.modes,
+        sampler=space_sampler(space),
+        study_name=run_dir.name,
+        storage=storage,
+        points_to_evaluate=points or None,
+        epochs=space.budget.epochs,
+    )
     return ConcurrencyLimiter(searcher, max_concurrent=space.budget.concurrency)
 
 
@@ -150,7 +175,8 @@ def _trainable(space: SearchSpace, run_dir: Path):
 
     return tune.with_resources(
         tune.with_parameters(run_trial, space_data=space.model_dump(mode="json"), cache_dir=str(run_dir / "cache")),
-        trial_resources(space))
+        trial_resources(space),
+    )
 
 
 def _callbacks(space: SearchSpace, run_dir: Path, progress: bool, live: bool, trials: int) -> list:
@@ -192,9 +218,17 @@ def task_facts(space: SearchSpace) -> tuple[list[dict[str, str]], dict[str, int]
 
 
 @optuna_warnings_only()
-def run_search(space_path: str | Path | None = None, out_root: str | Path = "reports", address: str | None = None,
-               num_cpus: int | None = None, progress: bool = True, run_dir: str | Path | None = None,
-               resume: bool = False, live: bool = True, budget: dict[str, Any] | None = None) -> Path:
+def run_search(
+    space_path: str | Path | None = None,
+    out_root: str | Path = "reports",
+    address: str | None = None,
+    num_cpus: int | None = None,
+    progress: bool = True,
+    run_dir: str | Path | None = None,
+    resume: bool = False,
+    live: bool = True,
+    budget: dict[str, Any] | None = None,
+) -> Path:
     """Run a whole search and return the report's path (``<run_dir>/index.html``).
 
     ``resume=True`` continues the run in ``run_dir`` (killed at any moment, SIGKILL included): Tune restores its
@@ -240,16 +274,32 @@ def run_search(space_path: str | Path | None = None, out_root: str | Path = "rep
         write_table(keep_lost_rows(table, run_dir, set(table["trial_id"].astype(str))), run_dir)
         seconds = round(time.perf_counter() - started, 2)
         if space.budget.audit.enabled:
-            write_meta(run_dir, space, str(space_path), wall_time_s=seconds, concurrency=concurrency,
-                       address=address or "local", state="auditing", **clips)
+            write_meta(
+                run_dir,
+                space,
+                str(space_path),
+                wall_time_s=seconds,
+                concurrency=concurrency,
+                address=address or "local",
+                state="auditing",
+                **clips,
+            )
             audit_started = time.perf_counter()
             run_audit_jobs(space, run_dir, space.budget.audit, progress)
             update_meta(run_dir, audit=_audit_record(space.budget.audit, time.perf_counter() - audit_started))
         return seconds
 
     search_s = _on_ray(space, address, num_cpus, search_then_audit)
-    write_meta(run_dir, space, str(space_path), wall_time_s=search_s, concurrency=concurrency,
-               address=address or "local", state="finished", **clips)
+    write_meta(
+        run_dir,
+        space,
+        str(space_path),
+        wall_time_s=search_s,
+        concurrency=concurrency,
+        address=address or "local",
+        state="finished",
+        **clips,
+    )
     return write_report(run_dir)
 
 
@@ -260,18 +310,27 @@ def _search_tuner(space: SearchSpace, run_dir: Path, resume: bool, progress: boo
     trainable = _trainable(space, run_dir)
     if resume and tune.Tuner.can_restore(run_dir / "tune"):
         # finished trials stay; unfinished and errored (a dead worker) ones run again
-        return tune.Tuner.restore(str(run_dir / "tune"), trainable=trainable, resume_unfinished=True,
-                                  resume_errored=False, restart_errored=True)
+        return tune.Tuner.restore(
+            str(run_dir / "tune"),
+            trainable=trainable,
+            resume_unfinished=True,
+            resume_errored=False,
+            restart_errored=True,
+        )
     trials = _num_trials(space)  # a fresh run, or a resume killed before Tune saved any state; a grid: enumerated once
     return tune.Tuner(
         trainable,
-        tune_config=tune.TuneConfig(search_alg=_searcher(space, run_dir), scheduler=_scheduler(space),
-                                    num_samples=trials, reuse_actors=True),
+        tune_config=tune.TuneConfig(
+            search_alg=_searcher(space, run_dir), scheduler=_scheduler(space), num_samples=trials, reuse_actors=True
+        ),
         run_config=tune.RunConfig(
-            name="tune", storage_path=str(run_dir), verbose=0,
+            name="tune",
+            storage_path=str(run_dir),
+            verbose=0,
             callbacks=_callbacks(space, run_dir, progress, live, trials),
             # retries are for workers or nodes that died: our own failures are reported, not raised
-            failure_config=tune.FailureConfig(max_failures=getattr(space.budget, "retries", 2), fail_fast=False)),
+            failure_config=tune.FailureConfig(max_failures=getattr(space.budget, "retries", 2), fail_fast=False),
+        ),
     )
 
 
@@ -319,8 +378,13 @@ def audit_spec(space: SearchSpace, **overrides: Any) -> AuditSpec:
 
 
 @optuna_warnings_only()
-def run_audit(run_dir: str | Path, address: str | None = None, num_cpus: int | None = None, progress: bool = True,
-              **overrides: Any) -> Path:
+def run_audit(
+    run_dir: str | Path,
+    address: str | None = None,
+    num_cpus: int | None = None,
+    progress: bool = True,
+    **overrides: Any,
+) -> Path:
     """Audit an existing run folder (``explorer audit RUN``): retrain its front's best and a few random trials with
     other seeds (``overrides``: front, random, seeds, reference_epochs); returns the rewritten report's path.
     Run again after an interruption, it resumes: finished retrainings stay, the others run."""
@@ -330,8 +394,10 @@ def run_audit(run_dir: str | Path, address: str | None = None, num_cpus: int | N
     if reason:
         raise SetupError(reason)
     if meta.get("state") == "running":
-        raise SetupError(f"{run_dir}: its search has not finished (resume it with `explorer search --resume "
-                         f"{run_dir}`, which audits it at the end when its space asks for an audit)")
+        raise SetupError(
+            f"{run_dir}: its search has not finished (resume it with `explorer search --resume "
+            f"{run_dir}`, which audits it at the end when its space asks for an audit)"
+        )
     space = load_run_space(run_dir, meta)
     spec = audit_spec(space, **overrides)
     if not address:
@@ -346,9 +412,15 @@ def run_audit(run_dir: str | Path, address: str | None = None, num_cpus: int | N
 
 
 @optuna_warnings_only()
-def run_study(study_path: str | Path | None = None, out_root: str | Path = "reports", address: str | None = None,
-              num_cpus: int | None = None, progress: bool = True, run_dir: str | Path | None = None,
-              resume: bool = False) -> Path:
+def run_study(
+    study_path: str | Path | None = None,
+    out_root: str | Path = "reports",
+    address: str | None = None,
+    num_cpus: int | None = None,
+    progress: bool = True,
+    run_dir: str | Path | None = None,
+    resume: bool = False,
+) -> Path:
     """Run a factor study (``explorer study STUDY.yaml``): every (base, value, seed) cell trained as a Ray Tune
     trial with the space's recipe; returns the study page's path. ``resume=True`` continues the study in
     ``run_dir`` (killed at any moment): finished cells stay, the others run."""
@@ -372,8 +444,9 @@ def run_study(study_path: str | Path | None = None, out_root: str | Path = "repo
     except ValueError as err:
         raise SetupError(str(err)) from None
     if not resume:
-        run_dir = (Path(run_dir) if run_dir else new_run_dir(space.model_copy(update={"name": study.name}),
-                                                             out_root)).resolve()
+        run_dir = (
+            Path(run_dir) if run_dir else new_run_dir(space.model_copy(update={"name": study.name}), out_root)
+        ).resolve()
         run_dir.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(study_path, run_dir / "study.yaml")
         write_resolved_space(run_dir, space)
@@ -386,8 +459,13 @@ def run_study(study_path: str | Path | None = None, out_root: str | Path = "repo
     from explorer.report import write_report
 
     started = time.perf_counter()
-    _on_ray(space, address, num_cpus,
-            lambda: run_jobs(space, run_dir, lambda: pending_cells(run_dir), STUDY_ROLE, STUDY_DIR, progress))
-    write_meta(run_dir, space, space_file, wall_time_s=round(time.perf_counter() - started, 2),
-               state="finished", **extra)
+    _on_ray(
+        space,
+        address,
+        num_cpus,
+        lambda: run_jobs(space, run_dir, lambda: pending_cells(run_dir), STUDY_ROLE, STUDY_DIR, progress),
+    )
+    write_meta(
+        run_dir, space, space_file, wall_time_s=round(time.perf_counter() - started, 2), state="finished", **extra
+    )
     return write_report(run_dir)

@@ -35,8 +35,14 @@ def _table_callback(space: SearchSpace, run_dir: Path, kind: str):
             self.history.setdefault(trial.trial_id, []).append(dict(result))
 
         def _write(self, trial, error: BaseException | None) -> None:
-            row = ROW_BUILDERS[kind](space, run_dir, trial.config["job"], dict(trial.last_result or {}),
-                                     self.history.get(trial.trial_id, []), error)
+            row = ROW_BUILDERS[kind](
+                space,
+                run_dir,
+                trial.config["job"],
+                dict(trial.last_result or {}),
+                self.history.get(trial.trial_id, []),
+                error,
+            )
             add_rows(run_dir, [row])
 
         def on_trial_complete(self, iteration, trials, trial, **info):
@@ -52,23 +58,37 @@ def _tuner(space: SearchSpace, run_dir: Path, jobs: list[dict], kind: str, state
     from ray import tune
 
     trainable = tune.with_resources(
-        tune.with_parameters(run_audit_trial, space_data=space.model_dump(mode="json"),
-                             cache_dir=str(run_dir / "cache")), trial_resources(space))
+        tune.with_parameters(
+            run_audit_trial, space_data=space.model_dump(mode="json"), cache_dir=str(run_dir / "cache")
+        ),
+        trial_resources(space),
+    )
     if tune.Tuner.can_restore(run_dir / state):
-        return tune.Tuner.restore(str(run_dir / state), trainable=trainable, resume_unfinished=True,
-                                  resume_errored=False, restart_errored=True)
+        return tune.Tuner.restore(
+            str(run_dir / state),
+            trainable=trainable,
+            resume_unfinished=True,
+            resume_errored=False,
+            restart_errored=True,
+        )
     callbacks = [_table_callback(space, run_dir, kind)] + ([progress_callback(len(jobs), kind)] if progress else [])
     return tune.Tuner(
         trainable,
         param_space={"job": tune.grid_search(jobs)},
         tune_config=tune.TuneConfig(max_concurrent_trials=space.budget.concurrency, reuse_actors=True),
-        run_config=tune.RunConfig(name=state, storage_path=str(run_dir), verbose=0, callbacks=callbacks,
-                                  failure_config=tune.FailureConfig(max_failures=space.budget.retries,
-                                                                    fail_fast=False)))
+        run_config=tune.RunConfig(
+            name=state,
+            storage_path=str(run_dir),
+            verbose=0,
+            callbacks=callbacks,
+            failure_config=tune.FailureConfig(max_failures=space.budget.retries, fail_fast=False),
+        ),
+    )
 
 
-def run_jobs(space: SearchSpace, run_dir: Path, pending: Callable[[], list[dict]], kind: str, state: str,
-             progress: bool = True) -> int:
+def run_jobs(
+    space: SearchSpace, run_dir: Path, pending: Callable[[], list[dict]], kind: str, state: str, progress: bool = True
+) -> int:
     """Run the jobs ``pending()`` lists (those not yet in the table) on the Ray this process has started or
     joined; returns how many Tune trials ran. An interrupted run is restored first and finishes the jobs it was
     started with; the jobs still pending after it run next."""
@@ -96,7 +116,8 @@ def _write_results(space: SearchSpace, run_dir: Path, results, kind: str) -> Non
     for result in results:
         frame = result.metrics_dataframe
         history = frame.to_dict("records") if frame is not None else []
-        rows.append(ROW_BUILDERS[kind](space, run_dir, result.config["job"], dict(result.metrics or {}), history,
-                                       result.error))
+        rows.append(
+            ROW_BUILDERS[kind](space, run_dir, result.config["job"], dict(result.metrics or {}), history, result.error)
+        )
     if rows:
         add_rows(run_dir, rows)

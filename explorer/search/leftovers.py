@@ -86,8 +86,7 @@ def record_local_ray() -> Path | None:
         return None
     me = os.getpid()
     procs = [[pid, start_time(pid)] for pid in descendants(me)]
-    record = {"driver": [me, start_time(me)], "boot": _boot_id(),
-              "processes": [p for p in procs if p[1] is not None]}
+    record = {"driver": [me, start_time(me)], "boot": _boot_id(), "processes": [p for p in procs if p[1] is not None]}
     path = records_dir() / f"{socket.gethostname()}-{me}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(record))

@@ -26,29 +26,57 @@ def new_run_dir(space: SearchSpace, root: str | Path = "reports") -> Path:
     return run_dir
 
 
-METRIC_COLUMNS = ("accuracy", "val_accuracy", "test_accuracy", "gflops", "params_m", "latency_ms",
-                  "predicted_latency_ms", "throughput", "peak_mem_mb", "train_time_s", "trial_time_s", "train_loss")
+METRIC_COLUMNS = (
+    "accuracy",
+    "val_accuracy",
+    "test_accuracy",
+    "gflops",
+    "params_m",
+    "latency_ms",
+    "predicted_latency_ms",
+    "throughput",
+    "peak_mem_mb",
+    "train_time_s",
+    "trial_time_s",
+    "train_loss",
+)
 HISTORY_KEYS = ("epoch", *METRIC_COLUMNS)
 
 
 def _history(rows: list[dict[str, Any]]) -> str:
     """Per-epoch reports as JSON (the report draws training curves from it)."""
-    clean = [{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items() if k in HISTORY_KEYS}
-             for row in rows if "epoch" in row]
+    clean = [
+        {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items() if k in HISTORY_KEYS}
+        for row in rows
+        if "epoch" in row
+    ]
     return json.dumps(clean)
 
 
-def trial_row(space: SearchSpace, run_dir: Path, number: int, trial_id: str, config: dict[str, Any],
-              metrics: dict[str, Any], history: list[dict[str, Any]], error: BaseException | None,
-              arch=None) -> dict[str, Any]:
+def trial_row(
+    space: SearchSpace,
+    run_dir: Path,
+    number: int,
+    trial_id: str,
+    config: dict[str, Any],
+    metrics: dict[str, Any],
+    history: list[dict[str, Any]],
+    error: BaseException | None,
+    arch=None,
+) -> dict[str, Any]:
     """One row of the trials table (also writes the trial's Arch JSON under ``archs/``); ``arch``: the trial's Arch
     when it is known already (an audit row), else rebuilt from ``config``."""
     status = metrics.get("trial_status") or status_of(error)
     epochs = int(metrics.get("epoch", 0) or 0)
     if status == "COMPLETE" and epochs < space.budget.epochs:
         status = "STOPPED"  # the scheduler (ASHA) ended it early: its accuracy is not comparable
-    row: dict[str, Any] = {"number": number, "trial_id": trial_id, "status": status,
-                           "error": metrics.get("trial_error") or error_text(error), "role": "search"}
+    row: dict[str, Any] = {
+        "number": number,
+        "trial_id": trial_id,
+        "status": status,
+        "error": metrics.get("trial_error") or error_text(error),
+        "role": "search",
+    }
     for key in METRIC_COLUMNS:
         row[key] = float(metrics[key]) if metrics.get(key) is not None else float("nan")
     row["epochs"] = epochs
@@ -82,8 +110,9 @@ def trials_table(space: SearchSpace, results, run_dir: Path):
         frame = result.metrics_dataframe
         history = frame.to_dict("records") if frame is not None else []
         trial_id = str(metrics.get("trial_id") or Path(result.path).name)
-        rows.append(trial_row(space, run_dir, number, trial_id, dict(result.config or {}), metrics, history,
-                              result.error))
+        rows.append(
+            trial_row(space, run_dir, number, trial_id, dict(result.config or {}), metrics, history, result.error)
+        )
     return pd.DataFrame(rows)
 
 
@@ -133,8 +162,7 @@ def add_rows(run_dir: Path, rows: list[dict[str, Any]]) -> None:
     new = pd.DataFrame(rows)
     if path.exists():
         old = pd.read_parquet(path)
-        new = pd.concat([old, new[~new["trial_id"].astype(str).isin(old["trial_id"].astype(str))]],
-                        ignore_index=True)
+        new = pd.concat([old, new[~new["trial_id"].astype(str).isin(old["trial_id"].astype(str))]], ignore_index=True)
     write_table(new.sort_values("number", kind="stable").reset_index(drop=True), run_dir)
 
 
@@ -145,8 +173,10 @@ def write_table(df, run_dir: Path) -> None:
         if out[col].map(type).nunique() > 1:
             out[col] = out[col].astype(str)
     # written beside and renamed: the live report (or a user) never reads half a file
-    for name, write in (("trials.parquet", lambda f: out.to_parquet(f, index=False)),
-                        ("trials.csv", lambda f: out.to_csv(f, index=False))):
+    for name, write in (
+        ("trials.parquet", lambda f: out.to_parquet(f, index=False)),
+        ("trials.csv", lambda f: out.to_csv(f, index=False)),
+    ):
         tmp = run_dir / f".{name}.tmp"
         write(tmp)
         os.replace(tmp, run_dir / name)
@@ -167,8 +197,10 @@ def write_resolved_space(run_dir: Path, space: SearchSpace) -> None:
     ``explorer search <run>/space.resolved.yaml`` searches the same space again from anywhere."""
     import yaml
 
-    header = ("# The space this run searched, resolved: includes merged, command-line budget flags applied, defaults\n"
-              "# spelled out. `explorer search` accepts this file as it is; space.yaml is the file as written.\n")
+    header = (
+        "# The space this run searched, resolved: includes merged, command-line budget flags applied, defaults\n"
+        "# spelled out. `explorer search` accepts this file as it is; space.yaml is the file as written.\n"
+    )
     (run_dir / RESOLVED_SPACE).write_text(header + yaml.safe_dump(space.model_dump(mode="json"), sort_keys=False))
 
 
@@ -219,9 +251,11 @@ def stale_run_reason(run_dir: Path, meta: dict[str, Any]) -> str | None:
     trained differently from its finished ones, so they could not share a front."""
     if "recipe" in meta:
         return None
-    return (f"{run_dir}: started by an earlier version, which selected trials on the test clips and trained them with "
-            f"the releases' init; new trials would not be comparable with its finished ones. Start a new search "
-            f"(`explorer report {run_dir}` still draws this one)")
+    return (
+        f"{run_dir}: started by an earlier version, which selected trials on the test clips and trained them with "
+        f"the releases' init; new trials would not be comparable with its finished ones. Start a new search "
+        f"(`explorer report {run_dir}` still draws this one)"
+    )
 
 
 def missing_study_reason(run_dir: Path) -> str | None:
@@ -231,8 +265,10 @@ def missing_study_reason(run_dir: Path) -> str | None:
     started = (run_dir / "tune").exists() or (run_dir / "trials.parquet").exists() or (run_dir / "trials.csv").exists()
     if not started or (run_dir / "study.db").exists():
         return None
-    return (f"{run_dir / 'study.db'}: missing, so the sampler's history of this run is lost and the search cannot "
-            f"go on as the same study; start a new search (`explorer report {run_dir}` still draws this one)")
+    return (
+        f"{run_dir / 'study.db'}: missing, so the sampler's history of this run is lost and the search cannot "
+        f"go on as the same study; start a new search (`explorer report {run_dir}` still draws this one)"
+    )
 
 
 def load_run_space(run_dir: Path, meta: dict[str, Any] | None = None) -> SearchSpace:

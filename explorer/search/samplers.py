@@ -68,8 +68,9 @@ def predicted_costs(space: SearchSpace, params: dict[str, Any]) -> tuple[str, di
     for objective in space.objectives:
         if "latency" in objective.metric:
             model = model or build(arch)
-            metrics[objective.metric] = predict_latency_ms(arch, objective.device, model=model,
-                                                           threads=space.budget.cpus_per_trial)
+            metrics[objective.metric] = predict_latency_ms(
+                arch, objective.device, model=model, threads=space.budget.cpus_per_trial
+            )
     try:
         check_constraints(space, metrics, arch, model)
     except Infeasible:
@@ -77,8 +78,7 @@ def predicted_costs(space: SearchSpace, params: dict[str, Any]) -> tuple[str, di
     return arch.content_hash, metrics
 
 
-def make_sampler(name: str, seed: int, trials: int, population: int | None = None,
-                 space: SearchSpace | None = None):
+def make_sampler(name: str, seed: int, trials: int, population: int | None = None, space: SearchSpace | None = None):
     """The Optuna sampler a space names, configured from its budget (shared with experiments/search_efficiency).
     ``costaware`` needs the space: it describes candidates with ``predicted_costs`` before proposing them."""
     import optuna
@@ -88,8 +88,12 @@ def make_sampler(name: str, seed: int, trials: int, population: int | None = Non
 
         if space is None:
             raise ValueError("the costaware sampler needs the search space")
-        return CostAwareSampler(functools.partial(define_by_run, space), functools.partial(predicted_costs, space),
-                                [(o.metric, o.mode == "max") for o in space.objectives], seed=seed)
+        return CostAwareSampler(
+            functools.partial(define_by_run, space),
+            functools.partial(predicted_costs, space),
+            [(o.metric, o.mode == "max") for o in space.objectives],
+            seed=seed,
+        )
     if name == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     if name == "grid":
@@ -119,5 +123,10 @@ def space_sampler(space: SearchSpace):
     name, note = resolve_sampler(space)
     if note:
         _log.info("note: %s", note)
-    return make_sampler(name, space.sampler.seed, space.budget.trials,
-                        population=getattr(space.sampler, "population", None), space=space)
+    return make_sampler(
+        name,
+        space.sampler.seed,
+        space.budget.trials,
+        population=getattr(space.sampler, "population", None),
+        space=space,
+    )

@@ -47,16 +47,25 @@ class RecordingOptunaSearch(OptunaSearch):
         if self._told_already(trial_id):
             self._completed_trials.add(trial_id)
             return
-        if result and result.get("trial_status") == "INFEASIBLE" and result.get("constraint") \
-                and trial_id in self._ot_trials and trial_id not in self._completed_trials:
+        if (
+            result
+            and result.get("trial_status") == "INFEASIBLE"
+            and result.get("constraint")
+            and trial_id in self._ot_trials
+            and trial_id not in self._completed_trials
+        ):
             ot_trial = self._ot_trials[trial_id]
             # a violation is > 0 (Optuna: feasible when every constraint is <= 0)
             ot_trial.set_constraint(str(result["constraint"]), max(float(result["constraint_excess"]), 1e-9))
             super().on_trial_complete(trial_id, None, error=False)  # no values, no error: Optuna's PRUNED
             return
         failed = bool(result) and result.get("trial_status") in FAILED_STATUSES
-        if not (failed or error) and self._stopped_early(result) and trial_id in self._ot_trials \
-                and trial_id not in self._completed_trials:
+        if (
+            not (failed or error)
+            and self._stopped_early(result)
+            and trial_id in self._ot_trials
+            and trial_id not in self._completed_trials
+        ):
             ot_trial = self._ot_trials[trial_id]
             ot_trial.set_user_attr("epochs_reached", int(result["epoch"]))
             if result.get("accuracy") is not None:

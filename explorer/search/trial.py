@@ -53,18 +53,23 @@ def check_constraints(space: SearchSpace, metrics: dict[str, float], arch=None, 
     for key, metric in limits.items():
         limit = getattr(space.constraints, key)
         if limit is not None and metrics[metric] > limit:
-            raise Infeasible(f"{metric} {metrics[metric]:.4g} exceeds {key} {limit:g}", key,
-                             metrics[metric] / limit - 1)
+            raise Infeasible(
+                f"{metric} {metrics[metric]:.4g} exceeds {key} {limit:g}", key, metrics[metric] / limit - 1
+            )
     limit = getattr(space.constraints, "max_latency_ms", None)
     if limit is not None and arch is not None:
         from explorer.cost import predict_latency_ms
 
         device = _latency_device(space)
         predicted = metrics.get("predicted_latency_ms") or predict_latency_ms(
-            arch, device=device, model=model, threads=space.budget.cpus_per_trial)
+            arch, device=device, model=model, threads=space.budget.cpus_per_trial
+        )
         if predicted > limit:
-            raise Infeasible(f"predicted {device} latency {predicted:.4g} ms exceeds max_latency_ms {limit:g}",
-                             "max_latency_ms", predicted / limit - 1)
+            raise Infeasible(
+                f"predicted {device} latency {predicted:.4g} ms exceeds max_latency_ms {limit:g}",
+                "max_latency_ms",
+                predicted / limit - 1,
+            )
 
 
 def trial_cost(space: SearchSpace, arch, model, threads: int) -> tuple[dict[str, float], dict[str, Any]]:
@@ -157,10 +162,19 @@ def _guarded(config: dict[str, Any], space: SearchSpace, cache: Path, seed: int 
         _train_or_replay(config, space, cache, started, where, seed, arch)
     except Exception as err:  # noqa: BLE001 - every failure is recorded with its reason
         # every objective NaN: Optuna records the trial as failed, Tune as finished
-        constraint = {"constraint": err.constraint, "constraint_excess": err.excess} \
-            if isinstance(err, Infeasible) else {}
-        tune.report({**{m: float("nan") for m in space.metric_names}, **where, "trial_status": status_of(err),
-                     "trial_error": error_text(err), "trial_time_s": time.perf_counter() - started, **constraint})
+        constraint = (
+            {"constraint": err.constraint, "constraint_excess": err.excess} if isinstance(err, Infeasible) else {}
+        )
+        tune.report(
+            {
+                **{m: float("nan") for m in space.metric_names},
+                **where,
+                "trial_status": status_of(err),
+                "trial_error": error_text(err),
+                "trial_time_s": time.perf_counter() - started,
+                **constraint,
+            }
+        )
 
 
 def trial_resources(space: SearchSpace) -> dict[str, float]:
@@ -183,13 +197,27 @@ def train_config(space: SearchSpace, threads: int, seed: int | None = None) -> T
     from explorer.train import RELEASE_GAIN, TrainConfig
 
     budget = space.budget
-    return TrainConfig(epochs=budget.epochs, batch_size=budget.batch_size, lr=budget.lr, warmup_frac=budget.warmup,
-                       seed=space.task.seed if seed is None else seed, threads=threads, device=_trial_device(space),
-                       init_gain=RELEASE_GAIN if budget.init == "width_scaled" else None)
+    return TrainConfig(
+        epochs=budget.epochs,
+        batch_size=budget.batch_size,
+        lr=budget.lr,
+        warmup_frac=budget.warmup,
+        seed=space.task.seed if seed is None else seed,
+        threads=threads,
+        device=_trial_device(space),
+        init_gain=RELEASE_GAIN if budget.init == "width_scaled" else None,
+    )
 
 
-def _train_or_replay(config: dict[str, Any], space: SearchSpace, cache: Path, started: float,
-                     where: dict[str, Any], seed: int | None = None, arch=None) -> None:
+def _train_or_replay(
+    config: dict[str, Any],
+    space: SearchSpace,
+    cache: Path,
+    started: float,
+    where: dict[str, Any],
+    seed: int | None = None,
+    arch=None,
+) -> None:
     """Build the sampled Arch, measure its cost (before training, so infeasible samples cost nothing and every
     report carries every objective), then train and report after every epoch.
 
@@ -210,8 +238,9 @@ def _train_or_replay(config: dict[str, Any], space: SearchSpace, cache: Path, st
     cached = _cached_reports(cache, key)
     if cached is not None:
         for report in cached:
-            tune.report({**report, **where, "cached": 1.0, "train_time_s": 0.0,
-                         "trial_time_s": time.perf_counter() - started})
+            tune.report(
+                {**report, **where, "cached": 1.0, "train_time_s": 0.0, "trial_time_s": time.perf_counter() - started}
+            )
         return
     torch.manual_seed(space.task.seed if seed is None else seed)
     model = build(arch)
@@ -220,10 +249,19 @@ def _train_or_replay(config: dict[str, Any], space: SearchSpace, cache: Path, st
     train_cfg = train_config(space, threads, seed)
     reports = []
     for result in train_epochs(model, data, train_cfg):
-        reports.append({"accuracy": result.accuracy, "val_accuracy": result.accuracy,
-                        "test_accuracy": result.test_accuracy, **cost, "cost_json": json.dumps(breakdown),
-                        "train_loss": result.train_loss, "epoch": result.epoch,
-                        "train_time_s": result.train_time_s, "cached": 0.0})
+        reports.append(
+            {
+                "accuracy": result.accuracy,
+                "val_accuracy": result.accuracy,
+                "test_accuracy": result.test_accuracy,
+                **cost,
+                "cost_json": json.dumps(breakdown),
+                "train_loss": result.train_loss,
+                "epoch": result.epoch,
+                "train_time_s": result.train_time_s,
+                "cached": 0.0,
+            }
+        )
         tune.report({**reports[-1], **where, "trial_time_s": time.perf_counter() - started})
     _store_reports(cache, key, reports)
 

@@ -60,8 +60,10 @@ class _Counter:
         counts += [self.one(v) for v in stage.down.values()]
         tokens = self._tokens(stage.global_tokens) if stage.global_tokens is not None else 1
         merges = _sum(self.kinds(stage.merge, "merge").values()) if stage.merge is not None else 1
-        mixers = [_product([n, merges if get_mixer(kind).layout == "set" else tokens])
-                  for kind, n in self.kinds(stage.mixer, "mixer").items()]
+        mixers = [
+            _product([n, merges if get_mixer(kind).layout == "set" else tokens])
+            for kind, n in self.kinds(stage.mixer, "mixer").items()
+        ]
         return _product(counts + [_sum(mixers)])
 
     def _tokens(self, tokens: dict[str, Any]) -> int | None:
@@ -99,8 +101,11 @@ def space_size(space: SearchSpace, limit: int = 10**7) -> int | None:
     total = 0
     for k in ks:
         used = space.stages[:k]
-        names = sorted(set().union(*(_refs(s.model_dump()) for s in used)) | _refs(space.stem)
-                       | (_refs(space.num_stages) if space.num_stages is not None else set()))
+        names = sorted(
+            set().union(*(_refs(s.model_dump()) for s in used))
+            | _refs(space.stem)
+            | (_refs(space.num_stages) if space.num_stages is not None else set())
+        )
         options = [_values(space, space.shared[n]) for n in names]
         if any(o is None for o in options):
             return None

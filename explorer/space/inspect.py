@@ -18,8 +18,11 @@ def text_histogram(values: list[float], bins: int = 8, width: int = 40, fmt: str
 
     counts, edges = np.histogram(np.asarray(values, dtype=float), bins=bins)
     top = max(int(counts.max()), 1)
-    return [f"  [{fmt.format(lo)}, {fmt.format(hi)}{']' if j == len(counts) - 1 else ')'}  {int(c):5d}  "
-            f"{'#' * round(width * int(c) / top)}" for j, (lo, hi, c) in enumerate(zip(edges, edges[1:], counts))]
+    return [
+        f"  [{fmt.format(lo)}, {fmt.format(hi)}{']' if j == len(counts) - 1 else ')'}  {int(c):5d}  "
+        f"{'#' * round(width * int(c) / top)}"
+        for j, (lo, hi, c) in enumerate(zip(edges, edges[1:], counts))
+    ]
 
 
 @optuna_warnings_only()
@@ -86,30 +89,41 @@ def check_buildable(space: SearchSpace, tries: int = 64, seed: int = 0) -> Any:
             study.tell(trial, 0.0)
     ranked = sorted(reasons.items(), key=lambda kv: -kv[1])
     shown = "; ".join(f"{reason} ({count}x)" for reason, count in ranked[:3])
-    raise SpaceError(space.source, None, "", f"no architecture of this space builds ({tries} of {tries} random "
-                                             f"samples rejected): {shown}")
+    raise SpaceError(
+        space.source,
+        None,
+        "",
+        f"no architecture of this space builds ({tries} of {tries} random samples rejected): {shown}",
+    )
 
 
-def inspect_space(space: SearchSpace, samples: int = 300, seed: int = 0, show: int = 5,
-                  progress: Any = None) -> list[str]:
+def inspect_space(
+    space: SearchSpace, samples: int = 300, seed: int = 0, show: int = 5, progress: Any = None
+) -> list[str]:
     """The report of ``explorer inspect``: size, sampled parameters, a few architectures and the GFLOPs/params
     range of ``samples`` random ones as text histograms, with the invalid samples and their reasons."""
     size = _size_text(space)
     templates = param_templates(space)
-    lines = [f"space        {space.name} ({space.source})",
-             f"parameters   {len(templates)} sampled: {', '.join(templates)}",
-             f"size         {size}"]
+    lines = [
+        f"space        {space.name} ({space.source})",
+        f"parameters   {len(templates)} sampled: {', '.join(templates)}",
+        f"size         {size}",
+    ]
     result = sample_costs(space, samples, seed, progress)
     archs = result["archs"]
-    lines.append(f"samples      {len(archs)} of {samples} valid, {len({a.content_hash for a in archs})} distinct "
-                 f"(random sampler, seed {seed}); the first {min(show, len(archs))}:")
+    lines.append(
+        f"samples      {len(archs)} of {samples} valid, {len({a.content_hash for a in archs})} distinct "
+        f"(random sampler, seed {seed}); the first {min(show, len(archs))}:"
+    )
     lines += [f"  {a.content_hash}  {a.summary()}" for a in archs[:show]]
     for key, label, fmt in (("gflops", "GFLOPs", "{:.4f}"), ("params_m", "params (M)", "{:.3f}")):
         values = result[key]
         if values:
             source = f"fvcore, input {_input_text(archs[0])}" if key == "gflops" else "trainable + frozen"
-            lines.append(f"{label:12s} min {fmt.format(min(values))}  median {fmt.format(_median(values))}  "
-                         f"max {fmt.format(max(values))}  ({source})")
+            lines.append(
+                f"{label:12s} min {fmt.format(min(values))}  median {fmt.format(_median(values))}  "
+                f"max {fmt.format(max(values))}  ({source})"
+            )
             lines += text_histogram(values, fmt=fmt)
     limits = {"max_gflops": "gflops", "max_params_m": "params_m"}
     for name, key in limits.items():

@@ -38,8 +38,9 @@ class _Unsafe(Exception):
 
 
 # what plain YAML resolves to (SafeLoader's implicit tags); any other tag was written explicitly
-_PLAIN_TAGS = {f"tag:yaml.org,2002:{kind}" for kind in ("str", "int", "float", "bool", "null", "map", "seq",
-                                                         "timestamp")}
+_PLAIN_TAGS = {
+    f"tag:yaml.org,2002:{kind}" for kind in ("str", "int", "float", "bool", "null", "map", "seq", "timestamp")
+}
 
 
 def _node_lines(node: yaml.Node, loc: Loc, lines: dict[Loc, int], seen: set[int] | None = None) -> None:
@@ -51,8 +52,12 @@ def _node_lines(node: yaml.Node, loc: Loc, lines: dict[Loc, int], seen: set[int]
     seen = set() if seen is None else seen
     line = node.start_mark.line + 1
     if id(node) in seen:
-        raise _Unsafe(line, loc, "YAML anchors and aliases (&name, *name) are not supported in a space file; "
-                                 "use shared: for a value used in several places")
+        raise _Unsafe(
+            line,
+            loc,
+            "YAML anchors and aliases (&name, *name) are not supported in a space file; "
+            "use shared: for a value used in several places",
+        )
     seen.add(id(node))
     if node.tag not in _PLAIN_TAGS:  # !!python/object, !custom: a space file is plain data
         raise _Unsafe(line, loc, f"YAML tag {node.tag!r} is not supported in a space file (plain values only)")
@@ -65,8 +70,11 @@ def _node_lines(node: yaml.Node, loc: Loc, lines: dict[Loc, int], seen: set[int]
             name = _key(key)
             child = loc + (name,)
             if name in first:
-                raise _Unsafe(key.start_mark.line + 1, child, f"duplicate key {name!r} (first given at line "
-                                                              f"{first[name]}; YAML would keep only the last)")
+                raise _Unsafe(
+                    key.start_mark.line + 1,
+                    child,
+                    f"duplicate key {name!r} (first given at line {first[name]}; YAML would keep only the last)",
+                )
             first[name] = key.start_mark.line + 1
             lines[child] = key.start_mark.line + 1
             _node_lines(value, child, lines, seen)
@@ -102,8 +110,9 @@ def _read_yaml(path: Path, located: Located | None, include_loc: Loc) -> tuple[A
         root = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
-        raise SpaceError(file, mark.line + 1 if mark else None, "",
-                         f"not valid YAML: {getattr(err, 'problem', err)}") from None
+        raise SpaceError(
+            file, mark.line + 1 if mark else None, "", f"not valid YAML: {getattr(err, 'problem', err)}"
+        ) from None
     except RecursionError:
         raise SpaceError(file, None, "", f"nested deeper than {MAX_DEPTH} levels") from None
     lines: dict[Loc, int] = {}
@@ -147,8 +156,10 @@ def _merge(base: Any, over: Any, loc: Loc, bo: dict, oo: dict, out: dict, over_l
                 out.update(_subtree(bo, loc + (i,)))
         for i, value in over.items():
             if not 0 <= i < len(base):
-                raise over_loc.error(loc + (i,), f"index {i} overrides no item: the included list has "
-                                                 f"{len(base)} item(s) (0..{len(base) - 1})")
+                raise over_loc.error(
+                    loc + (i,),
+                    f"index {i} overrides no item: the included list has {len(base)} item(s) (0..{len(base) - 1})",
+                )
             result[i] = _merge(base[i], value, loc + (i,), bo, oo, out, over_loc)
         return result
     out.update(_subtree(oo, loc))
@@ -163,13 +174,20 @@ def include_roots(space_file: Path) -> tuple[Path, ...]:
 
 def _check_include(here: Located, loc: Loc, target: Path, roots: tuple[Path, ...]) -> None:
     if not any(target.resolve().is_relative_to(root) for root in roots):
-        raise here.error(loc, f"included file {target} is outside {roots[0]}: includes must stay under the space "
-                              f"file's folder (name other folders in ${INCLUDE_PATH_ENV})")
+        raise here.error(
+            loc,
+            f"included file {target} is outside {roots[0]}: includes must stay under the space "
+            f"file's folder (name other folders in ${INCLUDE_PATH_ENV})",
+        )
 
 
-def _load_with_includes(path: Path, stack: tuple[Path, ...] = (), parent: Located | None = None,
-                        parent_loc: Loc = (), roots: tuple[Path, ...] | None = None
-                        ) -> tuple[Any, dict[Loc, tuple[str, int]]]:
+def _load_with_includes(
+    path: Path,
+    stack: tuple[Path, ...] = (),
+    parent: Located | None = None,
+    parent_loc: Loc = (),
+    roots: tuple[Path, ...] | None = None,
+) -> tuple[Any, dict[Loc, tuple[str, int]]]:
     """The document at ``path`` with its ``include:`` files merged underneath it (paths relative to it)."""
     roots = include_roots(path) if roots is None else roots
     resolved = path.resolve()
@@ -196,8 +214,9 @@ def _load_with_includes(path: Path, stack: tuple[Path, ...] = (), parent: Locate
             merged, merged_origins = base, base_origins
         else:
             out: dict = {}
-            merged = _merge(merged, base, (), merged_origins, base_origins, out, Located(str(path.parent / name),
-                                                                                         base_origins))
+            merged = _merge(
+                merged, base, (), merged_origins, base_origins, out, Located(str(path.parent / name), base_origins)
+            )
             merged_origins = out
     own = {k: v for k, v in origins.items() if not (k and k[0] == "include")}
     out = {}
@@ -280,8 +299,7 @@ def _translate(err: ValidationError, located: Located, root: type[BaseModel] = S
     kind = first["type"]
     if kind == "extra_forbidden":
         allowed = _allowed_fields(loc[:-1], root)
-        return located.error(loc, f"unknown key{did_you_mean(loc[-1], allowed)}; expected one of: "
-                                  f"{', '.join(allowed)}")
+        return located.error(loc, f"unknown key{did_you_mean(loc[-1], allowed)}; expected one of: {', '.join(allowed)}")
     if kind == "missing":
         return located.error(loc, "required key is missing")
     if kind == "literal_error":
@@ -302,18 +320,24 @@ def _check_settings(space: SearchSpace, located: Located) -> None:
     for i, obj in enumerate(space.objectives):
         want = METRIC_MODES[obj.metric]
         if obj.mode != want:
-            raise located.error(("objectives", i, "mode"), f"{obj.metric} is better when smaller/larger: expected "
-                                                          f"mode {want!r}, got {obj.mode!r}")
+            raise located.error(
+                ("objectives", i, "mode"),
+                f"{obj.metric} is better when smaller/larger: expected mode {want!r}, got {obj.mode!r}",
+            )
         if obj.metric in seen:
             raise located.error(("objectives", i, "metric"), f"{obj.metric!r} is already objective {seen[obj.metric]}")
         seen[obj.metric] = i
     if space.sampler.name == "costaware" and "name" in space.sampler.model_fields_set:  # the default falls back instead
         metrics = space.metric_names
         if costaware_objection(metrics) is not None:
-            raise located.error(("sampler", "name"), f"the costaware sampler models accuracy and works out every other "
-                                                     f"objective before training (any of "
-                                                     f"{', '.join(PREDICTABLE_COSTS)}); the objectives here are "
-                                                     f"{', '.join(metrics)}: name tpe, nsga2 or random instead")
+            raise located.error(
+                ("sampler", "name"),
+                f"the costaware sampler models accuracy and works out every other "
+                f"objective before training (any of "
+                f"{', '.join(PREDICTABLE_COSTS)}); the objectives here are "
+                f"{', '.join(metrics)}: name tpe, nsga2 or random instead",
+            )
     if space.sampler.population is not None and space.sampler.name != "nsga2":
-        raise located.error(("sampler", "population"), f"only the nsga2 sampler has a population; "
-                                                       f"sampler is {space.sampler.name!r}")
+        raise located.error(
+            ("sampler", "population"), f"only the nsga2 sampler has a population; sampler is {space.sampler.name!r}"
+        )

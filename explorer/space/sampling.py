@@ -90,8 +90,13 @@ def sample_arch(space: SearchSpace, trial: Any):
     s = _Sampler(space, trial)
     k = s.value("num_stages", space.num_stages) if space.num_stages is not None else len(space.stages)
     stages = [_sample_stage(s, i, stage) for i, stage in enumerate(space.stages[:k])]
-    spec = {"input": task_input(space), "stem": s.mapping("stem", space.stem), "stages": stages,
-            "drop_path_rate": space.drop_path_rate, **({"head": space.head} if space.head else {})}
+    spec = {
+        "input": task_input(space),
+        "stem": s.mapping("stem", space.stem),
+        "stages": stages,
+        "drop_path_rate": space.drop_path_rate,
+        **({"head": space.head} if space.head else {}),
+    }
     # mixer options completed by their defaults: the hash a run records is the one `explorer cost` shows
     return validate_arch(Arch.from_dict(spec, source=space.source))
 

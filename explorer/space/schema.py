@@ -23,8 +23,7 @@ class StrictModel(BaseModel):
 
 class ObjectiveSpec(StrictModel):
     # explorer.metrics.OBJECTIVE_METRICS, spelt out for the schema (tests/test_metrics.py keeps them equal)
-    metric: Literal["accuracy", "gflops", "params_m", "latency_ms", "predicted_latency_ms", "throughput",
-                    "peak_mem_mb"]
+    metric: Literal["accuracy", "gflops", "params_m", "latency_ms", "predicted_latency_ms", "throughput", "peak_mem_mb"]
     mode: Literal["max", "min"]
     device: Literal["cpu", "cuda"] = "cpu"  # where latency/throughput/memory are measured
 
@@ -34,6 +33,7 @@ class AuditSpec(StrictModel):
     are trained again with ``seeds`` other seeds (and once at ``reference_epochs``, when set), through the same Ray
     Tune machinery; the report shows how the front's order held. ``audit: true`` is ``{enabled: true}``, and a
     mapping without ``enabled`` turns it on."""
+
     enabled: bool = False  # the ready spaces turn it on (search_spaces/base/proxy.yaml)
     front: int = Field(3, ge=0, le=1_000)
     random: int = Field(2, ge=0, le=1_000)
@@ -69,8 +69,6 @@ class BudgetSpec(StrictModel):
             return {"enabled": value}
         # a mapping asks for an audit unless it says otherwise: `audit: {front: 5}` runs one
         return {"enabled": True, **value} if isinstance(value, dict) else value
-
-
 
 
 def costaware_objection(metrics: list[str]) -> str | None:

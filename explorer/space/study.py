@@ -44,6 +44,7 @@ class CostMatch(StrictModel):
     """Compare the values at equal cost: on every base, each value other than the first takes the choice of
     ``adjust`` (a width or depth parameter) whose ``metric`` comes closest to the first value's on that base; a cell
     further than ``tolerance`` (relative) from it is marked unmatched and left out of the verdicts."""
+
     metric: Literal["gflops", "params_m"] = "gflops"
     adjust: str = Field(min_length=1)
     tolerance: float = Field(0.1, gt=0, lt=1)
@@ -69,6 +70,7 @@ class StudySpec(StrictModel):
 class Cell:
     """One training of the study: base ``base`` with the factor at ``value``, training seed ``seed``.
     ``cost_ratio``: with a cost match, the cell's cost over the first value's on the same base (1.0 for that one)."""
+
     number: int
     base: int
     value: FactorValue
@@ -109,8 +111,9 @@ def load_study(path: str | Path) -> tuple[StudySpec, SearchSpace]:
 
 
 @optuna_warnings_only()
-def draw_cells(study: StudySpec, space: SearchSpace, located: Located | None = None,
-               match_costs: bool = True) -> list[Cell]:
+def draw_cells(
+    study: StudySpec, space: SearchSpace, located: Located | None = None, match_costs: bool = True
+) -> list[Cell]:
     """Every cell of the study, in the order base, value, seed (deterministic for the study's seed).
     ``match_costs=False`` skips the cost match's model builds (validation: the adjusted parameter is only
     checked to exist)."""
@@ -128,9 +131,12 @@ def draw_cells(study: StudySpec, space: SearchSpace, located: Located | None = N
             ratio, matched = None, True
             if study.cost_match is not None and not match_costs:
                 if not _choices(draws, study.cost_match.adjust):
-                    raise located.error(("cost_match", "adjust"), f"{study.cost_match.adjust} is not a sampled "
-                                                                  f"parameter of {space.name} with a finite set of "
-                                                                  "values")
+                    raise located.error(
+                        ("cost_match", "adjust"),
+                        f"{study.cost_match.adjust} is not a sampled "
+                        f"parameter of {space.name} with a finite set of "
+                        "values",
+                    )
             elif study.cost_match is not None:
                 if k == 0:
                     reference_cost, ratio = _cost(arch, study.cost_match.metric), 1.0
@@ -138,13 +144,15 @@ def draw_cells(study: StudySpec, space: SearchSpace, located: Located | None = N
                     params, arch, ratio = _matched(draws, space, study, located, base_params, value, reference_cost)
                 matched = abs(ratio - 1) <= study.cost_match.tolerance
             for seed in range(study.seeds):
-                cells.append(Cell(len(cells), base, value, space.task.seed + seed, params, arch.to_json(None),
-                                  ratio, matched))
+                cells.append(
+                    Cell(len(cells), base, value, space.task.seed + seed, params, arch.to_json(None), ratio, matched)
+                )
     return cells
 
 
-def _value_draw(draws, space: SearchSpace, study: StudySpec, located: Located, fixed: dict[str, Any],
-                value: FactorValue):
+def _value_draw(
+    draws, space: SearchSpace, study: StudySpec, located: Located, fixed: dict[str, Any], value: FactorValue
+):
     cant = f"{value!r} is not a value {study.factor.param} can take in {space.name}"
     try:
         params, arch = _draw(draws, space, {**fixed, study.factor.param: value})
@@ -170,15 +178,24 @@ def _cost(arch, metric: str) -> float:
     return count_flops(model, example_input(arch)) / 1e9
 
 
-def _matched(draws, space: SearchSpace, study: StudySpec, located: Located, base_params: dict[str, Any],
-             value: FactorValue, reference_cost: float):
+def _matched(
+    draws,
+    space: SearchSpace,
+    study: StudySpec,
+    located: Located,
+    base_params: dict[str, Any],
+    value: FactorValue,
+    reference_cost: float,
+):
     """The value on this base with the ``adjust`` choice whose cost is closest to the reference's."""
     match = study.cost_match
     params, arch = _value_draw(draws, space, study, located, {**base_params, **study.fixed}, value)
     choices = _choices(draws, match.adjust)
     if not choices:
-        raise located.error(("cost_match", "adjust"), f"{match.adjust} is not a sampled parameter of {space.name} "
-                                                      f"with a finite set of values")
+        raise located.error(
+            ("cost_match", "adjust"),
+            f"{match.adjust} is not a sampled parameter of {space.name} with a finite set of values",
+        )
     best = None
     for choice in choices:
         p, a = _value_draw(draws, space, study, located, {**params, match.adjust: choice}, value)  # only it moves
@@ -219,5 +236,8 @@ def _draw_base(draws, space: SearchSpace, study: StudySpec, located: Located) ->
         if not missing:
             return {k: v for k, v in params.items() if k != study.factor.param}
     where = ("factor", "param") if study.factor.param in missing else ("fixed", missing[0])
-    raise located.error(where, f"{missing[0]} is not a parameter of {space.name} in {MAX_DRAWS} random draws "
-                               f"(a conditional one needs its parent under fixed:, e.g. s0.merge: tome)")
+    raise located.error(
+        where,
+        f"{missing[0]} is not a parameter of {space.name} in {MAX_DRAWS} random draws "
+        f"(a conditional one needs its parent under fixed:, e.g. s0.merge: tome)",
+    )

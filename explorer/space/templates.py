@@ -11,7 +11,7 @@ from explorer.arch import MAX_GLOBAL_TOKENS, MAX_MLP_RATIO, MAX_STAGE_DEPTH, MAX
 from explorer.space.errors import Loc, Located, did_you_mean
 from explorer.space.schema import MERGE_FIELDS, MERGE_KINDS, Scalar, SearchSpace, StageTemplate
 
-_VALUE_FORMS = ("a literal, {choice: [...]}, {int: [lo, hi]}, {float: [lo, hi], log: true} or {shared: name}")
+_VALUE_FORMS = "a literal, {choice: [...]}, {int: [lo, hi]}, {float: [lo, hi], log: true} or {shared: name}"
 
 
 def shared_ref(template: Any) -> str | None:
@@ -29,8 +29,10 @@ def _resolve(space: SearchSpace, template: Any, loc: Loc, located: Located) -> t
         raise located.error(loc + ("shared",), f"expected {{shared: name}} alone, got {template!r}")
     if name not in space.shared:
         known = ", ".join(space.shared) or "none defined"
-        raise located.error(loc + ("shared",), f"unknown shared value {name!r}{did_you_mean(name, list(space.shared))}"
-                                               f"; shared values: {known}")
+        raise located.error(
+            loc + ("shared",),
+            f"unknown shared value {name!r}{did_you_mean(name, list(space.shared))}; shared values: {known}",
+        )
     return space.shared[name], ("shared", name)
 
 
@@ -42,8 +44,12 @@ def _value_candidates(template: Any, loc: Loc, located: Located) -> list[Any]:
         raise located.error(loc, f"expected {_VALUE_FORMS}, got {template!r}")
     if "choice" in template:
         choices = template["choice"]
-        if set(template) != {"choice"} or not isinstance(choices, list) or not choices \
-                or not all(isinstance(c, Scalar) or c is None for c in choices):
+        if (
+            set(template) != {"choice"}
+            or not isinstance(choices, list)
+            or not choices
+            or not all(isinstance(c, Scalar) or c is None for c in choices)
+        ):
             raise located.error(loc + ("choice",), "expected a non-empty list of numbers or strings")
         if len(set(map(repr, choices))) != len(choices):
             raise located.error(loc + ("choice",), f"repeated value in {choices}")
@@ -52,10 +58,16 @@ def _value_candidates(template: Any, loc: Loc, located: Located) -> list[Any]:
     bounds = template[kind]
     extra = set(template) - {kind, "log", "step"}
     number = int if kind == "int" else (int, float)
-    if extra or not isinstance(bounds, list) or len(bounds) != 2 \
-            or not all(isinstance(b, number) and not isinstance(b, bool) for b in bounds) or bounds[0] > bounds[1]:
-        raise located.error(loc + (kind,), f"expected [lo, hi] with lo <= hi ({kind}s), "
-                                           f"optional log/step; got {template!r}")
+    if (
+        extra
+        or not isinstance(bounds, list)
+        or len(bounds) != 2
+        or not all(isinstance(b, number) and not isinstance(b, bool) for b in bounds)
+        or bounds[0] > bounds[1]
+    ):
+        raise located.error(
+            loc + (kind,), f"expected [lo, hi] with lo <= hi ({kind}s), optional log/step; got {template!r}"
+        )
     if kind == "float" and "step" in template:
         raise located.error(loc, "a float range takes log, not step (use {choice: [...]} for a few values)")
     step = template.get("step", 1)
@@ -71,14 +83,20 @@ def _candidates(space: SearchSpace, template: Any, loc: Loc, located: Located) -
     return _value_candidates(template, loc, located), loc
 
 
-def _check_numbers(candidates: list[Any], loc: Loc, located: Located, integer: bool, minimum: float = 0,
-                   strict: bool = True, maximum: float | None = None) -> None:
+def _check_numbers(
+    candidates: list[Any],
+    loc: Loc,
+    located: Located,
+    integer: bool,
+    minimum: float = 0,
+    strict: bool = True,
+    maximum: float | None = None,
+) -> None:
     for value in candidates:
         ok = isinstance(value, int) if integer else isinstance(value, (int, float)) and math.isfinite(value)
         if isinstance(value, bool) or not ok or (value <= minimum if strict else value < minimum):
             want = "integers" if integer else "finite numbers"
-            bound = f"positive {want}" if strict and minimum == 0 else \
-                f"{want} {'>' if strict else '>='} {minimum:g}"
+            bound = f"positive {want}" if strict and minimum == 0 else f"{want} {'>' if strict else '>='} {minimum:g}"
             raise located.error(loc, f"expected {bound}, got {value!r}")
         if maximum is not None and value > maximum:  # the model builder's bounds (explorer.arch), said at load time
             raise located.error(loc, f"must be at most {maximum:g}, got {value!r}")
@@ -88,8 +106,9 @@ def _check_numbers(candidates: list[Any], loc: Loc, located: Located, integer: b
 _STAGE_MAXIMA = {"depth": MAX_STAGE_DEPTH, "width": MAX_WIDTH, "mlp_ratio": MAX_MLP_RATIO}
 
 
-def kind_choice(template: Any, loc: Loc, located: Located, what: str,
-                 space: SearchSpace | None = None) -> tuple[dict[str, tuple[dict[str, Any], Loc]], str | None]:
+def kind_choice(
+    template: Any, loc: Loc, located: Located, what: str, space: SearchSpace | None = None
+) -> tuple[dict[str, tuple[dict[str, Any], Loc]], str | None]:
     """``(kind -> (option templates, their location), shared name)`` for a mixer or merge position, in the
     forms "kind", {kind: {...}}, {choice: [kinds]}, {choice: {kind: {...}, ...}} and
     {shared: name, options: {kind: {...}}} (the kind sampled once as ``shared.<name>``)."""
@@ -107,17 +126,24 @@ def kind_choice(template: Any, loc: Loc, located: Located, what: str,
             shared_template = None
         else:
             shared_template, _ = _resolve(space, {"shared": name}, loc, located)
-        kinds = [shared_template] if isinstance(shared_template, str) else \
-            (shared_template or {}).get("choice") if isinstance(shared_template, dict) else None
+        kinds = (
+            [shared_template]
+            if isinstance(shared_template, str)
+            else (shared_template or {}).get("choice")
+            if isinstance(shared_template, dict)
+            else None
+        )
         if space is not None and not (isinstance(kinds, list) and all(isinstance(k, str) for k in kinds)):
-            raise located.error(("shared", name), f"a shared {what} must be a name or {{choice: [names]}}, "
-                                                  f"got {shared_template!r}")
+            raise located.error(
+                ("shared", name), f"a shared {what} must be a name or {{choice: [names]}}, got {shared_template!r}"
+            )
         kinds = kinds or list(options)
         for k in options:
             if k not in kinds:
                 raise located.error(loc + ("options", k), f"{k!r} is not among shared.{name}'s choices {kinds}")
-        return {k: (options.get(k) or {}, loc + ("options", k) if k in options else ("shared", name))
-                for k in kinds}, name
+        return {
+            k: (options.get(k) or {}, loc + ("options", k) if k in options else ("shared", name)) for k in kinds
+        }, name
     if isinstance(template, dict) and set(template) == {"choice"}:
         choice = template["choice"]
         if isinstance(choice, list) and choice and all(isinstance(k, str) for k in choice):
@@ -128,8 +154,11 @@ def kind_choice(template: Any, loc: Loc, located: Located, what: str,
     if isinstance(template, dict) and len(template) == 1:
         ((kind, opts),) = template.items()
         return {kind: (opts or {}, loc + (kind,))}, None
-    raise located.error(loc, f"expected a {what} name, {{choice: [names]}}, {{choice: {{name: {{options}}}}}}, "
-                             f"{{name: {{options}}}} or {{shared: name}}")
+    raise located.error(
+        loc,
+        f"expected a {what} name, {{choice: [names]}}, {{choice: {{name: {{options}}}}}}, "
+        f"{{name: {{options}}}} or {{shared: name}}",
+    )
 
 
 def check_templates(space: SearchSpace, located: Located) -> None:
@@ -145,8 +174,11 @@ def check_templates(space: SearchSpace, located: Located) -> None:
         _check_numbers(values, loc, located, True)
         for value in values:
             if value > len(space.stages):
-                raise located.error(loc, f"{value} stages asked for, but only {len(space.stages)} stage "
-                                         f"template(s) are written (expected 1..{len(space.stages)})")
+                raise located.error(
+                    loc,
+                    f"{value} stages asked for, but only {len(space.stages)} stage "
+                    f"template(s) are written (expected 1..{len(space.stages)})",
+                )
     for field, value in space.stem.items():
         _candidates(space, value, ("stem", field), located)
     for i, stage in enumerate(space.stages):
@@ -167,8 +199,10 @@ def check_templates(space: SearchSpace, located: Located) -> None:
         for name, template in param_templates(space).items():
             if isinstance(template, dict) and "choice" not in template:
                 raise located.error(("sampler", "name"), f"the grid sampler needs choices only; {name} is a range")
-    mixers = [kind_choice(stage.mixer, ("stages", i, "mixer"), located, "mixer", space)[0]
-              for i, stage in enumerate(space.stages)]
+    mixers = [
+        kind_choice(stage.mixer, ("stages", i, "mixer"), located, "mixer", space)[0]
+        for i, stage in enumerate(space.stages)
+    ]
     for kinds in mixers:  # names first, from the catalogue (no torch) ...
         _check_mixer_names(kinds, located)
     from explorer.blocks import parse_options  # ... then values, by the options' schemas: this imports torch
@@ -201,23 +235,28 @@ def _check_mixer_names(kinds: dict[str, tuple[Any, Loc]], located: Located) -> N
     names = sorted(known)
     for kind, (options, loc) in kinds.items():
         if kind not in known:
-            raise located.error(loc, f"unknown mixer {kind!r}{did_you_mean(kind, names)}; "
-                                     f"known mixers: {', '.join(names)}")
+            raise located.error(
+                loc, f"unknown mixer {kind!r}{did_you_mean(kind, names)}; known mixers: {', '.join(names)}"
+            )
         if not isinstance(options, dict):
             raise located.error(loc, f"expected a mapping of {kind} options, got {options!r}")
         allowed = known[kind]["options"]
         for name in options:
             if name not in allowed:
-                raise located.error(loc + (name,), f"unknown option of mixer {kind!r}"
-                                                   f"{did_you_mean(name, allowed)}; expected one of: "
-                                                   f"{', '.join(allowed)}")
+                raise located.error(
+                    loc + (name,),
+                    f"unknown option of mixer {kind!r}"
+                    f"{did_you_mean(name, allowed)}; expected one of: "
+                    f"{', '.join(allowed)}",
+                )
 
 
 def _check_global_tokens(space: SearchSpace, tokens: dict[str, Any], loc: Loc, located: Located) -> None:
     for field in tokens:
         if field not in ("num", "width"):
-            raise located.error(loc + (field,), f"unknown key{did_you_mean(field, ['num', 'width'])}; "
-                                                f"expected one of: num, width")
+            raise located.error(
+                loc + (field,), f"unknown key{did_you_mean(field, ['num', 'width'])}; expected one of: num, width"
+            )
     if "num" not in tokens:
         raise located.error(loc, "global_tokens needs num (0..12 in Mobile-Former; 0 = no tokens)")
     values, vloc = _candidates(space, tokens["num"], loc + ("num",), located)
@@ -230,15 +269,25 @@ def _check_merge(space: SearchSpace, template: Any, loc: Loc, located: Located) 
     kinds, _ = kind_choice(template, loc, located, "merge", space)
     for kind, (fields, kloc) in kinds.items():
         if kind not in MERGE_KINDS:
-            raise located.error(kloc, f"unknown merge method {kind!r}{did_you_mean(kind, list(MERGE_KINDS))}; "
-                                      f"expected one of: {', '.join(MERGE_KINDS)}")
+            raise located.error(
+                kloc,
+                f"unknown merge method {kind!r}{did_you_mean(kind, list(MERGE_KINDS))}; "
+                f"expected one of: {', '.join(MERGE_KINDS)}",
+            )
         if not isinstance(fields, dict) or (kind == "none" and fields):
-            raise located.error(kloc, f"expected a mapping of {kind} fields ({', '.join(MERGE_FIELDS)})"
-                                      if kind != "none" else "'none' takes no fields")
+            raise located.error(
+                kloc,
+                f"expected a mapping of {kind} fields ({', '.join(MERGE_FIELDS)})"
+                if kind != "none"
+                else "'none' takes no fields",
+            )
         for name, value in fields.items():
             if name not in MERGE_FIELDS:
-                raise located.error(kloc + (name,), f"unknown merge field{did_you_mean(name, list(MERGE_FIELDS))}; "
-                                                    f"expected one of: {', '.join(MERGE_FIELDS)}")
+                raise located.error(
+                    kloc + (name,),
+                    f"unknown merge field{did_you_mean(name, list(MERGE_FIELDS))}; "
+                    f"expected one of: {', '.join(MERGE_FIELDS)}",
+                )
             if name == "layers" and isinstance(value, list):
                 _check_numbers(value, kloc + (name,), located, True, 0, strict=False)
                 continue
@@ -255,8 +304,10 @@ def allowed_value(template: Any, value: Any) -> bool:
     if isinstance(template, Scalar):
         return value == template
     if "choice" in template:
-        return any(value == c and type(value) is type(c) or (isinstance(c, float) and isinstance(value, int)
-                                                               and value == c) for c in template["choice"])
+        return any(
+            value == c and type(value) is type(c) or (isinstance(c, float) and isinstance(value, int) and value == c)
+            for c in template["choice"]
+        )
     lo, hi = template["int"] if "int" in template else template["float"]
     if "int" in template:
         step = template.get("step", 1)
@@ -280,8 +331,11 @@ def check_seed_points(space: SearchSpace, located: Located) -> None:
         for key, value in point.items():
             loc = ("seed_points", i, key)
             if key not in templates:
-                raise located.error(loc, f"not a sampled parameter of this space{did_you_mean(key, list(templates))}"
-                                         f"; parameters: {', '.join(templates)}")
+                raise located.error(
+                    loc,
+                    f"not a sampled parameter of this space{did_you_mean(key, list(templates))}"
+                    f"; parameters: {', '.join(templates)}",
+                )
             if not allowed_value(templates[key], value):
                 raise located.error(loc, f"{value!r} is not allowed: expected {_describe(templates[key])}")
 

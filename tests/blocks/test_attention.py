@@ -41,8 +41,7 @@ def test_vit_s_video_params_exact():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name, r", [("vit_s_video", 0), ("vit_s_video_tome_r32", 32),
-                                     ("vit_s_video_tome_r100", 100)])
+@pytest.mark.parametrize("name, r", [("vit_s_video", 0), ("vit_s_video_tome_r32", 32), ("vit_s_video_tome_r100", 100)])
 def test_vit_s_video_gflops_and_tokens_by_r(name, r):
     arch = preset(name)
     model = build(arch)
@@ -178,8 +177,11 @@ def test_merge_only_in_set_stages():
 
 def test_divided_attention_cannot_merge():
     spec = vit_video_spec(4, 16, 5, 4, 32, 2, 2, merge={"method": "tome", "r": 4}, space_time="divided")
-    with pytest.raises(ArchError, match=r"stages\[0\]\.merge: mixer 'attention': divided space-time attention "
-                                        r"needs the \(T, H, W\) token grid"):
+    with pytest.raises(
+        ArchError,
+        match=r"stages\[0\]\.merge: mixer 'attention': divided space-time attention "
+        r"needs the \(T, H, W\) token grid",
+    ):
         validate_arch(Arch.from_dict(spec))
     validate_arch(Arch.from_dict(vit_video_spec(4, 16, 5, 4, 32, 2, 2, space_time="divided")))  # fine unmerged
     block = _block(16, (2, 2, 2), heads=2, space_time="divided")
@@ -190,17 +192,28 @@ def test_divided_attention_cannot_merge():
 def test_no_stage_after_a_set_stage():
     spec = vit_video_spec(4, 16, 5, 4, 32, 1, 2)
     spec["stages"].append({"depth": 1, "width": 64, "mixer": {"kind": "conv3d"}})
-    with pytest.raises(ArchError, match=r"stages\[1\]: a stage after the set-layout stage 0 \('attention'\) "
-                                        r"is not supported"):
+    with pytest.raises(
+        ArchError,
+        match=r"stages\[1\]: a stage after the set-layout stage 0 \('attention'\) "
+        r"is not supported",
+    ):
         validate_arch(Arch.from_dict(spec))
 
 
 def test_set_stage_after_a_grid_stage_builds():
-    spec = {"input": {"frames": 5, "resolution": 16, "num_classes": 3},
-            "stem": {"kind": "conv", "patch": 4},
-            "stages": [{"depth": 1, "width": 16, "mixer": {"kind": "conv3d"}},
-                       {"depth": 2, "width": 32, "mixer": {"kind": "attention", "options": {"heads": 2}},
-                        "merge": {"method": "tome", "ratio": 0.5}}]}
+    spec = {
+        "input": {"frames": 5, "resolution": 16, "num_classes": 3},
+        "stem": {"kind": "conv", "patch": 4},
+        "stages": [
+            {"depth": 1, "width": 16, "mixer": {"kind": "conv3d"}},
+            {
+                "depth": 2,
+                "width": 32,
+                "mixer": {"kind": "attention", "options": {"heads": 2}},
+                "merge": {"method": "tome", "ratio": 0.5},
+            },
+        ],
+    }
     model = build(Arch.from_dict(spec))
     x = torch.randn(2, 3, 5, 16, 16)  # odd T: 5 × 2 × 2 = 20 tokens in the set stage
     tokens, state = model.forward_tokens(x)
@@ -225,8 +238,9 @@ def test_blocks_train(space_time, train_losses):
     block = _block(16, (2, 2, 2), heads=2, space_time=space_time)
     head = torch.nn.Linear(16, 3)
     x, y = torch.randn(6, 8, 16), torch.randint(0, 3, (6,))
-    losses = train_losses(lambda v: head(block(v)[0].mean(1)), [*block.parameters(), *head.parameters()], x, y,
-                          steps=10, lr=1e-2)
+    losses = train_losses(
+        lambda v: head(block(v)[0].mean(1)), [*block.parameters(), *head.parameters()], x, y, steps=10, lr=1e-2
+    )
     assert losses[-1] < losses[0]
 
 

@@ -9,8 +9,16 @@ from explorer.cost import example_input, sdpa_flops
 from explorer.models import build, preset
 
 # one small model per family, merging and global tokens included
-FAMILY_PRESETS = ["conv3d_tiny", "posmlp_tiny", "morphmlp_tiny", "focal_tiny", "vit_tiny_tome", "vit_tiny_sttm",
-                  "mobile_former_tiny", "mobile_former_26m"]
+FAMILY_PRESETS = [
+    "conv3d_tiny",
+    "posmlp_tiny",
+    "morphmlp_tiny",
+    "focal_tiny",
+    "vit_tiny_tome",
+    "vit_tiny_sttm",
+    "mobile_former_tiny",
+    "mobile_former_26m",
+]
 WORK = re.compile(r"mm|matmul|conv|einsum|linear|attention|bmm|addmm|dot")
 
 

@@ -44,10 +44,13 @@ def _load_shared(dst: torch.nn.Module, src: torch.nn.Module) -> int:
 # ------------------------------------------------------------------------------------ released numbers
 
 
-@pytest.mark.parametrize("dim, params, gflops, mod_params, mod_gflops", [
-    (96, 208038, 5.2071, 133446, 3.3333),  # focal_block_stage1_c96 (T/S stage 1)
-    (128, 367494, 9.2035, 235270, 5.8830),  # focal_block_stage1_c128 (B stage 1)
-])
+@pytest.mark.parametrize(
+    "dim, params, gflops, mod_params, mod_gflops",
+    [
+        (96, 208038, 5.2071, 133446, 3.3333),  # focal_block_stage1_c96 (T/S stage 1)
+        (128, 367494, 9.2035, 235270, 5.8830),  # focal_block_stage1_c128 (B stage 1)
+    ],
+)
 def test_stage1_block_params_and_flops_match_the_release(dim, params, gflops, mod_params, mod_gflops):
     block = FocalBlock(dim, 4.0, 0.0, FocalOptions())
     modulation = block.modulations[0]
@@ -94,10 +97,10 @@ def test_video_focalnet_b_flops_within_one_percent():
     assert count_flops(build(arch), example_input(arch)) / 1e9 == pytest.approx(220.93, rel=0.01)
 
 
-@pytest.mark.parametrize("options, t_params, b_params", [
-    ({"temporal_conv": "depthwise"}, 32.34e6, 101.65e6),
-    ({"combination": "spatial_only"}, 27.97e6, 87.53e6),
-])
+@pytest.mark.parametrize(
+    "options, t_params, b_params",
+    [({"temporal_conv": "depthwise"}, 32.34e6, 101.65e6), ({"combination": "spatial_only"}, 27.97e6, 87.53e6)],
+)
 def test_design_space_reference_points(options, t_params, b_params):
     """Our variants' reference points, measured with the official code (params; GFLOPs below, slow)."""
     for dims, depths, want in ((T_DIMS, T_DEPTHS, t_params), (B_DIMS, B_DEPTHS, b_params)):
@@ -106,8 +109,9 @@ def test_design_space_reference_points(options, t_params, b_params):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("options, gflops", [({"temporal_conv": "depthwise"}, 41.03),
-                                             ({"combination": "spatial_only"}, 35.36)])
+@pytest.mark.parametrize(
+    "options, gflops", [({"temporal_conv": "depthwise"}, 41.03), ({"combination": "spatial_only"}, 35.36)]
+)
 def test_design_space_reference_flops(options, gflops):
     arch = Arch.from_dict(video_focalnet_spec(8, 224, 400, T_DIMS, T_DEPTHS, 0.0, **options))
     assert count_flops(build(arch), example_input(arch)) / 1e9 == pytest.approx(gflops, rel=0.01)
@@ -131,7 +135,7 @@ def _reference_parallel(mod: FocalModulation, x: torch.Tensor) -> torch.Tensor:
         for level, layer in enumerate(spatial.focal_layers):
             k = layer[0].weight.shape[-1]
             zs = F.gelu(F.conv2d(zs, layer[0].weight, padding=k // 2, groups=c))
-            agg = agg + gs[:, level:level + 1] * zs
+            agg = agg + gs[:, level : level + 1] * zs
         agg = agg + gs[:, levels:] * F.gelu(zs.mean((2, 3), keepdim=True))
         frames.append(agg.permute(0, 2, 3, 1))
     m_s = F.linear(torch.stack(frames, 1), spatial.h.weight, spatial.h.bias)
@@ -142,7 +146,7 @@ def _reference_parallel(mod: FocalModulation, x: torch.Tensor) -> torch.Tensor:
     for level, layer in enumerate(temporal.focal_layers):
         weight = layer[0].weight[..., 0]  # (C, C, k): dense Conv1d
         zt = F.gelu(F.conv1d(zt, weight, padding=weight.shape[-1] // 2))
-        agg = agg + gt[:, level:level + 1] * zt
+        agg = agg + gt[:, level : level + 1] * zt
     agg = agg + gt[:, levels:] * F.gelu(zt.mean(2, keepdim=True))
     agg = agg.reshape(b, h, w, c, t).permute(0, 4, 1, 2, 3)
     m_t = F.linear(agg, temporal.h.weight, temporal.h.bias)
@@ -162,8 +166,13 @@ def test_kernels_and_param_formula_for_other_levels():
     c, levels, window = 16, 3, 5
     ks = focal_kernels(levels, window)
     g = levels + 1
-    want = (c * (2 * c + g) + 2 * c + g) + (c * (c + g) + c + g) + 3 * (c * c + c) \
-        + c * sum(k * k for k in ks) + c * c * sum(ks)
+    want = (
+        (c * (2 * c + g) + 2 * c + g)
+        + (c * (c + g) + c + g)
+        + 3 * (c * c + c)
+        + c * sum(k * k for k in ks)
+        + c * c * sum(ks)
+    )
     assert count_params(FocalModulation(c, ("spatial", "temporal"), levels, window)) == want
     depthwise = FocalModulation(c, ("spatial", "temporal"), levels, window, dense_temporal=False)
     assert count_params(depthwise) == want - c * c * sum(ks) + c * sum(ks)
@@ -178,7 +187,7 @@ def test_spatial_ops_act_per_frame():
     x = torch.randn(1, 3, 6, 5, 16)
     whole = block(x)
     for t in range(3):
-        torch.testing.assert_close(whole[:, t:t + 1], block(x[:, t:t + 1]), rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(whole[:, t : t + 1], block(x[:, t : t + 1]), rtol=1e-4, atol=1e-5)
 
 
 # ------------------------------------------------------------------------------------ options and shapes
@@ -227,26 +236,31 @@ def test_options_are_checked_and_canonical():
     # no temporal branch: the temporal-conv choice builds the same model, so it is normalised (same hash)
     assert parse_options("focal", {"combination": "joint3d", "temporal_conv": "depthwise"}).temporal_conv == "dense"
     assert parse_options("focal", {"combination": "serial", "temporal_conv": "depthwise"}).temporal_conv == "depthwise"
-    specs = [video_focalnet_spec(8, 32, 12, (32,), (1,), 0.0, combination="spatial_only", **extra)
-             for extra in ({}, {"temporal_conv": "depthwise"})]
+    specs = [
+        video_focalnet_spec(8, 32, 12, (32,), (1,), 0.0, combination="spatial_only", **extra)
+        for extra in ({}, {"temporal_conv": "depthwise"})
+    ]
     from explorer.models import validate_arch
 
     a, b = (validate_arch(Arch.from_dict(s)) for s in specs)
     assert a.content_hash == b.content_hash
 
 
-@pytest.mark.parametrize("base, other", [
-    ({}, {"combination": "spatial_only"}),  # drop the temporal modulator (all other weights shared)
-    ({}, {"combination": "serial"}),
-    ({}, {"combination": "joint3d"}),
-    ({"combination": "serial"}, {"combination": "spatial_only"}),
-    ({"combination": "joint3d"}, {"combination": "spatial_only"}),
-    ({}, {"temporal_conv": "depthwise"}),
-    ({"combination": "serial"}, {"combination": "serial", "temporal_conv": "depthwise"}),
-    ({}, {"focal_levels": 3}),
-    ({}, {"focal_window": 5}),
-    ({"combination": "joint3d"}, {"combination": "joint3d", "focal_window": 5}),
-])
+@pytest.mark.parametrize(
+    "base, other",
+    [
+        ({}, {"combination": "spatial_only"}),  # drop the temporal modulator (all other weights shared)
+        ({}, {"combination": "serial"}),
+        ({}, {"combination": "joint3d"}),
+        ({"combination": "serial"}, {"combination": "spatial_only"}),
+        ({"combination": "joint3d"}, {"combination": "spatial_only"}),
+        ({}, {"temporal_conv": "depthwise"}),
+        ({"combination": "serial"}, {"combination": "serial", "temporal_conv": "depthwise"}),
+        ({}, {"focal_levels": 3}),
+        ({}, {"focal_window": 5}),
+        ({"combination": "joint3d"}, {"combination": "joint3d", "focal_window": 5}),
+    ],
+)
 def test_every_option_changes_the_function(base, other):
     torch.manual_seed(0)
     x = torch.randn(2, 4, 6, 6, 16)
@@ -307,7 +321,7 @@ def test_modulator_starts_at_the_release_init(combination):
     for modulation in block.modulations:
         for context in modulation.contexts:
             assert context.h.weight.std().item() == pytest.approx((3 * dim) ** -0.5, rel=0.1)
-            assert 0 < context.h.bias.abs().max().item() <= dim ** -0.5
+            assert 0 < context.h.bias.abs().max().item() <= dim**-0.5
             assert context.h.bias.std().item() == pytest.approx((3 * dim) ** -0.5, rel=0.3)
 
 
@@ -321,6 +335,9 @@ def test_modulation_is_alive_at_init(combination):
     out = block.modulations[0](block.norms[0](x))
     assert out.pow(2).mean().sqrt().item() > 1e-5
     out.mul(torch.randn_like(out)).mean().backward()
-    conv_grads = [m.weight.grad.abs().max().item() for m in block.modulations[0].modules()
-                  if isinstance(m, (torch.nn.Conv2d, torch.nn.Conv3d))]
+    conv_grads = [
+        m.weight.grad.abs().max().item()
+        for m in block.modulations[0].modules()
+        if isinstance(m, (torch.nn.Conv2d, torch.nn.Conv3d))
+    ]
     assert min(conv_grads) > 1e-11

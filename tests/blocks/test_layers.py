@@ -8,19 +8,29 @@ from explorer.blocks.layers import DepthwiseConv3d
 
 
 def _reference(conv: DepthwiseConv3d) -> nn.Conv3d:
-    ref = nn.Conv3d(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding,
-                    groups=conv.groups, bias=conv.bias is not None)
+    ref = nn.Conv3d(
+        conv.in_channels,
+        conv.out_channels,
+        conv.kernel_size,
+        conv.stride,
+        conv.padding,
+        groups=conv.groups,
+        bias=conv.bias is not None,
+    )
     ref.load_state_dict(conv.state_dict())
     return ref
 
 
-@pytest.mark.parametrize("cin,cout,kernel,padding,bias", [
-    (6, 6, (3, 3, 3), (1, 1, 1), False),
-    (4, 12, (3, 3, 3), (1, 1, 1), True),   # channel multiplier 3 (Mobile-Former's expanding depthwise conv)
-    (5, 5, (3, 1, 1), (1, 0, 0), False),   # temporal only
-    (3, 6, (1, 3, 3), (0, 1, 1), True),
-    (4, 4, (5, 3, 3), (2, 1, 1), False),
-])
+@pytest.mark.parametrize(
+    "cin,cout,kernel,padding,bias",
+    [
+        (6, 6, (3, 3, 3), (1, 1, 1), False),
+        (4, 12, (3, 3, 3), (1, 1, 1), True),  # channel multiplier 3 (Mobile-Former's expanding depthwise conv)
+        (5, 5, (3, 1, 1), (1, 0, 0), False),  # temporal only
+        (3, 6, (1, 3, 3), (0, 1, 1), True),
+        (4, 4, (5, 3, 3), (2, 1, 1), False),
+    ],
+)
 def test_outputs_and_gradients_equal_nn_conv3d(cin, cout, kernel, padding, bias):
     torch.manual_seed(0)
     conv = DepthwiseConv3d(cin, cout, kernel, padding=padding, bias=bias).double()
@@ -61,5 +71,4 @@ def test_fvcore_counts_it_as_a_convolution():
     conv = DepthwiseConv3d(4, 8, 3, padding=1)
     x = torch.randn(1, 4, 4, 8, 8)
     flops = FlopCountAnalysis(conv, x).unsupported_ops_warnings(False).total()
-    assert flops == FlopCountAnalysis(_reference(conv), x).unsupported_ops_warnings(False).total() == \
-        8 * 27 * 4 * 8 * 8
+    assert flops == FlopCountAnalysis(_reference(conv), x).unsupported_ops_warnings(False).total() == 8 * 27 * 4 * 8 * 8

@@ -141,8 +141,9 @@ def _brute_sttm(x, metric, grid, k, r_t, motion):
     return torch.stack(rows)[None], torch.tensor(sizes)[None, :, None]
 
 
-@pytest.mark.parametrize("grid, ratio, temporal_ratio", [((3, 2, 3), 0.5, 0.5), ((4, 3, 3), 0.7, 1.0),
-                                                         ((2, 2, 2), 0.25, 0.0)])
+@pytest.mark.parametrize(
+    "grid, ratio, temporal_ratio", [((3, 2, 3), 0.5, 0.5), ((4, 3, 3), 0.7, 1.0), ((2, 2, 2), 0.25, 0.0)]
+)
 def test_sttm_equals_the_brute_force_reference(grid, ratio, temporal_ratio):
     torch.manual_seed(sum(grid))
     n = grid[0] * grid[1] * grid[2]
@@ -208,17 +209,22 @@ def _out(arch, x, perturb=None):
         return model(x)
 
 
-@pytest.mark.parametrize("a, b", [
-    ({"method": "tome", "r": 4}, {"method": "tome", "r": 8}),
-    ({"method": "tome", "r": 8}, {"method": "tome", "r": 8, "prop_attn": False}),
-    ({"method": "tome", "r": 8}, {"method": "tome", "r": 8, "size_weighted_pool": False}),
-    ({"method": "tome", "r": 8}, {"method": "tome", "r": 8, "layers": [1]}),
-    ({"method": "tome", "ratio": 0.5}, {"method": "tome", "ratio": 0.25}),
-    ({"method": "tome", "ratio": 0.5, "layers": [0]}, {"method": "sttm", "ratio": 0.5, "layers": [0]}),
-    ({"method": "sttm", "ratio": 0.5, "layers": [0]}, {"method": "sttm", "ratio": 0.5, "layers": [0],
-                                                       "temporal_ratio": 1.0}),
-    ({"method": "sttm", "ratio": 0.5, "layers": [0]}, {"method": "sttm", "ratio": 0.75, "layers": [0]}),
-])
+@pytest.mark.parametrize(
+    "a, b",
+    [
+        ({"method": "tome", "r": 4}, {"method": "tome", "r": 8}),
+        ({"method": "tome", "r": 8}, {"method": "tome", "r": 8, "prop_attn": False}),
+        ({"method": "tome", "r": 8}, {"method": "tome", "r": 8, "size_weighted_pool": False}),
+        ({"method": "tome", "r": 8}, {"method": "tome", "r": 8, "layers": [1]}),
+        ({"method": "tome", "ratio": 0.5}, {"method": "tome", "ratio": 0.25}),
+        ({"method": "tome", "ratio": 0.5, "layers": [0]}, {"method": "sttm", "ratio": 0.5, "layers": [0]}),
+        (
+            {"method": "sttm", "ratio": 0.5, "layers": [0]},
+            {"method": "sttm", "ratio": 0.5, "layers": [0], "temporal_ratio": 1.0},
+        ),
+        ({"method": "sttm", "ratio": 0.5, "layers": [0]}, {"method": "sttm", "ratio": 0.75, "layers": [0]}),
+    ],
+)
 def test_every_merge_option_changes_the_function(a, b):
     x = torch.randn(2, 3, 4, 16, 16)
     assert not torch.allclose(_out(_tiny(a), x), _out(_tiny(b), x), atol=1e-6)
@@ -257,22 +263,28 @@ def test_merge_spec_round_trip_and_defaults():
     assert validate_arch(explicit).content_hash == full.content_hash
 
 
-@pytest.mark.parametrize("merge, path, fragment", [
-    ({"method": "tome"}, "stages[0].merge", "exactly one of r"),
-    ({"method": "tome", "r": 2, "ratio": 0.1}, "stages[0].merge", "exactly one of r"),
-    ({"method": "tomee", "r": 2}, "stages[0].merge.method", "expected one of tome, sttm"),
-    ({"method": "tome", "r": -1}, "stages[0].merge.r", "must be >= 0"),
-    ({"method": "tome", "ratio": 0.6}, "stages[0].merge.ratio", "[0, 0.5]"),
-    ({"method": "sttm", "ratio": 1.0, "layers": [0]}, "stages[0].merge.ratio", "[0, 1)"),
-    ({"method": "sttm", "r": 3, "layers": [0]}, "stages[0].merge.r", "give ratio"),
-    ({"method": "sttm", "ratio": 0.5}, "stages[0].merge.layers", "sttm merges once"),
-    ({"method": "sttm", "ratio": 0.5, "layers": [0, 1]}, "stages[0].merge.layers", "sttm merges once"),
-    ({"method": "tome", "r": 2, "layers": [3]}, "stages[0].merge.layers[0]", "outside the stage's 3 blocks"),
-    ({"method": "tome", "r": 2, "layers": [1, 1]}, "stages[0].merge.layers", "repeated"),
-    ({"method": "tome", "r": 2, "temporal_ratio": 0.5}, "stages[0].merge.temporal_ratio", "only sttm"),
-    ({"method": "sttm", "ratio": 0.5, "layers": [0], "temporal_ratio": 2}, "stages[0].merge.temporal_ratio",
-     "[0, 1]"),
-])
+@pytest.mark.parametrize(
+    "merge, path, fragment",
+    [
+        ({"method": "tome"}, "stages[0].merge", "exactly one of r"),
+        ({"method": "tome", "r": 2, "ratio": 0.1}, "stages[0].merge", "exactly one of r"),
+        ({"method": "tomee", "r": 2}, "stages[0].merge.method", "expected one of tome, sttm"),
+        ({"method": "tome", "r": -1}, "stages[0].merge.r", "must be >= 0"),
+        ({"method": "tome", "ratio": 0.6}, "stages[0].merge.ratio", "[0, 0.5]"),
+        ({"method": "sttm", "ratio": 1.0, "layers": [0]}, "stages[0].merge.ratio", "[0, 1)"),
+        ({"method": "sttm", "r": 3, "layers": [0]}, "stages[0].merge.r", "give ratio"),
+        ({"method": "sttm", "ratio": 0.5}, "stages[0].merge.layers", "sttm merges once"),
+        ({"method": "sttm", "ratio": 0.5, "layers": [0, 1]}, "stages[0].merge.layers", "sttm merges once"),
+        ({"method": "tome", "r": 2, "layers": [3]}, "stages[0].merge.layers[0]", "outside the stage's 3 blocks"),
+        ({"method": "tome", "r": 2, "layers": [1, 1]}, "stages[0].merge.layers", "repeated"),
+        ({"method": "tome", "r": 2, "temporal_ratio": 0.5}, "stages[0].merge.temporal_ratio", "only sttm"),
+        (
+            {"method": "sttm", "ratio": 0.5, "layers": [0], "temporal_ratio": 2},
+            "stages[0].merge.temporal_ratio",
+            "[0, 1]",
+        ),
+    ],
+)
 def test_merge_spec_validation_names_the_field(merge, path, fragment):
     with pytest.raises(ArchError) as info:
         _tiny(merge)

@@ -110,9 +110,19 @@ def _block(tokens=(4, 16), grid=(3, 4, 5), dim=8, **options) -> MobileFormerBloc
     return entry.build(BlockContext(dim, grid, 2.0, 0.0, tokens), entry.options(**options))
 
 
-@pytest.mark.parametrize("options", [{}, {"temporal_kernel": 1}, {"temporal_kernel": 5}, {"factorized": True},
-                                     {"dynamic_relu": False}, {"token_gate": False}, {"expansion": 6},
-                                     {"bridge_heads": 4, "former_heads": 2, "former_ffn": 4}])
+@pytest.mark.parametrize(
+    "options",
+    [
+        {},
+        {"temporal_kernel": 1},
+        {"temporal_kernel": 5},
+        {"factorized": True},
+        {"dynamic_relu": False},
+        {"token_gate": False},
+        {"expansion": 6},
+        {"bridge_heads": 4, "former_heads": 2, "former_ffn": 4},
+    ],
+)
 @pytest.mark.parametrize("grid", [(3, 4, 5), (1, 4, 4), (5, 2, 3)])
 def test_block_shapes_with_odd_frames_and_non_square_grids(options, grid):
     block = _block(grid=grid, **options)
@@ -123,9 +133,19 @@ def test_block_shapes_with_odd_frames_and_non_square_grids(options, grid):
     assert no_tokens(x).shape == x.shape
 
 
-@pytest.mark.parametrize("option,value", [("expansion", 4.0), ("temporal_kernel", 1), ("factorized", True),
-                                          ("dynamic_relu", False), ("bridge_heads", 1), ("former_heads", 2),
-                                          ("former_ffn", 4.0), ("token_gate", False)])
+@pytest.mark.parametrize(
+    "option,value",
+    [
+        ("expansion", 4.0),
+        ("temporal_kernel", 1),
+        ("factorized", True),
+        ("dynamic_relu", False),
+        ("bridge_heads", 1),
+        ("former_heads", 2),
+        ("former_ffn", 4.0),
+        ("token_gate", False),
+    ],
+)
 def test_every_option_changes_the_function(option, value):
     x, z = torch.randn(2, 3, 4, 4, 8, generator=torch.Generator().manual_seed(1)), torch.randn(2, 4, 16)
     outs = []
@@ -226,8 +246,14 @@ def test_block_without_tokens_trains(factorized):
 def test_tiny_preset_cost_and_odd_frames():
     model = build(preset("mobile_former_tiny"))
     flops = count_flops(model, torch.randn(1, 3, 8, 32, 32))
-    attention_free = build(Arch.from_dict({**preset("mobile_former_tiny").to_dict(), "stages": [
-        {**s, "global_tokens": None} for s in preset("mobile_former_tiny").to_dict()["stages"]]}))
+    attention_free = build(
+        Arch.from_dict(
+            {
+                **preset("mobile_former_tiny").to_dict(),
+                "stages": [{**s, "global_tokens": None} for s in preset("mobile_former_tiny").to_dict()["stages"]],
+            }
+        )
+    )
     assert flops > count_flops(attention_free, torch.randn(1, 3, 8, 32, 32))
     spec = preset("mobile_former_tiny").to_dict()
     spec["input"]["frames"] = 5
@@ -288,8 +314,7 @@ def test_released_508m_structure():
     assert len(blocks) == 12  # the released 12 blocks: 1 conv block, 4 DnaBlock3, 7 DnaBlock
     assert sum(isinstance(b.mobile, ConvBlock) for b in blocks) == 1
     assert sum(isinstance(b.mobile, MobileBlock3) for b in blocks) == 4
-    assert [b.identity for b in blocks] == [True, False, True, False, True, False, True, False, True, False, True,
-                                            True]
+    assert [b.identity for b in blocks] == [True, False, True, False, True, False, True, False, True, False, True, True]
     assert isinstance(model.head, MobileFormerHead) and model.norm is None
     assert model.global_tokens.embed.shape == (6, 192)
 
@@ -341,11 +366,20 @@ def _resampling_block(in_dim=8, dim=12, stride=(1, 2, 2), grid=(3, 6, 4), tokens
     return entry.build(ctx, entry.options(**options))
 
 
-@pytest.mark.parametrize("options", [{}, {"first_block": "dna3"}, {"first_block": "dna3", "second_expansion": 0},
-                                     {"first_block": "dna3", "groups": 2}, {"groups": 4},
-                                     {"first_block": "dna3", "factorized": True, "temporal_kernel": 3}])
-@pytest.mark.parametrize("stride,grid", [((1, 2, 2), (3, 6, 4)), ((2, 2, 2), (4, 6, 6)), ((1, 1, 1), (5, 3, 2)),
-                                         ((2, 1, 1), (3, 2, 3))])
+@pytest.mark.parametrize(
+    "options",
+    [
+        {},
+        {"first_block": "dna3"},
+        {"first_block": "dna3", "second_expansion": 0},
+        {"first_block": "dna3", "groups": 2},
+        {"groups": 4},
+        {"first_block": "dna3", "factorized": True, "temporal_kernel": 3},
+    ],
+)
+@pytest.mark.parametrize(
+    "stride,grid", [((1, 2, 2), (3, 6, 4)), ((2, 2, 2), (4, 6, 6)), ((1, 1, 1), (5, 3, 2)), ((2, 1, 1), (3, 2, 3))]
+)
 def test_resampling_blocks_change_width_and_resolution(options, stride, grid):
     x, z = torch.randn(2, *grid, 8), torch.randn(2, 4, 16)
     out_grid = tuple((g - 1) // s + 1 for g, s in zip(grid, stride))
@@ -360,8 +394,16 @@ def test_resampling_blocks_change_width_and_resolution(options, stride, grid):
     assert same.identity and not _resampling_block(**options).identity
 
 
-@pytest.mark.parametrize("option,value", [("first_block", "dna3"), ("first_expansion", 3),
-                                          ("second_expansion", 2.0), ("second_expansion", 0.0), ("groups", 2)])
+@pytest.mark.parametrize(
+    "option,value",
+    [
+        ("first_block", "dna3"),
+        ("first_expansion", 3),
+        ("second_expansion", 2.0),
+        ("second_expansion", 0.0),
+        ("groups", 2),
+    ],
+)
 def test_every_resampling_option_changes_the_function(option, value):
     base = {"first_block": "dna3"} if option in ("first_expansion", "second_expansion") else {}
     x, z = torch.randn(2, 3, 6, 4, 8, generator=torch.Generator().manual_seed(1)), torch.randn(2, 4, 16)
@@ -370,8 +412,11 @@ def test_every_resampling_option_changes_the_function(option, value):
         torch.manual_seed(0)
         block = _randomise(_resampling_block(**opts)).eval()
         outs.append(block(x, z))
-    assert outs[0][0].shape != outs[1][0].shape or not torch.allclose(outs[0][0], outs[1][0], atol=1e-5) \
+    assert (
+        outs[0][0].shape != outs[1][0].shape
+        or not torch.allclose(outs[0][0], outs[1][0], atol=1e-5)
         or not torch.allclose(outs[0][1], outs[1][1])
+    )
 
 
 def test_first_block_option_applies_to_the_first_block_only_and_conv_block_passes_tokens():
@@ -393,16 +438,28 @@ def _tiny_released_spec(frames: int = 3) -> dict:
     tokens = {"num": 3, "width": 16}
 
     def stage(depth, width, stride, **options):
-        return {"depth": depth, "width": width, "mlp_ratio": 3, "global_tokens": tokens,
-                "down": {"kind": "none", "spatial_stride": stride},
-                "mixer": {"kind": "mobile_former", "options": {"temporal_kernel": 3, "first_block": "dna3",
-                                                               "first_expansion": 2, **options}}}
+        return {
+            "depth": depth,
+            "width": width,
+            "mlp_ratio": 3,
+            "global_tokens": tokens,
+            "down": {"kind": "none", "spatial_stride": stride},
+            "mixer": {
+                "kind": "mobile_former",
+                "options": {"temporal_kernel": 3, "first_block": "dna3", "first_expansion": 2, **options},
+            },
+        }
 
-    return {"input": {"frames": frames, "resolution": 32, "in_chans": 3, "num_classes": 12},
-            "stem": {"kind": "single_conv", "patch": 2, "width": 4},
-            "stages": [stage(2, 8, 2, second_expansion=0, groups=2), stage(2, 16, 2, groups=2),
-                       stage(1, 24, 1, first_block="dna")],
-            "head": {"pool": "mobile_former", "hidden": 32, "groups": 4}}
+    return {
+        "input": {"frames": frames, "resolution": 32, "in_chans": 3, "num_classes": 12},
+        "stem": {"kind": "single_conv", "patch": 2, "width": 4},
+        "stages": [
+            stage(2, 8, 2, second_expansion=0, groups=2),
+            stage(2, 16, 2, groups=2),
+            stage(1, 24, 1, first_block="dna"),
+        ],
+        "head": {"pool": "mobile_former", "hidden": 32, "groups": 4},
+    }
 
 
 def test_tiny_released_style_model_runs_on_odd_frames_and_trains():

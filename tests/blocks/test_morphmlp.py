@@ -22,12 +22,12 @@ def chunk_fc_reference(fc: ChunkFC, x: torch.Tensor) -> torch.Tensor:
         tokens = [(r, q) for q in range(w) for r in range(h)]
     out = torch.empty_like(x)
     for start in range(0, h * w, length):
-        chunk = tokens[start:start + length]
+        chunk = tokens[start : start + length]
         for k in range(length):
-            v = torch.cat([x[:, r, q, k * s:(k + 1) * s] for r, q in chunk], dim=-1)  # (B', L·S)
+            v = torch.cat([x[:, r, q, k * s : (k + 1) * s] for r, q in chunk], dim=-1)  # (B', L·S)
             y = fc.fc(v)
             for i, (r, q) in enumerate(chunk):
-                out[:, r, q, k * s:(k + 1) * s] = y[:, i * s:(i + 1) * s]
+                out[:, r, q, k * s : (k + 1) * s] = y[:, i * s : (i + 1) * s]
     return out
 
 
@@ -39,10 +39,10 @@ def temporal_reference(fc: MorphFCTemporal, x: torch.Tensor) -> torch.Tensor:
     for r in range(h):
         for q in range(w):
             for k in range(fc.groups):
-                v = torch.cat([x[:, f, r, q, k * s:(k + 1) * s] for f in range(t)], dim=-1)
+                v = torch.cat([x[:, f, r, q, k * s : (k + 1) * s] for f in range(t)], dim=-1)
                 y = fc.mix_t(v)
                 for f in range(t):
-                    out[:, f, r, q, k * s:(k + 1) * s] = y[:, f * s:(f + 1) * s]
+                    out[:, f, r, q, k * s : (k + 1) * s] = y[:, f * s : (f + 1) * s]
     return fc.proj(out)
 
 
@@ -80,11 +80,14 @@ def test_stage4_block_is_the_two_branch_form_of_the_release():
     assert count_flops(b, torch.randn(1, 8, 7, 7, 784)) / 1e9 == pytest.approx(2.6555, rel=1e-3)
 
 
-@pytest.mark.parametrize("dim, grid, length, groups, params", [
-    (224, (8, 28, 28), 28, 8, 656600),
-    (392, (8, 14, 14), 28, 8, 2005178),
-    (392, (16, 14, 14), 28, 14, 2052274),  # 32-frame release: G = 14, W_t is 448×448
-])
+@pytest.mark.parametrize(
+    "dim, grid, length, groups, params",
+    [
+        (224, (8, 28, 28), 28, 8, 656600),
+        (392, (8, 14, 14), 28, 8, 2005178),
+        (392, (16, 14, 14), 28, 14, 2052274),  # 32-frame release: G = 14, W_t is 448×448
+    ],
+)
 def test_stage2_3_block_params_match_the_release(dim, grid, length, groups, params):
     b = MorphMLPBlock(dim, grid, length, groups)
     assert count_params(b) == params
@@ -105,8 +108,9 @@ def fast_init(monkeypatch):
     monkeypatch.setattr(layers, "trunc_normal_", lambda tensor, std: tensor)
 
 
-@pytest.mark.parametrize("name, params", [
-    ("morphmlp_s_16f", 47039154), ("morphmlp_s_32f", 47463018), ("morphmlp_b_16f", 67784382)])
+@pytest.mark.parametrize(
+    "name, params", [("morphmlp_s_16f", 47039154), ("morphmlp_s_32f", 47463018), ("morphmlp_b_16f", 67784382)]
+)
 def test_released_model_params_exact(fast_init, name, params):
     assert count_params(build(preset(name))) == params
 
@@ -125,8 +129,9 @@ def test_released_model_per_stage_params_and_ssv2_head(fast_init):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name, gflops", [
-    ("morphmlp_s_16f", 66.3602), ("morphmlp_s_32f", 133.337), ("morphmlp_b_16f", 97.834)])
+@pytest.mark.parametrize(
+    "name, gflops", [("morphmlp_s_16f", 66.3602), ("morphmlp_s_32f", 133.337), ("morphmlp_b_16f", 97.834)]
+)
 def test_released_model_flops_within_one_percent(name, gflops):
     arch = preset(name)
     assert count_flops(build(arch), example_input(arch)) / 1e9 == pytest.approx(gflops, rel=0.01)
@@ -135,15 +140,18 @@ def test_released_model_flops_within_one_percent(name, gflops):
 # ------------------------------------------------------------------------------------------- operators
 
 
-@pytest.mark.parametrize("h, w, length, order", [
-    (4, 8, 4, "row"),      # L < W: pieces of rows
-    (4, 4, 8, "row"),      # L > W: a chunk is L/W = 2 full rows (released stage 3)
-    (6, 4, 12, "row"),     # 3 full rows, non-square
-    (8, 4, 4, "column"),   # L | H: pieces of columns
-    (4, 6, 8, "column"),   # L = 2H: two full columns
-    (6, 6, 4, "column"),   # chunks straddle columns
-    (6, 6, 4, "row"),      # chunks straddle rows
-])
+@pytest.mark.parametrize(
+    "h, w, length, order",
+    [
+        (4, 8, 4, "row"),  # L < W: pieces of rows
+        (4, 4, 8, "row"),  # L > W: a chunk is L/W = 2 full rows (released stage 3)
+        (6, 4, 12, "row"),  # 3 full rows, non-square
+        (8, 4, 4, "column"),  # L | H: pieces of columns
+        (4, 6, 8, "column"),  # L = 2H: two full columns
+        (6, 6, 4, "column"),  # chunks straddle columns
+        (6, 6, 4, "row"),  # chunks straddle rows
+    ],
+)
 def test_chunk_fc_equals_the_direct_formula(h, w, length, order):
     torch.manual_seed(0)
     fc = ChunkFC(2 * length, length, order)
@@ -230,8 +238,7 @@ def test_every_option_changes_the_function():
     assert not torch.allclose(base, outputs(32, (4, 8, 8), x, state, chunk_len=16)[0], atol=1e-4)
     assert not torch.allclose(base, outputs(32, (4, 8, 8), x, chunk_len=8, temporal_groups=2)[0], atol=1e-4)
     without = {k: v for k, v in state.items() if "reweight" not in k}
-    assert not torch.allclose(base, outputs(32, (4, 8, 8), x, without, chunk_len=8, reweight=False)[0],
-                              atol=1e-4)
+    assert not torch.allclose(base, outputs(32, (4, 8, 8), x, without, chunk_len=8, reweight=False)[0], atol=1e-4)
     sequential, _ = outputs(32, (4, 8, 8), x, state, chunk_len=8, spatial_residual="temporal")
     assert not torch.allclose(base, sequential, atol=1e-4)
 
@@ -245,13 +252,16 @@ def test_residual_options_agree_while_the_temporal_fc_is_zero():
     torch.testing.assert_close(released(x), sequential(x))
 
 
-@pytest.mark.parametrize("grid, dim, options", [
-    ((3, 4, 4), 12, {"chunk_len": 4}),                          # odd T', G = T' = 3
-    ((5, 4, 6), 16, {"chunk_len": 8, "temporal_groups": 4}),    # odd T', non-square, L > W
-    ((1, 6, 6), 12, {"chunk_len": 4, "reweight": False}),       # one frame, chunks straddle rows
-    ((2, 3, 5), 30, {"chunk_len": 15}),                         # full frame (two-branch form), non-square
-    ((4, 4, 4), 16, {"chunk_len": 2, "spatial_residual": "temporal", "temporal_groups": 16}),
-])
+@pytest.mark.parametrize(
+    "grid, dim, options",
+    [
+        ((3, 4, 4), 12, {"chunk_len": 4}),  # odd T', G = T' = 3
+        ((5, 4, 6), 16, {"chunk_len": 8, "temporal_groups": 4}),  # odd T', non-square, L > W
+        ((1, 6, 6), 12, {"chunk_len": 4, "reweight": False}),  # one frame, chunks straddle rows
+        ((2, 3, 5), 30, {"chunk_len": 15}),  # full frame (two-branch form), non-square
+        ((4, 4, 4), 16, {"chunk_len": 2, "spatial_residual": "temporal", "temporal_groups": 16}),
+    ],
+)
 def test_block_shapes(grid, dim, options):
     b = block(dim, grid, **options)
     x = torch.randn(2, *grid, dim)
@@ -263,12 +273,15 @@ def test_default_temporal_groups_follow_the_frames():
     assert block(24, (8, 4, 4), chunk_len=4).fc_t.mix_t.in_features == 24
 
 
-@pytest.mark.parametrize("dim, grid, options, message", [
-    (32, (4, 8, 8), {"chunk_len": 5}, "chunk_len 5 does not divide width 32"),
-    (32, (4, 6, 6), {"chunk_len": 8}, "chunk_len 8 does not tile the 6x6 grid"),
-    (392, (16, 14, 14), {"chunk_len": 28}, r"temporal_groups 16 \(default: T' = 16\) do not divide width 392"),
-    (32, (4, 8, 8), {"chunk_len": 8, "temporal_groups": 3}, "temporal_groups 3 do not divide width 32"),
-])
+@pytest.mark.parametrize(
+    "dim, grid, options, message",
+    [
+        (32, (4, 8, 8), {"chunk_len": 5}, "chunk_len 5 does not divide width 32"),
+        (32, (4, 6, 6), {"chunk_len": 8}, "chunk_len 8 does not tile the 6x6 grid"),
+        (392, (16, 14, 14), {"chunk_len": 28}, r"temporal_groups 16 \(default: T' = 16\) do not divide width 392"),
+        (32, (4, 8, 8), {"chunk_len": 8, "temporal_groups": 3}, "temporal_groups 3 do not divide width 32"),
+    ],
+)
 def test_invalid_combinations_name_the_numbers(dim, grid, options, message):
     with pytest.raises(InvalidCombination, match=message):
         block(dim, grid, **options)

@@ -105,7 +105,7 @@ def test_arrangements_compute_different_functions():
     x = torch.randn(1, 5, 8, 4, 16)
     outs = {a: _perturb(_block(a))(x) for a in ARRANGEMENTS}
     for i, a in enumerate(ARRANGEMENTS):
-        for b in ARRANGEMENTS[i + 1:]:
+        for b in ARRANGEMENTS[i + 1 :]:
             assert not torch.allclose(outs[a], outs[b], atol=1e-4), (a, b)
 
 
@@ -131,11 +131,14 @@ def test_joint_lrpe_matches_brute_force():
     torch.testing.assert_close(mix(u), want)
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"arrangement": "joint", "temporal_window": 2}, "temporal_window 2 does not divide the 5 frames"),
-    ({"arrangement": "parallel", "window": 3}, "window 3 does not tile the 8x4 grid"),
-    ({"arrangement": "parallel", "groups": 3}, "groups 3 do not divide width 16"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"arrangement": "joint", "temporal_window": 2}, "temporal_window 2 does not divide the 5 frames"),
+        ({"arrangement": "parallel", "window": 3}, "window 3 does not tile the 8x4 grid"),
+        ({"arrangement": "parallel", "groups": 3}, "groups 3 do not divide width 16"),
+    ],
+)
 def test_invalid_combinations_name_both_numbers(kwargs, message):
     from explorer.blocks import InvalidCombination
 
@@ -149,7 +152,14 @@ def test_every_arrangement_trains(arrangement, train_losses):
     block = _block(arrangement)
     head = torch.nn.Linear(16, 3)
     x, y = torch.randn(8, 5, 8, 4, 16), torch.randint(0, 3, (8,))
-    losses = train_losses(lambda v: head(block(v).mean(dim=(1, 2, 3))), [*block.parameters(), *head.parameters()],
-                          x, y, steps=8, lr=1e-2, optimizer=torch.optim.Adam)
+    losses = train_losses(
+        lambda v: head(block(v).mean(dim=(1, 2, 3))),
+        [*block.parameters(), *head.parameters()],
+        x,
+        y,
+        steps=8,
+        lr=1e-2,
+        optimizer=torch.optim.Adam,
+    )
     assert losses[-1] < losses[0]
     assert block.state_dict() and any(p.abs().sum() > 0 for n, p in block.named_parameters() if "table" in n)

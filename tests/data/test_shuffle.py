@@ -39,7 +39,7 @@ def _trained(data: ProxyData, epochs: int) -> torch.nn.Module:
 
 @torch.inference_mode()
 def _logits(model: torch.nn.Module, clips: torch.Tensor) -> torch.Tensor:
-    return torch.cat([model(to_input(clips[i:i + 100])) for i in range(0, len(clips), 100)])
+    return torch.cat([model(to_input(clips[i : i + 100])) for i in range(0, len(clips), 100)])
 
 
 def _accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:

@@ -92,8 +92,9 @@ def test_corrupt_cache_file_is_regenerated(tmp_path) -> None:
 
 def test_hash_identifies_config_and_seed() -> None:
     base = sv.make_config("trev", "demo")
-    assert sv.content_hash(sv.make_config("trev", "demo", noise_sigma=0), 0) == \
-        sv.content_hash(sv.make_config("trev", "demo", noise_sigma=0.0), 0)  # coerced to float
+    assert sv.content_hash(sv.make_config("trev", "demo", noise_sigma=0), 0) == sv.content_hash(
+        sv.make_config("trev", "demo", noise_sigma=0.0), 0
+    )  # coerced to float
     assert sv.content_hash(base, 0) != sv.content_hash(base, 1)
     assert sv.content_hash(base, 0) != sv.content_hash(sv.make_config("trev", "demo", frames=16), 0)
     assert sv.content_hash(base, 0) != sv.content_hash(dataclasses.replace(base, version=base.version + 1), 0)
@@ -119,8 +120,9 @@ def test_render_scene_of_reversed_tracks_is_reversed_video() -> None:
     scene = sv.sample_background(4, CLEAN, rng)
     which = np.array([True, False, True, False])
     forward = sv.render_scene(dataclasses.replace(scene, layers=targets), CLEAN.resolution)
-    mixed = sv.render_scene(dataclasses.replace(scene, layers=[t.time_reversed(which) for t in targets]),
-                            CLEAN.resolution)
+    mixed = sv.render_scene(
+        dataclasses.replace(scene, layers=[t.time_reversed(which) for t in targets]), CLEAN.resolution
+    )
     assert torch.equal(mixed[which], forward[which].flip(2))
     assert torch.equal(mixed[~which], forward[~which])
 
@@ -158,8 +160,10 @@ def test_demo_generation_time(capsys: pytest.CaptureFixture[str]) -> None:
     arrays = sv.generate_arrays(PRESETS["demo"], 0)
     seconds = time.perf_counter() - start
     with capsys.disabled():
-        print(f"\n[synthvid] demo preset (2000 + 500 clips, 8x32x32) generated in {seconds:.2f} s "
-              f"(torch single-threaded while generating)")
+        print(
+            f"\n[synthvid] demo preset (2000 + 500 clips, 8x32x32) generated in {seconds:.2f} s "
+            f"(torch single-threaded while generating)"
+        )
     assert arrays["train_x"].shape == (2000, 3, 8, 32, 32)
     assert seconds <= 30.0  # sanity bound only; target is <= 5 s
 
@@ -186,7 +190,7 @@ def test_tord_objects_are_one_sprite_hopping_two_frames() -> None:
     assert torch.equal(clip[:, 0], clip[:, 7])  # rest before and after the three hops
     changed = [(clip[:, t].float() - rest).abs().sum() > 0 for t in range(8)]
     assert changed == [False] + [True] * 6 + [False]
-    colours = [rest[:, :, i * 32 // 3:(i + 1) * 32 // 3].reshape(3, -1) for i in range(3)]
+    colours = [rest[:, :, i * 32 // 3 : (i + 1) * 32 // 3].reshape(3, -1) for i in range(3)]
     # each third holds one object: its most saturated pixel has the same colour in all three thirds
     vivid = [c[:, (c.max(0).values - c.min(0).values).argmax()] for c in colours]
     assert all(torch.allclose(v, vivid[0], atol=3) for v in vivid)

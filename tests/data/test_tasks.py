@@ -52,8 +52,9 @@ def test_tord_class_is_the_hop_order() -> None:
         diff = (clip - clip[:, :1]).abs().sum(dim=0)  # (T, H, W) change against the rest frame
         slots = [t for t in range(config.frames) if diff[t].sum() > 0]
         third = config.resolution // 3
-        movers = [int(torch.stack([diff[t][:, i * third:(i + 1) * third].sum() for i in range(3)]).argmax())
-                  for t in slots]  # which third of the width changed
+        movers = [
+            int(torch.stack([diff[t][:, i * third : (i + 1) * third].sum() for i in range(3)]).argmax()) for t in slots
+        ]  # which third of the width changed
         assert slots == [1, 2, 3, 4, 5, 6] and movers == [rank for rank in perm for _ in range(2)]
 
 
@@ -99,10 +100,18 @@ def test_every_task_loads_balanced_smoke_data(tmp_path, task: str, classes: int)
 def test_task_shape_needs_no_data(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(loader, "generate_arrays", lambda *a, **k: pytest.fail("generated data"))
     assert task_shape("trev") == {"frames": 8, "resolution": 32, "in_chans": 3, "num_classes": 12}
-    assert task_shape(TaskConfig(name="tord", preset="hard")) == \
-        {"frames": 16, "resolution": 48, "in_chans": 3, "num_classes": 6}
-    assert task_shape({"name": "a", "preset": "proxy"}) == \
-        {"frames": 8, "resolution": 32, "in_chans": 3, "num_classes": 10}
+    assert task_shape(TaskConfig(name="tord", preset="hard")) == {
+        "frames": 16,
+        "resolution": 48,
+        "in_chans": 3,
+        "num_classes": 6,
+    }
+    assert task_shape({"name": "a", "preset": "proxy"}) == {
+        "frames": 8,
+        "resolution": 32,
+        "in_chans": 3,
+        "num_classes": 10,
+    }
     assert TaskConfig().name == "trev" and TaskConfig().preset == "demo"
 
 
@@ -110,8 +119,7 @@ def test_presets_and_class_names() -> None:
     assert list(PRESETS) == ["smoke", "demo", "proxy", "hard"]
     assert (PRESETS["demo"].n_train, PRESETS["demo"].frames, PRESETS["demo"].resolution) == (2000, 8, 32)
     assert task_class_names("tord") == ["LMR", "LRM", "MLR", "MRL", "RLM", "RML"]
-    assert task_class_names("c") == ["translate_x+", "translate_x-", "translate_y+", "translate_y-",
-                                     "scale+", "scale-"]
+    assert task_class_names("c") == ["translate_x+", "translate_x-", "translate_y+", "translate_y-", "scale+", "scale-"]
     with pytest.raises(ValueError, match="allowed tasks: trev, a, c, tord"):
         task_class_names("x")
 

@@ -88,8 +88,9 @@ def _ucf_lists(root: Path) -> None:
     ann = root / "ucfTrainTestlist"
     ann.mkdir(exist_ok=True)
     (ann / "classInd.txt").write_text("".join(f"{i + 1} {c}\n" for i, c in enumerate(CLASSES)))
-    (ann / "trainlist01.txt").write_text("".join(f"{c}/v_{c}_g{g:02d}.mp4 {i + 1}\n"
-                                                 for i, c in enumerate(CLASSES) for g in (1, 2)))
+    (ann / "trainlist01.txt").write_text(
+        "".join(f"{c}/v_{c}_g{g:02d}.mp4 {i + 1}\n" for i, c in enumerate(CLASSES) for g in (1, 2))
+    )
     (ann / "testlist01.txt").write_text("".join(f"{c}/v_{c}_g03.mp4\n" for c in CLASSES))
 
 
@@ -100,8 +101,9 @@ def _dataset(root: Path, fmt: str) -> dict:
     """Annotation files of one format over the shared tree; returns the dataset config."""
     base = {"root": str(root), "format": fmt, "frames": 4, "resolution": 16}
     if fmt == "video_list":
-        (root / "train.txt").write_text("".join(f"{c}/v_{c}_g{g:02d}.mp4 {i}\n"
-                                                for i, c in enumerate(CLASSES) for g in (1, 2)))
+        (root / "train.txt").write_text(
+            "".join(f"{c}/v_{c}_g{g:02d}.mp4 {i}\n" for i, c in enumerate(CLASSES) for g in (1, 2))
+        )
         (root / "val.txt").write_text("".join(f"{c}/v_{c}_g03.mp4,{i}\n" for i, c in enumerate(CLASSES)))
         return {**base, "train": "train.txt", "test": "val.txt"}
     if fmt == "folders":  # train and val trees of symlinks to the same files
@@ -121,15 +123,18 @@ def _dataset(root: Path, fmt: str) -> dict:
         ann.mkdir(exist_ok=True)
         for c in CLASSES:
             (ann / f"{c}_test_split1.txt").write_text(
-                f"v_{c}_g01.mp4 1\nv_{c}_g02.mp4 1\nv_{c}_g03.mp4 2\nnot_used.mp4 0\n")
+                f"v_{c}_g01.mp4 1\nv_{c}_g02.mp4 1\nv_{c}_g03.mp4 2\nnot_used.mp4 0\n"
+            )
         return {**base, "annotations": "hmdb_splits", "split": 1}
     if fmt == "kinetics":  # flat folder of {youtube_id}_{start:06d}_{end:06d}.mp4 (CVDF style) + a class folder
         for i, c in enumerate(CLASSES):
             for g in (1, 2, 3):
                 write_video(root / "k400" / f"{c[:2]}{g}_{g * 10:06d}_{g * 10 + 10:06d}.mp4", _ramp(i))
         header = "label,youtube_id,time_start,time_end,split\n"
-        rows = {s: "".join(f"{c},{c[:2]}{g},{g * 10},{g * 10 + 10},{s}\n" for c in CLASSES for g in gs)
-                for s, gs in (("train", (1, 2)), ("val", (3,)))}
+        rows = {
+            s: "".join(f"{c},{c[:2]}{g},{g * 10},{g * 10 + 10},{s}\n" for c in CLASSES for g in gs)
+            for s, gs in (("train", (1, 2)), ("val", (3,)))
+        }
         (root / "k400" / "train.csv").write_text(header + rows["train"])
         (root / "k400" / "val.csv").write_text(header + rows["val"])
         return {**base, "root": str(root / "k400"), "train": "train.csv", "test": "val.csv"}
@@ -154,12 +159,28 @@ def test_ssv2_json_with_webm_files(tmp_path: Path) -> None:
     for i in range(6):
         write_video(tmp_path / f"{100 + i}.webm", _ramp(i % 2), "libvpx-vp9")
     (tmp_path / "labels.json").write_text(json.dumps({t: str(k) for k, t in enumerate(templates)}))
-    items = [{"id": str(100 + i), "label": "x", "template": templates[i % 2].replace("something", "[something]"),
-              "placeholders": ["x"]} for i in range(6)]
+    items = [
+        {
+            "id": str(100 + i),
+            "label": "x",
+            "template": templates[i % 2].replace("something", "[something]"),
+            "placeholders": ["x"],
+        }
+        for i in range(6)
+    ]
     (tmp_path / "train.json").write_text(json.dumps(items[:4]))
     (tmp_path / "validation.json").write_text(json.dumps(items[4:]))
-    cfg = TaskConfig(dataset=DatasetConfig(root=str(tmp_path), format="ssv2", annotations="labels.json",
-                                           train="train.json", test="validation.json", frames=4, resolution=16))
+    cfg = TaskConfig(
+        dataset=DatasetConfig(
+            root=str(tmp_path),
+            format="ssv2",
+            annotations="labels.json",
+            train="train.json",
+            test="validation.json",
+            frames=4,
+            resolution=16,
+        )
+    )
     data = load_task(cfg, cache_dir=tmp_path / "cache")
     assert data.class_names == templates and data.train_y.tolist() == [0, 1, 0, 1]
     _labels_match_colour(data)
@@ -175,8 +196,19 @@ def test_rawframe_list(tmp_path: Path) -> None:
         lines.append(f"frames/{name} 8 {i % 2}\n")
     (tmp_path / "train.txt").write_text("".join(lines[:2]))
     (tmp_path / "val.txt").write_text("".join(lines[2:]))
-    data = load_task({"dataset": {"root": str(tmp_path), "format": "rawframes", "train": "train.txt",
-                                  "test": "val.txt", "frames": 4, "resolution": 16}}, cache_dir=tmp_path / "c")
+    data = load_task(
+        {
+            "dataset": {
+                "root": str(tmp_path),
+                "format": "rawframes",
+                "train": "train.txt",
+                "test": "val.txt",
+                "frames": 4,
+                "resolution": 16,
+            }
+        },
+        cache_dir=tmp_path / "c",
+    )
     assert data.train_y.tolist() == [0, 1]
     green = data.train_x[0, 1].float().reshape(4, -1).mean(dim=1).numpy()  # frames 1, 3, 5, 7 of 8
     np.testing.assert_allclose(green, 20 + 8 * np.array([1, 3, 5, 7]), atol=4)
@@ -184,11 +216,21 @@ def test_rawframe_list(tmp_path: Path) -> None:
 
 def test_broken_and_missing_files_are_reported_and_skipped(tree: Path, tmp_path: Path) -> None:
     (tmp_path / "broken.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"garbage" * 50)
-    (tmp_path / "train.txt").write_text(f"{tree}/jumping/v_jumping_g01.mp4 0\n{tmp_path}/broken.mp4 1\n"
-                                        f"{tmp_path}/missing.mp4 1\n{tree}/walking/v_walking_g01.mp4 1\n")
+    (tmp_path / "train.txt").write_text(
+        f"{tree}/jumping/v_jumping_g01.mp4 0\n{tmp_path}/broken.mp4 1\n"
+        f"{tmp_path}/missing.mp4 1\n{tree}/walking/v_walking_g01.mp4 1\n"
+    )
     (tmp_path / "val.txt").write_text(f"{tree}/walking/v_walking_g03.mp4 1\n")
-    cfg = {"dataset": {"root": "/", "format": "video_list", "train": str(tmp_path / "train.txt")[1:],
-                       "test": str(tmp_path / "val.txt")[1:], "frames": 4, "resolution": 16}}
+    cfg = {
+        "dataset": {
+            "root": "/",
+            "format": "video_list",
+            "train": str(tmp_path / "train.txt")[1:],
+            "test": str(tmp_path / "val.txt")[1:],
+            "frames": 4,
+            "resolution": 16,
+        }
+    }
     with pytest.warns(UserWarning, match="skipped 2 of 4") as record:
         data = load_task(cfg, cache_dir=tmp_path / "cache")
     assert "broken.mp4" in str(record[0].message) and "missing.mp4" in str(record[0].message)
@@ -199,8 +241,9 @@ def test_broken_and_missing_files_are_reported_and_skipped(tree: Path, tmp_path:
     assert reasons["broken.mp4"]  # PyAV's own message, whatever the FFmpeg version says
 
 
-def test_decoded_clips_are_cached_and_invalidated_by_file_changes(tree: Path, tmp_path: Path,
-                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+def test_decoded_clips_are_cached_and_invalidated_by_file_changes(
+    tree: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     cfg = {"dataset": _dataset(tree, "video_list")}
     first = load_task(cfg, cache_dir=tmp_path)
     assert len(list(tmp_path.glob("video-*.npz"))) == 2  # one file per split
@@ -219,8 +262,16 @@ def test_decoded_clips_are_cached_and_invalidated_by_file_changes(tree: Path, tm
 
 def test_bad_annotations_name_file_and_line(tree: Path, tmp_path: Path) -> None:
     (tmp_path / "train.txt").write_text("jumping/v_jumping_g01.mp4 0\njumping/v_jumping_g02.mp4 zero\n")
-    cfg = {"dataset": {"root": str(tree), "format": "video_list", "train": str(tmp_path / "train.txt"),
-                       "test": str(tmp_path / "train.txt"), "frames": 4, "resolution": 16}}
+    cfg = {
+        "dataset": {
+            "root": str(tree),
+            "format": "video_list",
+            "train": str(tmp_path / "train.txt"),
+            "test": str(tmp_path / "train.txt"),
+            "frames": 4,
+            "resolution": 16,
+        }
+    }
     with pytest.raises(ValueError, match=r"train.txt:2: label must be an integer, got 'zero'"):
         load_task(cfg, cache_dir=tmp_path)
     with pytest.raises(ValueError, match="dataset format 'hmdb51' needs annotations"):
@@ -232,5 +283,7 @@ def test_bad_annotations_name_file_and_line(tree: Path, tmp_path: Path) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         with pytest.raises(ValueError, match="annotation file .*nope.txt does not exist"):
-            load_task({"dataset": {"root": str(tree), "format": "video_list", "train": "nope.txt",
-                                   "test": "nope.txt"}}, cache_dir=tmp_path)
+            load_task(
+                {"dataset": {"root": str(tree), "format": "video_list", "train": "nope.txt", "test": "nope.txt"}},
+                cache_dir=tmp_path,
+            )

@@ -37,21 +37,30 @@ def tables(rows: list[dict]) -> tuple[pd.DataFrame, dict]:
     wide.columns = [f"{b}_s{s}" for b, s in wide.columns]
     tse = df[df.budget == "proxy"].groupby("arch")["tse"].mean()
     per_arch = wide.assign(
-        proxy=wide.filter(like="proxy_").mean(axis=1), reference=wide.filter(like="reference_").mean(axis=1),
-        proxy_tse=-tse, params=df.groupby("arch")["params"].first())
+        proxy=wide.filter(like="proxy_").mean(axis=1),
+        reference=wide.filter(like="reference_").mean(axis=1),
+        proxy_tse=-tse,
+        params=df.groupby("arch")["params"].first(),
+    )
     both = per_arch.dropna(subset=["proxy", "reference"])
     stats = {"archs": len(both)}
     if len(both) >= 3:
-        stats.update(tau=kendall_tau_b(both.proxy, both.reference), rho=spearman(both.proxy, both.reference),
-                     tau_ci90=bootstrap_tau(both.proxy, both.reference),
-                     top3=top_k_overlap(both.proxy, both.reference),
-                     regret_rank=int(both.reference.rank(ascending=False)[both.proxy.idxmax()]),
-                     tau_tse=kendall_tau_b(both.proxy_tse, both.reference),
-                     tau_params=kendall_tau_b(both.params, both.reference))
+        stats.update(
+            tau=kendall_tau_b(both.proxy, both.reference),
+            rho=spearman(both.proxy, both.reference),
+            tau_ci90=bootstrap_tau(both.proxy, both.reference),
+            top3=top_k_overlap(both.proxy, both.reference),
+            regret_rank=int(both.reference.rank(ascending=False)[both.proxy.idxmax()]),
+            tau_tse=kendall_tau_b(both.proxy_tse, both.reference),
+            tau_params=kendall_tau_b(both.params, both.reference),
+        )
     seed0 = per_arch[["proxy_s0", "reference_s0"]].dropna() if "reference_s0" in per_arch else []
     if len(seed0) >= 3:  # one seed on both sides: the same archs, no mixing of seed counts
-        stats.update(tau_seed0=kendall_tau_b(seed0.proxy_s0, seed0.reference_s0),
-                     rho_seed0=spearman(seed0.proxy_s0, seed0.reference_s0), archs_seed0=len(seed0))
+        stats.update(
+            tau_seed0=kendall_tau_b(seed0.proxy_s0, seed0.reference_s0),
+            rho_seed0=spearman(seed0.proxy_s0, seed0.reference_s0),
+            archs_seed0=len(seed0),
+        )
     for budget in ("proxy", "reference"):
         pair = per_arch[[f"{budget}_s0", f"{budget}_s1"]].dropna() if f"{budget}_s1" in per_arch else []
         if len(pair) >= 3:

@@ -100,10 +100,18 @@ def _worker(rank: int, workers: int, out: str, cache_dir: str, only: list[str] |
         cfg = TrainConfig(epochs=BUDGETS[budget], batch_size=32, lr=3e-3, seed=seed, threads=1)
         started = time.perf_counter()
         epochs = list(train_epochs(model, data, cfg))
-        row = {"arch": name, "budget": budget, "seed": seed, "epochs": cfg.epochs, "params": params,
-               "accuracy": epochs[-1].accuracy, "curve": [round(e.accuracy, 4) for e in epochs],
-               "tse": sum(e.train_loss for e in epochs[: BUDGETS["proxy"]]),
-               "seconds": round(time.perf_counter() - started, 1), "arch_hash": arch.content_hash}
+        row = {
+            "arch": name,
+            "budget": budget,
+            "seed": seed,
+            "epochs": cfg.epochs,
+            "params": params,
+            "accuracy": epochs[-1].accuracy,
+            "curve": [round(e.accuracy, 4) for e in epochs],
+            "tse": sum(e.train_loss for e in epochs[: BUDGETS["proxy"]]),
+            "seconds": round(time.perf_counter() - started, 1),
+            "arch_hash": arch.content_hash,
+        }
         with open(out, "a") as f:  # one short line per append: concurrent workers do not interleave
             f.write(json.dumps(row) + "\n")
         print(f"[{rank}] {name} {budget} s{seed}: {row['accuracy']:.3f} in {row['seconds']}s", flush=True)
@@ -122,8 +130,10 @@ def main() -> None:
 
     load_task("trev", "demo", seed=0, cache_dir=args.cache_dir)  # generate once, before the workers read it
     ctx = mp.get_context("spawn")
-    procs = [ctx.Process(target=_worker, args=(r, args.workers, str(out), args.cache_dir, args.only))
-             for r in range(args.workers)]
+    procs = [
+        ctx.Process(target=_worker, args=(r, args.workers, str(out), args.cache_dir, args.only))
+        for r in range(args.workers)
+    ]
     for p in procs:
         p.start()
     for p in procs:

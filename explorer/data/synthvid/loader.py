@@ -34,7 +34,6 @@ class ProxyData:
     val_y: torch.Tensor | None = dataclasses.field(default=None, repr=False)
 
 
-
 def _read_cache(path: Path, digest: str) -> dict[str, np.ndarray] | None:
     """Arrays from a cache file, or None if it is missing, unreadable or for another dataset."""
     if not path.exists():
@@ -49,8 +48,7 @@ def _read_cache(path: Path, digest: str) -> dict[str, np.ndarray] | None:
         return None
 
 
-def _write_cache(path: Path, digest: str, config: SynthConfig, seed: int,
-                 arrays: dict[str, np.ndarray]) -> None:
+def _write_cache(path: Path, digest: str, config: SynthConfig, seed: int, arrays: dict[str, np.ndarray]) -> None:
     """Atomic write (temp file in the same folder + os.replace): concurrent Ray trials may
     generate the same dataset at once, and a reader must never see a half-written file."""
     tmp_name = None
@@ -70,8 +68,9 @@ def _write_cache(path: Path, digest: str, config: SynthConfig, seed: int,
             os.unlink(tmp_name)
 
 
-def load_task(task: str = "trev", preset: str = "demo", seed: int = 0,
-              cache_dir: str | Path | None = None, **overrides: object) -> ProxyData:
+def load_task(
+    task: str = "trev", preset: str = "demo", seed: int = 0, cache_dir: str | Path | None = None, **overrides: object
+) -> ProxyData:
     """The proxy dataset for (task, preset + overrides, seed), generated once and cached.
 
     Cache file: ``<cache_dir>/synthvid-<hash>.npz``; default dir ``$EXPLORER_CACHE`` or

@@ -50,13 +50,38 @@ def _composite_layer(canvas: torch.Tensor, track: ObjectTrack, size: int) -> Non
         x0, y0 = torch.zeros_like(x0), torch.zeros_like(y0)
     for i in range(0, n, COMPOSITE_CHUNK):
         part = slice(i, min(i + COMPOSITE_CHUNK, n))
-        _composite_frames(canvas, size, patch, i, cx[part], cy[part], x0[part], y0[part], radius[part],
-                          angle[part], opacity[part], sprite[part], colour[part])
+        _composite_frames(
+            canvas,
+            size,
+            patch,
+            i,
+            cx[part],
+            cy[part],
+            x0[part],
+            y0[part],
+            radius[part],
+            angle[part],
+            opacity[part],
+            sprite[part],
+            colour[part],
+        )
 
 
-def _composite_frames(canvas: torch.Tensor, size: int, patch: int, first: int, cx: torch.Tensor, cy: torch.Tensor,
-                      x0: torch.Tensor, y0: torch.Tensor, radius: torch.Tensor, angle: torch.Tensor,
-                      opacity: torch.Tensor, sprite: torch.Tensor, colour: torch.Tensor) -> None:
+def _composite_frames(
+    canvas: torch.Tensor,
+    size: int,
+    patch: int,
+    first: int,
+    cx: torch.Tensor,
+    cy: torch.Tensor,
+    x0: torch.Tensor,
+    y0: torch.Tensor,
+    radius: torch.Tensor,
+    angle: torch.Tensor,
+    opacity: torch.Tensor,
+    sprite: torch.Tensor,
+    colour: torch.Tensor,
+) -> None:
     """``_composite_layer`` for the frames ``first .. first + len(cx) - 1`` (flat frame index)."""
     n = len(cx)
     ar = torch.arange(patch)
@@ -90,8 +115,9 @@ def _composite_frames(canvas: torch.Tensor, size: int, patch: int, first: int, c
     canvas.index_copy_(0, flat, region + a * (colour - region))
 
 
-def render_scene(scene: Scene, size: int, noise_sigma: float = 0.0,
-                 generator: torch.Generator | None = None) -> torch.Tensor:
+def render_scene(
+    scene: Scene, size: int, noise_sigma: float = 0.0, generator: torch.Generator | None = None
+) -> torch.Tensor:
     """Pixels of a batch: uint8 (B, 3, T, H, W). Noise is drawn only when noise_sigma > 0."""
     n_clips, frames = scene.crop.shape[:2]
     canvas = _crop_background(scene, size)

@@ -45,8 +45,9 @@ def class_counts(n: int, num_classes: int = NUM_CLASSES) -> np.ndarray:
 # ----------------------------------------------------------------------------------------------
 
 
-def render_primitive_batch(primitive: int, directions: np.ndarray, config: SynthConfig,
-                           rng: np.random.Generator) -> torch.Tensor:
+def render_primitive_batch(
+    primitive: int, directions: np.ndarray, config: SynthConfig, rng: np.random.Generator
+) -> torch.Tensor:
     """Clips of one primitive; clip i has class 2*primitive + directions[i].
 
     The random draws do not depend on `directions`, so the same rng state with all-0 and all-1
@@ -72,7 +73,8 @@ def render_primitive_batch(primitive: int, directions: np.ndarray, config: Synth
 C_SHAPES: tuple[int, ...] = ASYMMETRIC_SPRITES  # L, T, half-disk, arrow
 # C_MOTIONS (the 6 (primitive, dir) classes) lives in explorer/data/synthconfig.py.
 C_HELD_OUT: frozenset[tuple[int, int]] = frozenset(
-    (s, m) for s in range(len(C_SHAPES)) for m in ((2 * s) % 6, (2 * s + 3) % 6))
+    (s, m) for s in range(len(C_SHAPES)) for m in ((2 * s) % 6, (2 * s + 3) % 6)
+)
 
 # TORD_OBJECTS and TORD_PERMS (T-ord's classes) live in explorer/data/synthconfig.py.
 TORD_RADIUS = (0.13, 0.15)  # 4.2-4.8 px at 32 px (v1: 0.08-0.10); the objects, a third of the width apart, never touch
@@ -133,13 +135,16 @@ def render_appearance_batch(labels: np.ndarray, config: SynthConfig, rng: np.ran
     return _with_scene(layers, config, rng)
 
 
-def render_compositional_batch(motion: int, shapes: np.ndarray, config: SynthConfig,
-                               rng: np.random.Generator) -> torch.Tensor:
+def render_compositional_batch(
+    motion: int, shapes: np.ndarray, config: SynthConfig, rng: np.random.Generator
+) -> torch.Tensor:
     """Task C: clips of motion `C_MOTIONS[motion]` drawn with sprite `C_SHAPES[shapes[i]]`."""
     primitive, direction = C_MOTIONS[motion]
     sprite = np.asarray(C_SHAPES)[np.asarray(shapes)]
-    targets = [dataclasses.replace(t, sprite=sprite.astype(np.int64)).time_reversed(
-        np.full(len(sprite), direction == 1)) for t in sample_targets(primitive, len(sprite), config, rng)]
+    targets = [
+        dataclasses.replace(t, sprite=sprite.astype(np.int64)).time_reversed(np.full(len(sprite), direction == 1))
+        for t in sample_targets(primitive, len(sprite), config, rng)
+    ]
     return _with_scene(targets, config, rng)
 
 
@@ -158,7 +163,7 @@ def tord_schedule(frames: int, leak: bool = False) -> np.ndarray:
     if leak:
         t = 0
         for j in range(k):
-            sched[t:t + j + 1] = j
+            sched[t : t + j + 1] = j
             t += j + 2  # hop, then one rest frame
         return sched
     slot = frames // k
@@ -168,7 +173,7 @@ def tord_schedule(frames: int, leak: bool = False) -> np.ndarray:
     start = (frames - k * slot) // 2  # idle frames split before and after the slots
     for j in range(k):
         first = start + j * slot + (slot - hop) // 2
-        sched[first:first + hop] = j
+        sched[first : first + hop] = j
     return sched
 
 
@@ -182,8 +187,15 @@ def _static_distractors(n: int, config: SynthConfig, rng: np.random.Generator) -
     frozen = []
     for under, over in zip(below, above):
         track = dataclasses.replace(under, opacity=under.opacity + over.opacity)  # every blob under the targets
-        frozen.append(dataclasses.replace(track, **{f: np.repeat(getattr(track, f)[:, :1], config.frames, axis=1)
-                                                    for f in ("x", "y", "angle", "radius", "opacity")}))
+        frozen.append(
+            dataclasses.replace(
+                track,
+                **{
+                    f: np.repeat(getattr(track, f)[:, :1], config.frames, axis=1)
+                    for f in ("x", "y", "angle", "radius", "opacity")
+                },
+            )
+        )
     return frozen
 
 
@@ -201,13 +213,24 @@ def render_order_batch(perm_ids: np.ndarray, config: SynthConfig, rng: np.random
     angle = rng.uniform(0.0, 2 * math.pi, n)
     sched = tord_schedule(frames, bool(config.leak))
     order = np.asarray(TORD_PERMS)[np.asarray(perm_ids)]  # (n, k): slot j -> object rank
-    up_obj = np.where(sched[None, :] >= 0, np.take_along_axis(order, np.clip(sched, 0, None)[None, :]
-                                                               .repeat(n, 0), axis=1), -1)  # (n, T)
+    up_obj = np.where(
+        sched[None, :] >= 0, np.take_along_axis(order, np.clip(sched, 0, None)[None, :].repeat(n, 0), axis=1), -1
+    )  # (n, T)
     layers = []
     for i in range(k):
         lift = (up_obj == i) * TORD_HOP * radius[:, None]
-        layers.append(make_track(sprite, colour, np.broadcast_to(base_x[i][:, None], (n, frames)),
-                                 base_y[:, None] - lift, angle[:, None], radius[:, None], np.ones((n, 1)), frames))
+        layers.append(
+            make_track(
+                sprite,
+                colour,
+                np.broadcast_to(base_x[i][:, None], (n, frames)),
+                base_y[:, None] - lift,
+                angle[:, None],
+                radius[:, None],
+                np.ones((n, 1)),
+                frames,
+            )
+        )
     scene = sample_background(n, dataclasses.replace(config, pan=0.0), rng)
     clutter = _static_distractors(n, config, rng)
     generator = torch.Generator().manual_seed(int(rng.integers(0, 2**62)))
@@ -215,8 +238,9 @@ def render_order_batch(perm_ids: np.ndarray, config: SynthConfig, rng: np.random
     return render_scene(scene, config.resolution, config.noise_sigma, generator)
 
 
-def _generate_task_split(config: SynthConfig, n: int, rng: np.random.Generator,
-                         split: str) -> tuple[np.ndarray, np.ndarray]:
+def _generate_task_split(
+    config: SynthConfig, n: int, rng: np.random.Generator, split: str
+) -> tuple[np.ndarray, np.ndarray]:
     """Balanced, shuffled clips of one split of task A, C or T-ord."""
     num_classes = len(task_class_names(config.task))
     labels = np.repeat(np.arange(num_classes), class_counts(n, num_classes))[rng.permutation(n)]
@@ -236,8 +260,9 @@ def _generate_task_split(config: SynthConfig, n: int, rng: np.random.Generator,
     return videos, labels.astype(np.int64)
 
 
-def generate_split(config: SynthConfig, n: int, rng: np.random.Generator,
-                    split: str = "train") -> tuple[np.ndarray, np.ndarray]:
+def generate_split(
+    config: SynthConfig, n: int, rng: np.random.Generator, split: str = "train"
+) -> tuple[np.ndarray, np.ndarray]:
     """Balanced, deterministically shuffled clips of one split."""
     if config.task != "trev":
         return _generate_task_split(config, n, rng, split)

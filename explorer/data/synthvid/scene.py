@@ -105,9 +105,8 @@ def sprite_atlas() -> torch.Tensor:
     cell = SPRITE_PX + 2 * ATLAS_PAD
     atlas = np.zeros((cell, cell * len(masks)), dtype=np.float32)
     for i, m in enumerate(masks):
-        atlas[ATLAS_PAD:ATLAS_PAD + SPRITE_PX, i * cell + ATLAS_PAD:i * cell + ATLAS_PAD + SPRITE_PX] = m
+        atlas[ATLAS_PAD : ATLAS_PAD + SPRITE_PX, i * cell + ATLAS_PAD : i * cell + ATLAS_PAD + SPRITE_PX] = m
     return torch.from_numpy(atlas)[None, None]
-
 
 
 # ----------------------------------------------------------------------------------------------
@@ -134,8 +133,14 @@ class ObjectTrack:
         def flip(a: np.ndarray) -> np.ndarray:
             return np.where(mask[:, None], a[:, ::-1], a)
 
-        return dataclasses.replace(self, x=flip(self.x), y=flip(self.y), angle=flip(self.angle),
-                                   radius=flip(self.radius), opacity=flip(self.opacity))
+        return dataclasses.replace(
+            self,
+            x=flip(self.x),
+            y=flip(self.y),
+            angle=flip(self.angle),
+            radius=flip(self.radius),
+            opacity=flip(self.opacity),
+        )
 
 
 @dataclass(frozen=True)
@@ -157,8 +162,9 @@ def vivid_colours(rng: np.random.Generator, n: int) -> np.ndarray:
     return rgb.astype(np.float32)
 
 
-def _centres(rng: np.random.Generator, half_x: np.ndarray, half_y: np.ndarray,
-             size: int) -> tuple[np.ndarray, np.ndarray]:
+def _centres(
+    rng: np.random.Generator, half_x: np.ndarray, half_y: np.ndarray, size: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Trajectory centres uniform over the positions that keep the whole path (mostly) visible."""
     lo_x, lo_y = np.minimum(half_x, size / 2), np.minimum(half_y, size / 2)
     cx = rng.uniform(lo_x, size - lo_x)
@@ -166,20 +172,33 @@ def _centres(rng: np.random.Generator, half_x: np.ndarray, half_y: np.ndarray,
     return cx, cy
 
 
-def make_track(sprite: np.ndarray, colour: np.ndarray, x: np.ndarray, y: np.ndarray,
-               angle: np.ndarray, radius: np.ndarray, opacity: np.ndarray, frames: int) -> ObjectTrack:
+def make_track(
+    sprite: np.ndarray,
+    colour: np.ndarray,
+    x: np.ndarray,
+    y: np.ndarray,
+    angle: np.ndarray,
+    radius: np.ndarray,
+    opacity: np.ndarray,
+    frames: int,
+) -> ObjectTrack:
     n = len(sprite)
 
     def full(a: np.ndarray) -> np.ndarray:
         return np.ascontiguousarray(np.broadcast_to(a, (n, frames)), dtype=np.float32)
 
-    return ObjectTrack(sprite=sprite.astype(np.int64), colour=colour.astype(np.float32),
-                       x=full(x), y=full(y), angle=full(angle), radius=full(radius),
-                       opacity=full(opacity))
+    return ObjectTrack(
+        sprite=sprite.astype(np.int64),
+        colour=colour.astype(np.float32),
+        x=full(x),
+        y=full(y),
+        angle=full(angle),
+        radius=full(radius),
+        opacity=full(opacity),
+    )
 
 
-def sample_targets(primitive: int, n: int, config: SynthConfig,
-                   rng: np.random.Generator) -> list[ObjectTrack]:
+def sample_targets(primitive: int, n: int, config: SynthConfig, rng: np.random.Generator) -> list[ObjectTrack]:
     """Forward (direction 0) target tracks of one primitive for n clips.
 
     Every track is centred on a random point in time as well as space (the path's midpoint, the
@@ -206,8 +225,16 @@ def sample_targets(primitive: int, n: int, config: SynthConfig,
         ux, uy = np.cos(heading)[:, None], np.sin(heading)[:, None]
         spin = rng.uniform(0.0, 2 * math.pi, (2, n, 1))
         return [
-            make_track(sprites[i], colours[i], cx[:, None] + sgn * 0.5 * dist * ux,
-                       cy[:, None] + sgn * 0.5 * dist * uy, spin[i], radii[i][:, None], ones, frames)
+            make_track(
+                sprites[i],
+                colours[i],
+                cx[:, None] + sgn * 0.5 * dist * ux,
+                cy[:, None] + sgn * 0.5 * dist * uy,
+                spin[i],
+                radii[i][:, None],
+                ones,
+                frames,
+            )
             for i, sgn in ((0, -1.0), (1, 1.0))
         ]
 
@@ -258,8 +285,9 @@ def sample_background(n: int, config: SynthConfig, rng: np.random.Generator) -> 
     coarse = torch.from_numpy(rng.uniform(0.2, 0.8, (n, 3, 4, 4)).astype(np.float32))
     detail = torch.from_numpy(rng.uniform(-0.1, 0.1, (n, 1, 8, 8)).astype(np.float32))
     up4, up8 = _bicubic_matrix(4, side), _bicubic_matrix(8, side)
-    field = (torch.einsum("yi,ncij,xj->nyxc", up4, coarse, up4)
-             + torch.einsum("yi,ncij,xj->nyxc", up8, detail, up8))  # detail is grey: broadcasts
+    field = torch.einsum("yi,ncij,xj->nyxc", up4, coarse, up4) + torch.einsum(
+        "yi,ncij,xj->nyxc", up8, detail, up8
+    )  # detail is grey: broadcasts
     background = field.clamp_(0.0, 1.0).contiguous()
 
     heading = rng.uniform(0.0, 2 * math.pi, n)
@@ -270,8 +298,9 @@ def sample_background(n: int, config: SynthConfig, rng: np.random.Generator) -> 
     return Scene(background=background, crop=crop, layers=[])
 
 
-def sample_distractors(n: int, config: SynthConfig,
-                       rng: np.random.Generator) -> tuple[list[ObjectTrack], list[ObjectTrack]]:
+def sample_distractors(
+    n: int, config: SynthConfig, rng: np.random.Generator
+) -> tuple[list[ObjectTrack], list[ObjectTrack]]:
     """Blob random walks, each time-reversed with probability 1/2 (-> reversal-symmetric).
 
     Returns (below, above) layers: each distractor is drawn either under or over the targets
@@ -285,14 +314,15 @@ def sample_distractors(n: int, config: SynthConfig,
         radius = rng.uniform(*DISTRACTOR_RADIUS, (n, 1)) * size
         start = rng.uniform(0.0, size, (n, 1, 2))
         steps = rng.normal(0.0, WALK_STEP * size, (n, frames - 1, 2))
-        path = np.clip(start + np.concatenate([np.zeros((n, 1, 2)), steps.cumsum(axis=1)], axis=1),
-                       0.0, size)
+        path = np.clip(start + np.concatenate([np.zeros((n, 1, 2)), steps.cumsum(axis=1)], axis=1), 0.0, size)
         angle = rng.uniform(0.0, 2 * math.pi, (n, 1)) + np.concatenate(
-            [np.zeros((n, 1)), rng.normal(0.0, WALK_TURN, (n, frames - 1)).cumsum(axis=1)], axis=1)
+            [np.zeros((n, 1)), rng.normal(0.0, WALK_TURN, (n, frames - 1)).cumsum(axis=1)], axis=1
+        )
         is_above = rng.random(n) < 0.5
         reverse = rng.random(n) < 0.5
-        track = make_track(sprite, colour, path[..., 0], path[..., 1], angle, radius,
-                           np.ones((n, 1)), frames).time_reversed(reverse)
+        track = make_track(
+            sprite, colour, path[..., 0], path[..., 1], angle, radius, np.ones((n, 1)), frames
+        ).time_reversed(reverse)
         below.append(dataclasses.replace(track, opacity=track.opacity * ~is_above[:, None]))
         above.append(dataclasses.replace(track, opacity=track.opacity * is_above[:, None]))
     return below, above
