@@ -223,17 +223,8 @@ def test_load_trials_parquet_and_csv_fallback(tmp_path) -> None:
 
 # --- non-dominated sorting, hypervolume, design-space statistics, importance ---------------------------------
 
-from explorer.analysis import (  # noqa: E402
-    HV_REFERENCE,
-    error_edfs,
-    front_shares,
-    good_ranges,
-    hypervolume,
-    hypervolume_history,
-    normalised_losses,
-    parallel_table,
-    param_importances,
-)
+from explorer.analysis import HV_REFERENCE, hypervolume, hypervolume_history, normalised_losses  # noqa: E402
+from explorer.analysis.design_space import error_edfs, front_shares, good_ranges, parallel_table, param_importances  # noqa: E402
 from explorer.pareto import non_dominated_ranks  # noqa: E402
 
 
@@ -411,7 +402,8 @@ def test_importance_ranks_the_deciding_parameter_and_explains_failures(tmp_path)
 def test_replayed_duplicates_count_once_in_every_statistic(tmp_path):
     """make_run's table ends with a replay of its best trial (same architecture hash, same results): every design-space
     statistic must be what it is without that row, while the front still marks both copies."""
-    from explorer.analysis import distinct_complete, error_edfs, front_shares, good_ranges, param_importances
+    from explorer.analysis import distinct_complete
+    from explorer.analysis.design_space import error_edfs, front_shares, good_ranges, param_importances
     from tests.test_report import OBJECTIVES, make_run
 
     df = make_run(tmp_path / "run", n=40)

@@ -131,3 +131,13 @@ def test_the_layer_check_catches_an_upward_import(tmp_path, monkeypatch):
     monkeypatch.setattr(__import__(__name__), "PACKAGE", tmp_path / "explorer")
     with pytest.raises(AssertionError, match="upward"):
         test_imports_flow_downward(fake)
+
+
+MAX_MODULE_LINES = 600
+
+
+@pytest.mark.parametrize("path", MODULES, ids=lambda p: module_name(p))
+def test_modules_stay_under_the_line_bound(path):
+    """A module past ~600 lines is split at its seams (docs/architecture.md), not left to grow."""
+    lines = len(path.read_text().splitlines())
+    assert lines <= MAX_MODULE_LINES, f"{module_name(path)} has {lines} lines: split it at a seam"

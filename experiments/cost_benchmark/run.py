@@ -26,7 +26,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from explorer.cli import _sample_archs
+from explorer.cli.costs import sample_archs
 from explorer.cost import REFERENCE_PRESET, count_flops, count_params, example_input, latency_stats, reference_ms
 from explorer.cost.predictor import LatencyTable, calibrate, predict
 from explorer.models import build
@@ -60,9 +60,9 @@ def main() -> int:
     ap.add_argument("--out", default="experiments/cost_benchmark/results.csv")
     args = ap.parse_args()
     torch.set_num_threads(1)
-    evaluated = _sample_archs(args.space, args.n, seed=1)
+    evaluated = sample_archs(args.space, args.n, seed=1)
     seen = {a.content_hash for a in evaluated}
-    calib = [a for a in _sample_archs(args.space, args.calib * 2, seed=2) if a.content_hash not in seen][: args.calib]
+    calib = [a for a in sample_archs(args.space, args.calib * 2, seed=2) if a.content_hash not in seen][: args.calib]
     t0 = time.time()
     if "paired" in (args.clock, *args.compare):  # the yardstick's quiet speed, measured afresh for this run
         print(

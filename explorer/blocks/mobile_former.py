@@ -472,11 +472,15 @@ def mobile_former_tiny() -> dict:
     }
 
 
-def _released(stem: int, tokens: tuple[int, int], stages: list[tuple], hidden: int) -> dict:
-    """A released image Mobile-Former as a 1-frame Video Mobile-Former (temporal kernel 1): the stem, a first
-    bridge-less conv block (DnaBlock3 with e2 = 0) at the stem's width, then ``stages``: (depth, width, stride,
-    first block, e1, e2, expansion of the DnaBlocks), each after a down 'none' (its first block resamples)."""
+def _released(
+    stem: int, tokens: tuple[int, int], stages: list[tuple], hidden: int, groups: int = 1, first_block: bool = True
+) -> dict:
+    """A released image Mobile-Former as a 1-frame Video Mobile-Former (temporal kernel 1): the stem, then (when
+    ``first_block``) a bridge-less conv block (DnaBlock3 with e2 = 0) at the stem's width, then ``stages``: (depth,
+    width, stride, first block, e1, e2, expansion of the DnaBlocks), each after a down 'none' (its first block
+    resamples). ``groups`` > 1 groups and shuffles the 1×1 convs of the blocks and the head (Mobile-Former-26M)."""
     token_spec = {"num": tokens[0], "width": tokens[1]}
+    grouped = {"groups": groups} if groups > 1 else {}
     first = {
         "depth": 1,
         "width": stem,
@@ -485,8 +489,9 @@ def _released(stem: int, tokens: tuple[int, int], stages: list[tuple], hidden: i
             "options": {"temporal_kernel": 1, "first_block": "dna3", "first_expansion": 2, "second_expansion": 0},
         },
     }
-    specs = [first]
+    specs = [first] if first_block else []
     for depth, width, stride, kind, e1, e2, e in stages:
+        options = {"temporal_kernel": 1, "first_block": kind, "first_expansion": e1, "second_expansion": e2}
         specs.append(
             {
                 "depth": depth,
@@ -494,22 +499,14 @@ def _released(stem: int, tokens: tuple[int, int], stages: list[tuple], hidden: i
                 "mlp_ratio": e,
                 "global_tokens": token_spec,
                 "down": {"kind": "none", "spatial_stride": stride},
-                "mixer": {
-                    "kind": "mobile_former",
-                    "options": {
-                        "temporal_kernel": 1,
-                        "first_block": kind,
-                        "first_expansion": e1,
-                        "second_expansion": e2,
-                    },
-                },
+                "mixer": {"kind": "mobile_former", "options": {**options, **grouped}},
             }
         )
     return {
         "input": {"frames": 1, "resolution": 224, "in_chans": 3, "num_classes": 1000},
-        "stem": {"kind": "single_conv", "patch": 2},
+        "stem": {"kind": "single_conv", "patch": 2, **({} if first_block else {"width": stem})},
         "stages": specs,
-        "head": {"pool": "mobile_former", "hidden": hidden},
+        "head": {"pool": "mobile_former", "hidden": hidden, **grouped},
     }
 
 
@@ -567,39 +564,18 @@ def mobile_former_96m() -> dict:
 @register_preset("mobile_former_26m")
 def mobile_former_26m() -> dict:
     """Mobile-Former-26M (ImageNet) as a 1-frame Video Mobile-Former: 3 tokens of width 128, grouped (g = 4)
-    shuffled 1×1 convs, 3.2M params."""
-    tokens = {"num": 3, "width": 128}
-
-    def stage(depth, width, stride, kind, e1, e2, e, **extra):
-        return {
-            "depth": depth,
-            "width": width,
-            "mlp_ratio": e,
-            "global_tokens": tokens,
-            "down": {"kind": "none", "spatial_stride": stride},
-            **extra,
-            "mixer": {
-                "kind": "mobile_former",
-                "options": {
-                    "temporal_kernel": 1,
-                    "first_block": kind,
-                    "first_expansion": e1,
-                    "second_expansion": e2,
-                    "groups": 4,
-                },
-            },
-        }
-
-    stages = [
-        stage(2, 12, 2, "dna3", 3, 0, 3),
-        stage(2, 24, 2, "dna3", 6, 4, 3),
-        stage(2, 48, 2, "dna3", 6, 4, 4),
-        stage(1, 64, 1, "dna", 6, 4, 6),
-        stage(2, 96, 2, "dna3", 6, 4, 6),
-    ]
-    return {
-        "input": {"frames": 1, "resolution": 224, "in_chans": 3, "num_classes": 1000},
-        "stem": {"kind": "single_conv", "patch": 2, "width": 8},
-        "stages": stages,
-        "head": {"pool": "mobile_former", "hidden": 1024, "groups": 4},
-    }
+    shuffled 1×1 convs, 3.2M params; its first stage already bridges (no bridge-less block after the stem)."""
+    return _released(
+        8,
+        (3, 128),
+        [
+            (2, 12, 2, "dna3", 3, 0, 3),
+            (2, 24, 2, "dna3", 6, 4, 3),
+            (2, 48, 2, "dna3", 6, 4, 4),
+            (1, 64, 1, "dna", 6, 4, 6),
+            (2, 96, 2, "dna3", 6, 4, 6),
+        ],
+        1024,
+        groups=4,
+        first_block=False,
+    )

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from explorer import analysis
-from explorer.analysis import Objective
+from explorer.analysis import Objective, design_space
 from explorer.analysis.audit import AuditSummary, load_audit, summarize_audit
 from explorer.analysis.fidelity import describe, measurement_for, readme_path
 from explorer.report.audit import audit_section, audit_traces
@@ -242,7 +242,7 @@ def _trial_cards(df: pd.DataFrame, on_front: np.ndarray, metrics: list[str], par
     return cards
 
 
-def _importance_section(importances: list[analysis.Importance]) -> str:
+def _importance_section(importances: list[design_space.Importance]) -> str:
     """One grouped bar chart (a bar group per parameter, a colour per objective) and a note per objective whose
     importance could not be computed."""
     notes = [
@@ -289,11 +289,11 @@ def _design_space(
         return '<p class="note">No searched parameters in the trials table.</p>'
     out = ["<h3>Parameter importance</h3>"]
     if importance:
-        out.append(_importance_section(analysis.param_importances(trials, objectives, run_dir)))
+        out.append(_importance_section(design_space.param_importances(trials, objectives, run_dir)))
     else:
         out.append('<p class="note">computed when the search has finished</p>')
 
-    ranges = analysis.good_ranges(trials, quality.metric, quality.maximize)
+    ranges = design_space.good_ranges(trials, quality.metric, quality.maximize)
     out.append("<h3>Good ranges (bootstrapped, 95%)</h3>")
     if len(ranges):
         out.append(
@@ -304,7 +304,7 @@ def _design_space(
     else:
         out.append('<p class="note">no numeric choice with complete trials</p>')
 
-    shares = analysis.front_shares(trials, objectives)
+    shares = design_space.front_shares(trials, objectives)
     out.append(
         "<h3>Pareto shares per choice</h3>"
         '<p class="note">n_front: Pareto trials (all objectives) with this value; share: of the front; '
@@ -329,7 +329,7 @@ def _design_space(
     )
     out.append(_per_choice_figure(trials, params, quality, costs))
 
-    table, labels = analysis.parallel_table(trials, objectives)
+    table, labels = design_space.parallel_table(trials, objectives)
     if len(table):
         dims = []
         for col in table.columns[1:]:
@@ -358,7 +358,7 @@ def _per_choice_figure(trials: pd.DataFrame, params: list[str], quality: Objecti
     """Small multiples in ONE figure (one Plotly.newPlot is far cheaper than one per chart): a row per searched
     parameter, its error EDFs per value on the left, quality vs the first cost coloured by value on the right, and
     a legend per row."""
-    edfs = analysis.error_edfs(trials, quality.metric, quality.maximize)
+    edfs = design_space.error_edfs(trials, quality.metric, quality.maximize)
     complete = trials[trials["status"] == analysis.STATUS_COMPLETE]
     cost = costs[0] if costs and costs[0].metric in trials.columns else None
     n = len(params)
@@ -397,7 +397,7 @@ def _per_choice_figure(trials: pd.DataFrame, params: list[str], quality: Objecti
                 "showarrow": False,
             }
         )
-        keys = complete[p].map(analysis.value_key)
+        keys = complete[p].map(design_space.value_key)
         for j, (value, grp) in enumerate(edfs[edfs["param"] == p].groupby("value", sort=False)):
             colour = PALETTE[j % len(PALETTE)]
             data.append(
