@@ -1,5 +1,7 @@
-"""Fidelity table of benchmark v2 from run.py's JSONL: how well each proxy budget ranks the anchors like the
-reference budget, next to each budget's own seed-to-seed agreement (the ceiling any proxy can reach).
+"""Fidelity table of benchmark v2 from run.py's JSONL: how well each proxy budget ranks the anchors.
+
+Each budget's ranking is compared with the reference budget's, next to each budget's own seed-to-seed agreement
+(the ceiling any proxy can reach).
 
     python experiments/proxy_fidelity/analyze.py experiments/proxy_fidelity/results.jsonl \\
         --csv experiments/proxy_fidelity/results.csv [--record]
