@@ -7,6 +7,12 @@ import torch
 from explorer.models import build, preset, preset_names
 
 
+def _python(code: str) -> list[str]:
+    """What a fresh interpreter prints for ``code``, split into words."""
+    out = subprocess.run([sys.executable, "-W", "ignore", "-c", code], capture_output=True, text=True, check=True)
+    return out.stdout.split()
+
+
 @pytest.mark.parametrize(
     "code",
     [
@@ -16,33 +22,17 @@ from explorer.models import build, preset, preset_names
     ],
 )
 def test_presets_are_timm_models_after_import_explorer_models(code):
-    check = code + "; m = timm.create_model('posmlp_tiny', num_classes=5); print(m.head.out_features)"
-    out = subprocess.run([sys.executable, "-W", "ignore", "-c", check], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "5"
+    assert _python(code + "; m = timm.create_model('posmlp_tiny', num_classes=5); print(m.head.out_features)") == ["5"]
 
 
 def test_import_explorer_registers_nothing_and_loads_neither_timm_nor_torch():
     """The registration is explicit: no import hook patches timm's loader, and the package root stays light."""
+    assert _python("import sys, explorer; print('torch' in sys.modules, 'timm' in sys.modules)") == ["False", "False"]
     check = (
-        "import sys, explorer; import timm; "
-        "print('explorer.models' in sys.modules, timm.is_model('posmlp_tiny'), "
+        "import sys, explorer, timm; print('explorer.models' in sys.modules, timm.is_model('posmlp_tiny'), "
         "any(type(f).__module__.startswith('explorer') for f in sys.meta_path))"
     )
-    out = subprocess.run(
-        [
-            sys.executable,
-            "-W",
-            "ignore",
-            "-c",
-            "import sys, explorer; print('torch' in sys.modules, 'timm' in sys.modules)",
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    assert out.stdout.split() == ["False", "False"]
-    out = subprocess.run([sys.executable, "-W", "ignore", "-c", check], capture_output=True, text=True, check=True)
-    assert out.stdout.split() == ["False", "False", "False"]
+    assert _python(check) == ["False", "False", "False"]
 
 
 def test_timm_create_model_matches_build():
