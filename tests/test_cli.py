@@ -171,3 +171,21 @@ def test_a_dataset_without_readable_clips_fails_before_a_run_folder(tmp_path):
         f"error: dataset {tmp_path}: no readable training clips (2 skipped, e.g. {tmp_path / 'gone_a.mp4'})"
     ]
     assert not (tmp_path / "runs").exists()
+
+
+def test_resuming_a_run_with_a_device_free_latency_objective_is_refused(tmp_path):
+    """A run of an earlier version whose objective was `latency_ms`: its study and searcher wait for that name,
+    which trials no longer report, so the resume is refused at once (its report still reads it)."""
+    from test_report import make_run
+
+    run = tmp_path / "old"
+    make_run(run, n=6, legacy_device="cuda")
+    meta = json.loads((run / "run.json").read_text())
+    (run / "run.json").write_text(json.dumps({**meta, "recipe": {"validation_fraction": 0.2}, "state": "running"}))
+    proc = explorer("search", "--resume", str(run))
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip() == (
+        f"error: {run}: started by an earlier version, whose objective latency_ms is called latency_cuda_ms now; "
+        f"its study cannot take the new name. Start a new search (`explorer report {run}` still draws this one)"
+    )
+    assert explorer("report", str(run)).returncode == 0

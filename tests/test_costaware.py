@@ -211,3 +211,42 @@ def test_a_sampler_pickled_before_the_package_split_still_loads():
 def test_objectives_need_exactly_one_learned_metric():
     with pytest.raises(ValueError, match="exactly one of"):
         CostAwareSampler(toy_space, toy_describe, [("gflops", False), ("params_m", False)])
+
+
+def _latency_study(measured: dict[int, float], accuracy: dict[int, float]):
+    """A study over x in 0..3 whose describe gives the predictor's latency 10 * (x + 1) and whose finished trials
+    report the latencies ``measured`` (what the trials table and the report hold)."""
+    describe = lambda params: (f"x{params['x']}", {"latency_cpu_ms": 10.0 * (params["x"] + 1)})  # noqa: E731
+    sampler = CostAwareSampler(
+        lambda trial: trial.suggest_categorical("x", [0, 1, 2, 3]),
+        describe,
+        [("accuracy", True), ("latency_cpu_ms", False)],
+        seed=0,
+    )
+    study = optuna.create_study(directions=["maximize", "minimize"], sampler=sampler)
+    dist = {"x": optuna.distributions.CategoricalDistribution([0, 1, 2, 3])}
+    for x, ms in measured.items():
+        study.add_trial(optuna.trial.create_trial(params={"x": x}, distributions=dist, values=[accuracy[x], ms]))
+    return sampler, study
+
+
+def test_the_sampler_sees_finished_trials_at_their_measured_cost():
+    """The predictor ranks x=0 cheaper than x=1 (10 vs 20 ms), the trials measured the opposite (30 vs 15 ms). On
+    the measured figures, the ones the report draws, both are on the front; on the predicted ones x=1 would be
+    dominated. The sampler's front (what it mutates and scores against) is the report's."""
+    sampler, study = _latency_study({0: 30.0, 1: 15.0}, {0: 0.8, 1: 0.7})
+    _, observed, _ = sampler.observe(study)
+    assert sorted(c.key for c in sampler._front(observed)) == ["x0", "x1"]
+    assert [o.costs.tolist() for o in observed] == [[30.0], [15.0]]
+    assert [o.candidate.costs.tolist() for o in observed] == [[10.0], [20.0]]  # the stand-ins stay GP inputs
+
+
+def test_unmeasured_candidates_are_calibrated_by_the_median_ratio():
+    """Measured / predicted is 2, 2.5 and 3 over three trials: the candidates' predicted latencies are scaled by
+    the median, 2.5, to sit on the measured axis; a figure described exactly (GFLOPs) keeps a scale of 1."""
+    sampler, study = _latency_study({0: 20.0, 1: 50.0, 2: 90.0}, {0: 0.5, 1: 0.6, 2: 0.7})
+    _, observed, _ = sampler.observe(study)
+    assert sampler._calibration(observed).tolist() == [2.5]
+    assert sampler.propose(study) == {"x": 3}  # and a proposal over the calibrated pool runs through
+    exact, study = _latency_study({0: 10.0, 1: 20.0}, {0: 0.5, 1: 0.6})
+    assert exact._calibration(exact.observe(study)[1]).tolist() == [1.0]

@@ -19,7 +19,7 @@ from explorer.report import write_report
 OBJECTIVES = [
     {"metric": "accuracy", "mode": "max"},
     {"metric": "gflops", "mode": "min"},
-    {"metric": "latency_ms", "mode": "min"},
+    {"metric": "latency_cpu_ms", "mode": "min"},
 ]
 ERRORS = {
     5: "RuntimeError: CUDA out of memory <tried 2.0 GiB> & more",
@@ -30,8 +30,10 @@ INFEASIBLE = {8: "gflops 4.2 > max_gflops 3.0"}
 CHROMIUM = Path("/usr/bin/chromium")
 
 
-def make_run(run_dir: Path, n: int = 20, seed: int = 0) -> pd.DataFrame:
-    """A run folder in the search's format: run.json, trials.parquet/.csv, with failed and infeasible rows."""
+def make_run(run_dir: Path, n: int = 20, seed: int = 0, legacy_device: str | None = None) -> pd.DataFrame:
+    """A run folder in the search's format: run.json, trials.parquet/.csv, with failed and infeasible rows.
+    ``legacy_device``: in the format of versions before device-carrying names, its latency measured there (the
+    column ``latency_ms``, the objective ``{metric: latency_ms, device: ...}``)."""
     rng = np.random.default_rng(seed)
     mixers = ["conv3d", "posmlp_parallel", "focal_serial", "attention_joint"]
     rows = []
@@ -47,7 +49,7 @@ def make_run(run_dir: Path, n: int = 20, seed: int = 0) -> pd.DataFrame:
             "accuracy": round(float(np.clip(0.3 + 0.15 * np.log1p(gflops * 10) + 0.05 * rng.normal(), 0, 1)), 4),
             "gflops": gflops,
             "params_m": round(0.02 * depth * width / 16, 4),
-            "latency_ms": round(3 * gflops + rng.random(), 4),
+            "latency_cpu_ms": round(3 * gflops + rng.random(), 4),
             "train_time_s": round(10 + 20 * rng.random(), 2),
             "epochs": 2,
             "arch_hash": f"{rng.integers(0, 16**12):012x}",
@@ -60,11 +62,11 @@ def make_run(run_dir: Path, n: int = 20, seed: int = 0) -> pd.DataFrame:
             "param.window": int(rng.choice([4, 8])) if mixer == "posmlp_parallel" else None,
         }
         if i in ERRORS:
-            row.update(status="FAILED", error=ERRORS[i], accuracy=np.nan, latency_ms=np.nan, train_time_s=0.5)
+            row.update(status="FAILED", error=ERRORS[i], accuracy=np.nan, latency_cpu_ms=np.nan, train_time_s=0.5)
             if i == 11:
                 row.update(gflops=np.nan, params_m=np.nan)
         if i in INFEASIBLE:
-            row.update(status="INFEASIBLE", error=INFEASIBLE[i], accuracy=np.nan, latency_ms=np.nan)
+            row.update(status="INFEASIBLE", error=INFEASIBLE[i], accuracy=np.nan, latency_cpu_ms=np.nan)
         rows.append(row)
     # a duplicate of the best trial (same arch sampled twice): both copies belong on the front
     rows.append({**rows[int(np.nanargmax([r["accuracy"] for r in rows]))], "number": n, "trial_id": f"trial_{n:05d}"})
@@ -79,6 +81,9 @@ def make_run(run_dir: Path, n: int = 20, seed: int = 0) -> pd.DataFrame:
         "budget": {"trials": n + 1, "epochs": 2},
         "wall_time_s": 754.2,
     }
+    if legacy_device is not None:
+        df = df.rename(columns={"latency_cpu_ms": "latency_ms"})
+        meta["objectives"] = [*OBJECTIVES[:2], {"metric": "latency_ms", "mode": "min", "device": legacy_device}]
     (run_dir / "run.json").write_text(json.dumps(meta))
     df.to_parquet(run_dir / "trials.parquet", index=False)
     df.to_csv(run_dir / "trials.csv", index=False)
@@ -117,9 +122,9 @@ def test_page_is_offline(report) -> None:
 def test_pareto_points_match_the_mask(report) -> None:
     page_path, df = report
     figures = figure_data(page_path.read_text(encoding="utf-8"))
-    assert {"fig-gflops", "fig-latency_ms", "hv", "per-choice", "importance", "parcoords"} <= set(figures)
+    assert {"fig-gflops", "fig-latency_cpu_ms", "hv", "per-choice", "importance", "parcoords"} <= set(figures)
     complete = df[df["status"] == "COMPLETE"]
-    for cost in ("gflops", "latency_ms"):
+    for cost in ("gflops", "latency_cpu_ms"):
         traces = {t["name"]: t for t in figures[f"fig-{cost}"]}
         front, other = traces["Pareto front"], traces["other trials"]
         expected = pareto_mask(complete[["accuracy", cost]].to_numpy(), [True, False])
@@ -139,7 +144,7 @@ def test_header_and_trials_table(report) -> None:
     page_path, df = report
     page = page_path.read_text(encoding="utf-8")
     assert "demo-run &lt;test&gt;" in page and "<test>" not in page
-    assert "trev/demo" in page and "max accuracy, min gflops, min latency_ms" in page
+    assert "trev/demo" in page and "max accuracy, min gflops, min latency_cpu_ms" in page
     assert "17 complete / 3 failed / 21 total (1 infeasible)" in page
     assert "12 min 34 s" in page
     rows = re.findall(r'<tr id="trial-(\d+)" class="([a-z]+)" data-n="\d+">(.*?)</tr>', page, flags=re.S)
@@ -151,7 +156,10 @@ def test_header_and_trials_table(report) -> None:
         assert f'<td class="err">{html.escape(error)}</td>' in body
     n_front = sum(css == "front" for css, _ in by_number.values())
     complete = df[df["status"] == "COMPLETE"]
-    assert n_front == pareto_mask(complete[["accuracy", "gflops", "latency_ms"]].to_numpy(), [True, False, False]).sum()
+    assert (
+        n_front
+        == pareto_mask(complete[["accuracy", "gflops", "latency_cpu_ms"]].to_numpy(), [True, False, False]).sum()
+    )
 
 
 def test_csv_fallback_and_rewrite(tmp_path) -> None:
@@ -298,12 +306,16 @@ def test_design_space_section_shows_the_analysis(report) -> None:
         "window",
         "accuracy",
         "gflops",
-        "latency_ms",
+        "latency_cpu_ms",
     }
     assert "Good ranges (bootstrapped, 95%)" in page and '<table class="ranges">' in page
     assert '<table class="shares">' in page
     imp = figures["importance"]
-    assert [t["name"] for t in imp] == ["accuracy (trials table)", "gflops (trials table)", "latency_ms (trials table)"]
+    assert [t["name"] for t in imp] == [
+        "accuracy (trials table)",
+        "gflops (trials table)",
+        "latency_cpu_ms (trials table)",
+    ]
     hv = figures["hv"][0]["y"]
     assert hv == sorted(hv) and 0 < hv[-1] <= 1.1**3
 
@@ -348,32 +360,33 @@ def test_comparison_page_and_cli(tmp_path, capsys) -> None:
 
 
 def test_latency_is_labelled_with_its_device(tmp_path) -> None:
-    """A run timed on CUDA says so on its Pareto axis and in its table; one that names no device is the schema's
-    default, the CPU."""
-    make_run(tmp_path / "cuda")
-    meta = json.loads((tmp_path / "cuda" / "run.json").read_text())
-    meta["objectives"][2]["device"] = "cuda"
-    (tmp_path / "cuda" / "run.json").write_text(json.dumps(meta))
-    page = write_report(tmp_path / "cuda").read_text(encoding="utf-8")
-    assert page.count("CUDA latency (ms)") >= 2 and "CPU latency (ms)" not in page
-    make_run(tmp_path / "old")
-    page = write_report(tmp_path / "old").read_text(encoding="utf-8")
+    """The latency column carries its device, and so do the Pareto axis and the table head; a run folder of an
+    earlier version (one ``latency_ms`` column, its device in run.json) reads as the same device-carrying column."""
+    make_run(tmp_path / "cpu")
+    page = write_report(tmp_path / "cpu").read_text(encoding="utf-8")
     assert page.count("CPU latency (ms)") >= 2 and "CUDA latency" not in page
+    assert "fig-latency_cpu_ms" in figure_data(page)
+    for device, other in (("cuda", "CPU"), ("cpu", "CUDA")):
+        run = tmp_path / f"legacy-{device}"
+        old = make_run(run, legacy_device=device)
+        df = load_trials(run)
+        assert "latency_ms" not in df.columns
+        assert df[f"latency_{device}_ms"].equals(old["latency_ms"].astype(float))
+        page = write_report(run).read_text(encoding="utf-8")
+        assert page.count(f"{device.upper()} latency (ms)") >= 2 and f"{other} latency" not in page
 
 
 def test_comparison_leaves_out_a_latency_measured_on_different_devices(tmp_path) -> None:
-    """A CPU run and a CUDA run share the column name latency_ms but not its meaning: the comparison draws no
-    latency front for them and says why; two CPU runs are drawn as before."""
+    """A CPU run and a CUDA run have different latency columns: the comparison draws no latency front for them
+    and says why; two CPU runs are drawn as before."""
     from explorer.report import write_comparison
 
     cpu, cuda, cpu2 = tmp_path / "cpu", tmp_path / "cuda", tmp_path / "cpu2"
-    for run, seed in ((cpu, 0), (cuda, 1), (cpu2, 2)):
-        make_run(run, seed=seed)
-    meta = json.loads((cuda / "run.json").read_text())
-    meta["objectives"][2]["device"] = "cuda"
-    (cuda / "run.json").write_text(json.dumps(meta))
+    make_run(cpu, seed=0)
+    make_run(cuda, seed=1, legacy_device="cuda")  # an earlier version's run folder: its latency_ms was CUDA time
+    make_run(cpu2, seed=2)
     page = write_comparison([cpu, cuda], tmp_path / "mixed.html").read_text(encoding="utf-8")
-    assert "front-latency_ms" not in figure_data(page) and "front-gflops" in figure_data(page)
-    assert "latency_ms is not compared: the runs measured it on different devices (cpu on cpu, cuda on cuda)" in page
+    assert "front-latency_cpu_ms" not in figure_data(page) and "front-gflops" in figure_data(page)
+    assert "latency_cpu_ms is not compared: cuda measured latency_cuda_ms instead." in page
     page = write_comparison([cpu, cpu2], tmp_path / "same.html").read_text(encoding="utf-8")
-    assert "front-latency_ms" in figure_data(page) and "not compared" not in page
+    assert "front-latency_cpu_ms" in figure_data(page) and "not compared" not in page

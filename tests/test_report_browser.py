@@ -143,10 +143,10 @@ def test_synthetic_click_sort_filter_and_live(browser, tmp_path) -> None:
     write_report(run)
     page, errors = open_page(browser, run / "index.html")
     complete = df[df["status"] == "COMPLETE"]
-    for cost in ("gflops", "latency_ms"):
+    for cost in ("gflops", "latency_cpu_ms"):
         n_front = int(pareto_mask(complete[["accuracy", cost]].to_numpy(), [True, False]).sum())
         assert front_points(page, f"fig-{cost}").count() == n_front
-    front_points(page, "fig-latency_ms").last.click(force=True)
+    front_points(page, "fig-latency_cpu_ms").last.click(force=True)
     page.wait_for_selector("#card:not([hidden])", timeout=10_000)
     assert "conv3d d1 w16 |" in page.locator("#card .body p").first.inner_text()
     shoot(page, tmp_path, "synthetic_card.png")

@@ -31,7 +31,7 @@ def test_four_trial_search_records_both_objectives(smoke_run):
     df = pd.read_parquet(run_dir / "trials.parquet")
     assert len(df) == 4
     assert (df["status"] == "COMPLETE").all(), df[["status", "error"]]
-    for metric in ("accuracy", "gflops", "params_m", "latency_ms"):
+    for metric in ("accuracy", "gflops", "params_m", "latency_cpu_ms"):
         assert df[metric].map(math.isfinite).all()
     assert df["gflops"].gt(0).all() and df["accuracy"].between(0, 1).all()
     assert set(df["param.s0.mixer"]) <= {"conv3d", "posmlp"}

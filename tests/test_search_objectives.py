@@ -20,14 +20,22 @@ def test_cost_objectives_are_measured_and_reported(local_ray, tmp_path):
     run_search(SPACES / "objectives.yaml", run_dir=tmp_path / "run", progress=False)
     df = pd.read_parquet(tmp_path / "run" / "trials.parquet")
     assert (df["status"] == "COMPLETE").all(), df[["status", "error"]]
-    for metric in ("predicted_latency_ms", "throughput", "peak_mem_mb", "latency_ms", "gflops", "params_m"):
+    for metric in (
+        "predicted_latency_cpu_ms",
+        "throughput_cpu",
+        "peak_mem_cpu_mb",
+        "latency_cpu_ms",
+        "gflops",
+        "params_m",
+    ):
         assert df[metric].map(math.isfinite).all() and (df[metric] > 0).all(), metric
     wide, narrow = df.sort_values("param.s0.width").iloc[::-1].itertuples()
     assert wide.gflops > narrow.gflops and wide.params_m > narrow.params_m
     breakdown = json.loads(wide.cost_json)
     assert sum(breakdown["params_by_part"].values()) == pytest.approx(wide.params_m * 1e6)
     assert sum(breakdown["flops_by_part"].values()) == pytest.approx(wide.gflops * 1e9)
-    assert json.loads(wide.history_json)[0]["predicted_latency_ms"] == pytest.approx(wide.predicted_latency_ms)
+    history = json.loads(wide.history_json)[0]
+    assert history["predicted_latency_cpu_ms"] == pytest.approx(wide.predicted_latency_cpu_ms)
 
 
 @pytest.mark.slow

@@ -93,9 +93,10 @@ def random_archs(space, n: int, seed: int = 0):
             BASE + "objectives:\n  - {metric: acuracy, mode: max}\n  - {metric: gflops, mode: min}\n",
             17,
             "objectives[0].metric",
-            "expected one of 'accuracy', 'gflops', 'params_m', 'latency_ms', "
-            "'predicted_latency_ms', 'throughput' or 'peak_mem_mb', got 'acuracy' "
-            "(did you mean 'accuracy'?)",
+            "expected one of 'accuracy', 'gflops', 'params_m', 'latency_cpu_ms', 'latency_cuda_ms', "
+            "'predicted_latency_cpu_ms', 'predicted_latency_cuda_ms', 'throughput_cpu', 'throughput_cuda', "
+            "'peak_mem_cpu_mb', 'peak_mem_cuda_mb', 'latency_ms', 'predicted_latency_ms', 'throughput' or "
+            "'peak_mem_mb', got 'acuracy' (did you mean 'accuracy'?)",
         ),
         # duplicate objective
         (
@@ -154,7 +155,7 @@ def random_archs(space, n: int, seed: int = 0):
             "sampler: {name: costaware}\n",
             19,
             "sampler.name",
-            "the objectives here are accuracy, throughput",
+            "the objectives here are accuracy, throughput_cpu",
         ),
         # a population for a sampler that has none
         (BASE + "sampler: {name: tpe, population: 8}\n", 16, "sampler.population", "only the nsga2 sampler"),

@@ -54,7 +54,7 @@ def synthetic_run(run_dir: Path, n: int, seed: int = 0) -> None:
                 "accuracy": acc,
                 "gflops": gflops,
                 "params_m": 0.03 * depth * width / 16,
-                "latency_ms": 3 * gflops + rng.random(),
+                "latency_cpu_ms": 3 * gflops + rng.random(),
                 "train_time_s": 10 + 20 * rng.random(),
                 "epochs": 2,
                 "node_ip": "127.0.0.1",
@@ -85,7 +85,7 @@ def synthetic_run(run_dir: Path, n: int, seed: int = 0) -> None:
         "objectives": [
             {"metric": "accuracy", "mode": "max"},
             {"metric": "gflops", "mode": "min"},
-            {"metric": "latency_ms", "mode": "min"},
+            {"metric": "latency_cpu_ms", "mode": "min"},
         ],
         "wall_time_s": 3600.0,
         "state": "finished",

@@ -13,13 +13,13 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from explorer.metrics import METRICS
+from explorer.metrics import DEFAULT_LATENCY, DEVICE_BASES, legacy_metric, split_device
 from explorer.pareto import HV_REFERENCE, as_loss, hypervolume, pareto_mask
 
 STATUS_COMPLETE = "COMPLETE"
@@ -32,7 +32,7 @@ PARAM_PREFIX = "param."
 SEARCH_ROLE, AUDIT_ROLE, STUDY_ROLE = "search", "audit", "study"
 QUALITY_METRIC = "accuracy"  # the proxy's top-1: the quality axis whenever it is an objective
 # accuracy is what selection used (validation in a search); test_accuracy is shown beside it, never selected on
-METRIC_COLUMNS = ("accuracy", "test_accuracy", "gflops", "params_m", "latency_ms")
+METRIC_COLUMNS = ("accuracy", "test_accuracy", "gflops", "params_m", DEFAULT_LATENCY)
 # Columns that are text even when every value looks like a number (an arch hash can be all digits, or "1e5...").
 TEXT_COLUMNS = (
     "trial_id",
@@ -53,8 +53,6 @@ class Objective:
 
     metric: str
     mode: str  # "max" | "min"
-    # where a device metric (latency, throughput, memory) was measured; not part of the objective's identity
-    device: str | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         if self.mode not in ("max", "min"):
@@ -64,6 +62,11 @@ class Objective:
     def maximize(self) -> bool:
         return self.mode == "max"
 
+    @property
+    def device(self) -> str | None:
+        """Where a device metric (latency, throughput, memory) is measured: part of its name."""
+        return split_device(self.metric)[1]
+
     def __str__(self) -> str:
         return f"{self.mode} {self.metric}"
 
@@ -72,32 +75,22 @@ ObjectiveLike = Objective | Mapping[str, str] | tuple[str, str]
 
 
 def parse_objectives(objectives: Iterable[ObjectiveLike]) -> list[Objective]:
-    """Objectives from run.json dicts (`{"metric", "mode"}`), `(metric, mode)` pairs or `Objective`s."""
+    """Objectives from run.json dicts (`{"metric", "mode"}`), `(metric, mode)` pairs or `Objective`s. A device
+    metric by its base name (``{"metric": "latency_ms", "device": "cuda"}``, as run.json files written before
+    device-carrying names have it) is read as its device-carrying name (``latency_cuda_ms``)."""
     parsed = []
     for obj in objectives:
         if isinstance(obj, Objective):
             parsed.append(obj)
         elif isinstance(obj, Mapping):
-            metric = str(obj["metric"])
-            # the schema's default device (cpu) for a device metric of a run.json that does not name one
-            device = obj.get("device", "cpu") if metric in METRICS and METRICS[metric].device else None
-            parsed.append(Objective(metric, str(obj["mode"]), None if device is None else str(device)))
+            device = None if obj.get("device") is None else str(obj["device"])
+            parsed.append(Objective(legacy_metric(str(obj["metric"]), device), str(obj["mode"])))
         else:
             metric, mode = obj
-            parsed.append(Objective(str(metric), str(mode)))
+            parsed.append(Objective(legacy_metric(str(metric), None), str(mode)))
     if not parsed:
         raise ValueError("at least one objective is needed")
     return parsed
-
-
-def column_devices(objectives: Iterable[ObjectiveLike]) -> dict[str, str]:
-    """The device each device-metric column of a run's table was measured on: an objective's own device, and the
-    CPU for the ``latency_ms`` column every table has when no objective names it."""
-    devices = {"latency_ms": "cpu"}
-    for o in parse_objectives(objectives):
-        if o.device:  # parse_objectives gives a device to device metrics only
-            devices[o.metric] = o.device
-    return devices
 
 
 def split_objectives(objectives: Iterable[ObjectiveLike]) -> tuple[Objective, list[Objective]]:
@@ -166,6 +159,7 @@ def load_trials(run_dir: str | Path, role: str | None = SEARCH_ROLE) -> pd.DataF
         logging.getLogger(__name__).warning(f"warning: {err}; read {csv.name} instead")
     if "status" not in df.columns:
         raise RunFolderError(f"{run_dir}: its trials table has no status column (not written by explorer)")
+    df = device_named_columns(df, _recorded_devices(run_dir))
     df = df.assign(**{c: df[c].fillna("").astype("str") for c in TEXT_COLUMNS if c in df.columns})
     df = df.assign(**{c: pd.to_numeric(df[c], errors="coerce") for c in METRIC_COLUMNS if c in df.columns})
     if "number" in df.columns:
@@ -173,6 +167,30 @@ def load_trials(run_dir: str | Path, role: str | None = SEARCH_ROLE) -> pd.DataF
     if role is not None:  # tables written before audits existed have no role column: all search trials
         roles = df["role"].replace("", SEARCH_ROLE) if "role" in df.columns else pd.Series(SEARCH_ROLE, df.index)
         df = df[roles == role].reset_index(drop=True)
+    return df
+
+
+def _recorded_devices(run_dir: Path) -> dict[str, str]:
+    """{metric: device} of the objectives in a run's run.json ({} when it cannot be read)."""
+    try:
+        objectives = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))["objectives"]
+        return {str(o["metric"]): str(o["device"]) for o in objectives if o.get("device")}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return {}
+
+
+def device_named_columns(df: pd.DataFrame, devices: Mapping[str, str]) -> pd.DataFrame:
+    """A table written before device-carrying names, with them: its ``latency_ms`` (``throughput``, …) column held
+    the figure on the device its objective named (``devices``), the CPU when none did. A row written since (a
+    resumed run) already has the new column, which is kept where it has a value."""
+    for base in DEVICE_BASES:
+        if base not in df.columns:
+            continue
+        name = legacy_metric(base, devices.get(base))
+        if name in df.columns:
+            df = df.assign(**{name: df[name].fillna(df[base])}).drop(columns=base)
+        else:
+            df = df.rename(columns={base: name})
     return df
 
 

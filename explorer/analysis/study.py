@@ -15,9 +15,10 @@ import numpy as np
 import pandas as pd
 
 from explorer.analysis import STATUS_COMPLETE
+from explorer.metrics import DEFAULT_LATENCY
 
 BETTER, WORSE, SAME = "better", "worse", "indistinguishable"
-COST_COLUMNS = ("gflops", "params_m", "latency_ms")
+COST_COLUMNS = ("gflops", "params_m", DEFAULT_LATENCY)
 MAX_BASES_NEEDED = 10_000  # said as "at least" beyond it
 
 

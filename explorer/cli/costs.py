@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from explorer.cli.common import fail
+from explorer.metrics import DEFAULT_LATENCY
 
 
 def load_arch(name: str):
@@ -204,7 +205,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         keep = keep & front_mask(df, meta["objectives"])
     out = Path(args.out) if args.out else run / "export"
     out.mkdir(parents=True, exist_ok=True)
-    metrics = [c for c in ("accuracy", "gflops", "params_m", "latency_ms") if c in df.columns]
+    metrics = [c for c in ("accuracy", "gflops", "params_m", DEFAULT_LATENCY) if c in df.columns]
     chosen = df[keep].drop_duplicates("arch_hash")  # a replayed duplicate is the same architecture
     for row in chosen.itertuples(index=False):
         arch = Arch.from_json(row.arch_json)

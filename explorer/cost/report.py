@@ -13,9 +13,11 @@ from explorer.cost.memory import MemoryStats, peak_memory
 from explorer.cost.params import count_params, params_by_part
 from explorer.cost.shape_flops import counting_device, counting_input, flop_breakdown_fast, meta_model
 from explorer.cost.timing import LatencyStats, check_device, example_input, latency_stats, measure_latency, throughput
+from explorer.metrics import DEVICE_BASES
 
-# figures `objective_metrics` can compute (the names a search space's objectives and constraints use)
-METRICS = ("params_m", "gflops", "latency_ms", "predicted_latency_ms", "throughput", "peak_mem_mb")
+# figures `objective_metrics` can compute on the device it is given: the registry's metrics by their device-free
+# names (a search records them as explorer.metrics.device_metric(name, device))
+METRICS = ("params_m", "gflops", *DEVICE_BASES)
 
 
 @dataclass(frozen=True)

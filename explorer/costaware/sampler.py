@@ -28,6 +28,16 @@ class Candidate:
     costs: np.ndarray
 
 
+@dataclass(frozen=True)
+class Observed:
+    """A finished trial as the sampler sees it: its candidate, its accuracy as a loss, and its cost objectives as
+    the trial measured them (as losses; the candidate's described costs where the trial has none)."""
+
+    candidate: Candidate
+    loss: float
+    costs: np.ndarray
+
+
 class _MutationSampler(optuna.samplers.BaseSampler):
     """Optuna sampler that repeats a parent's parameters except one, drawn at random (new conditional ones too)."""
 
@@ -202,12 +212,13 @@ class CostAwareSampler(optuna.samplers.BaseSampler):
 
     # -- the proposal --------------------------------------------------------------------------------------------
 
-    def propose(self, study) -> Optional[dict[str, Any]]:
-        """The parameters of the next trial, or None (the space is exhausted: fall back to random suggestions)."""
+    def observe(self, study) -> tuple[set[str], list[Observed], list[Candidate]]:
+        """The study as the sampler sees it: the keys of every architecture tried, the finished trials (at their
+        accuracy and their own cost values, the figures the report draws) and the running ones."""
         from optuna.trial import TrialState
 
         seen: set[str] = set()
-        observed: list[tuple[Candidate, float]] = []
+        observed: list[Observed] = []
         pending: list[Candidate] = []
         for t in study.get_trials(deepcopy=False):
             if not t.params:
@@ -220,9 +231,15 @@ class CostAwareSampler(optuna.samplers.BaseSampler):
             if t.state == TrialState.COMPLETE and t.values is not None:
                 value = t.values[self.learned]
                 if value is not None and math.isfinite(value):
-                    observed.append((cand, -value if self.objectives[self.learned][1] else value))
+                    loss = -value if self.objectives[self.learned][1] else value
+                    observed.append(Observed(cand, loss, self._measured_costs(t.values, cand)))
             elif t.state in (TrialState.RUNNING, TrialState.WAITING):
                 pending.append(cand)
+        return seen, observed, pending
+
+    def propose(self, study) -> Optional[dict[str, Any]]:
+        """The parameters of the next trial, or None (the space is exhausted: fall back to random suggestions)."""
+        seen, observed, pending = self.observe(study)
         if len(observed) + len(pending) < max(self.n_startup_trials, 2):
             # start-up: no pool yet, so that the first trials start at once (the pool costs its candidates)
             proposal = self._search_unseen(seen)
@@ -254,32 +271,61 @@ class CostAwareSampler(optuna.samplers.BaseSampler):
                 return dict(cand.params)
         return None
 
+    def _measured_costs(self, values: Sequence[Optional[float]], cand: Candidate) -> np.ndarray:
+        """A finished trial's own cost values (what the report draws), in the candidates' sign convention; the
+        candidate's described value where the trial has none."""
+        out = cand.costs.copy()
+        for j, i in enumerate(i for i in range(len(self.objectives)) if i != self.learned):
+            value = values[i] if i < len(values) else None
+            if value is not None and math.isfinite(value):
+                out[j] = -value if self.objectives[i][1] else value
+        return out
+
     @staticmethod
-    def _front(observed: list[tuple[Candidate, float]]) -> list[Candidate]:
+    def _calibration(observed: list[Observed]) -> np.ndarray:
+        """Per cost objective, the median ratio of the trials' measured values to their described ones. A figure
+        known before training (GFLOPs, params) is described exactly: 1. A measured one (``latency_cpu_ms``) is
+        described by its stand-in (the latency predictor), which is biased by the machine's load and the table's
+        age; scaled by the ratio, the candidates' costs are on the axis the report draws and the trials measured."""
+        if not observed:
+            return np.ones(0)
+        described = np.array([o.candidate.costs for o in observed])
+        measured = np.array([o.costs for o in observed])
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratios = np.where(np.abs(described) > 0, measured / described, np.nan)
+        ratios[~np.isfinite(ratios) | (ratios <= 0)] = np.nan
+        scale = np.ones(described.shape[1])
+        has = ~np.all(np.isnan(ratios), axis=0)
+        scale[has] = np.nanmedian(ratios[:, has], axis=0)
+        return scale
+
+    @staticmethod
+    def _front(observed: list[Observed]) -> list[Candidate]:
         if not observed:
             return []
-        loss = np.array([[u, *c.costs] for c, u in observed])
-        return [c for (c, _), keep in zip(observed, pareto_mask(loss, [False] * loss.shape[1])) if keep]
+        loss = np.array([[o.loss, *o.costs] for o in observed])
+        return [o.candidate for o, keep in zip(observed, pareto_mask(loss, [False] * loss.shape[1])) if keep]
 
-    def _scores(
-        self, observed: list[tuple[Candidate, float]], pending: list[Candidate], unseen: list[Candidate]
-    ) -> np.ndarray:
+    def _scores(self, observed: list[Observed], pending: list[Candidate], unseen: list[Candidate]) -> np.ndarray:
         """EHVI of every unseen candidate, in the report's normalisation (each objective's [best, worst] -> [0, 1],
-        accuracy over the trials seen, costs over the pool; reference point 1.1)."""
+        accuracy over the trials seen, costs over the pool and the trials; reference point 1.1). Finished trials
+        count at their measured costs, the others at their described costs scaled by ``_calibration``."""
+        scale = self._calibration(observed)
         all_costs = np.array([c.costs for c in self._pool.values()])
         encoder = Encoder(self._distributions, all_costs)
-        x = np.array([encoder.encode(c.params, c.costs) for c, _ in observed])
-        u = np.array([v for _, v in observed])
+        x = np.array([encoder.encode(o.candidate.params, o.candidate.costs) for o in observed])
+        u = np.array([o.loss for o in observed])
         gp = GaussianProcess(x, u, encoder.categorical, start=self._gp_raw)
         self._gp_raw = gp.raw.numpy().copy()
         mu, sigma = gp.predict(np.array([encoder.encode(c.params, c.costs) for c in unseen]))
         u_lo, u_span = u.min(), max(np.ptp(u), 1e-9)
-        c_lo, c_span = all_costs.min(axis=0), np.where(np.ptp(all_costs, axis=0) > 0, np.ptp(all_costs, axis=0), 1.0)
-        front = [[(v - u_lo) / u_span, *((c.costs - c_lo) / c_span)] for c, v in observed]
+        on_axis = np.vstack([all_costs * scale, [o.costs for o in observed]])
+        c_lo, c_span = on_axis.min(axis=0), np.where(np.ptp(on_axis, axis=0) > 0, np.ptp(on_axis, axis=0), 1.0)
+        front = [[(o.loss - u_lo) / u_span, *((o.costs - c_lo) / c_span)] for o in observed]
         if pending:  # kriging believer: a running trial counts at its predicted accuracy
             p_mu, _ = gp.predict(np.array([encoder.encode(c.params, c.costs) for c in pending]))
-            front += [[(m - u_lo) / u_span, *((c.costs - c_lo) / c_span)] for c, m in zip(pending, p_mu)]
-        costs = np.array([(c.costs - c_lo) / c_span for c in unseen])
+            front += [[(m - u_lo) / u_span, *((c.costs * scale - c_lo) / c_span)] for c, m in zip(pending, p_mu)]
+        costs = np.array([(c.costs * scale - c_lo) / c_span for c in unseen])
         ref = np.full(1 + all_costs.shape[1], HV_REFERENCE)
         if self.optimism is not None:  # HVI of an optimistic bound (UCB-style) instead of its expectation
             return expected_hv_improvement(

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from explorer import analysis
+from explorer.metrics import split_device
 from explorer.report.html import (
     CSS,
     PALETTE,
@@ -58,24 +59,25 @@ def comparison_table(runs: dict[str, tuple[dict, pd.DataFrame]], objectives: lis
 
 
 def shared_objectives(runs: dict[str, tuple[dict, pd.DataFrame]]) -> tuple[list[analysis.Objective], list[str]]:
-    """The first run's objectives that every run measured, and measured alike: a device metric (latency,
-    throughput, memory) measured on another device in some run is left out, and a sentence says why (a CPU and a
-    CUDA latency on one axis would compare two different things)."""
-    metas = {name: meta for name, (meta, _) in runs.items()}
-    devices = {
-        name: analysis.column_devices(analysis.parse_objectives(meta["objectives"])) for name, meta in metas.items()
-    }
-    first = next(iter(metas.values()))
+    """The first run's objectives that every run's table has. A device metric carries its device in its name, so a
+    CPU and a CUDA latency never share an axis; an objective some run lacks is left out with a sentence saying
+    which runs lack it (and what they measured instead, for a device metric)."""
+    first = next(iter(runs.values()))[0]
     shared, apart = [], []
     for o in analysis.parse_objectives(first["objectives"]):
-        if not all(o.metric in df.columns for _, df in runs.values()):
+        lacking = [name for name, (_, df) in runs.items() if o.metric not in df.columns]
+        if not lacking:
+            shared.append(o)
             continue
-        where = {name: d.get(o.metric) for name, d in devices.items()}
-        if o.device and len(set(where.values())) > 1:
-            said = ", ".join(f"{name} on {device}" for name, device in where.items())
-            apart.append(f"{o.metric} is not compared: the runs measured it on different devices ({said}).")
-            continue
-        shared.append(o)
+        base = split_device(o.metric)[0]
+        instead = {
+            name: [c for c in runs[name][1].columns if c != o.metric and split_device(c)[0] == base] for name in lacking
+        }
+        said = "; ".join(
+            f"{name}" + (f" measured {', '.join(cols)} instead" if cols else " has no such column")
+            for name, cols in instead.items()
+        )
+        apart.append(f"{o.metric} is not compared: {said}.")
     return shared, apart
 
 
@@ -119,7 +121,7 @@ def render_comparison(runs: dict[str, tuple[dict, pd.DataFrame]], plotly_src: st
                 data,
                 {
                     "title": {"text": html.escape(f"fronts: {quality.metric} vs {cost.metric}"), "x": 0.02},
-                    "xaxis": axis(cost.metric, device=cost.device),
+                    "xaxis": axis(cost.metric),
                     "yaxis": axis(quality.metric),
                 },
                 css="pareto",

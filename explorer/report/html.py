@@ -46,11 +46,11 @@ def is_percent(metric: str) -> bool:
     return metric.endswith("accuracy") or metric.startswith(("acc", "top"))
 
 
-def label(metric: str, device: str | None = None) -> str:
-    """A column's display name; a metric measured on a device says which (``CPU latency (ms)``)."""
+def label(metric: str) -> str:
+    """A column's display name from the metrics registry; a metric measured on a device says which
+    (``CPU latency (ms)``)."""
     if metric in METRICS:
-        known = METRICS[metric]
-        return f"{device.upper()} {known.label}" if device and known.device else known.label
+        return METRICS[metric].label
     return f"{metric} (%)" if is_percent(metric) else metric
 
 
@@ -136,9 +136,9 @@ def plot(div_id: str, data: list[dict], layout: dict, css: str = "", height: int
     )
 
 
-def axis(metric: str, values: pd.Series | None = None, device: str | None = None) -> dict:
-    """A plotly axis titled by `label(metric, device)`; logarithmic when positive `values` span more than 30×."""
-    out = {"title": {"text": html.escape(label(metric, device))}, "gridcolor": "#eee", "zeroline": False}
+def axis(metric: str, values: pd.Series | None = None) -> dict:
+    """A plotly axis titled by `label(metric)`; logarithmic when positive `values` span more than 30×."""
+    out = {"title": {"text": html.escape(label(metric))}, "gridcolor": "#eee", "zeroline": False}
     if values is not None:
         xs = values.dropna()
         if len(xs) > 1 and (xs > 0).all() and xs.max() / xs.min() > 30:

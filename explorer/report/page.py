@@ -99,7 +99,7 @@ def pareto_figure(
         )
     layout = {
         "title": {"text": html.escape(f"{quality.metric} vs {cost.metric}"), "x": 0.02},
-        "xaxis": axis(cost.metric, table[cost.metric], cost.device),
+        "xaxis": axis(cost.metric, table[cost.metric]),
         "yaxis": axis(quality.metric),
         "legend": {"orientation": "h", "x": 1, "xanchor": "right", "y": 1.02, "yanchor": "bottom"},
     }
@@ -176,13 +176,11 @@ def _proxy_text(meta: dict) -> str:
     )
 
 
-def _trials_table(
-    df: pd.DataFrame, on_front: np.ndarray, metrics: list[str], params: list[str], devices: dict[str, str]
-) -> str:
+def _trials_table(df: pd.DataFrame, on_front: np.ndarray, metrics: list[str], params: list[str]) -> str:
     """All trials, in trial order: Pareto rows (over all objectives) marked, failures with their error; cells carry
     their sort value in data-v (the page's script sorts on header clicks and filters on the search box)."""
     extra = [c for c in ("train_time_s", "epochs", "node_ip") if c in df.columns]
-    head = ["#", "status", "Pareto"] + [label(m, devices.get(m)) for m in metrics + extra] + ["architecture"]
+    head = ["#", "status", "Pareto"] + [label(m) for m in metrics + extra] + ["architecture"]
     head += [p.removeprefix(analysis.PARAM_PREFIX) for p in params] + ["error"]
     out = [
         f'<p><input id="filter" type="search" placeholder="filter rows (any text)" size="40"> '
@@ -436,7 +434,7 @@ def _per_choice_figure(trials: pd.DataFrame, params: list[str], quality: Objecti
                 )
         if cost is not None:
             layout[f"xaxis{ax_s}"] = {
-                **axis(cost.metric, complete[cost.metric], cost.device),
+                **axis(cost.metric, complete[cost.metric]),
                 "domain": [0.5, 0.9],
                 "anchor": f"y{ax_s}",
             }
@@ -530,7 +528,7 @@ def render_page(
             *sections,
             "<h2>Trials</h2>",
             '<p class="note">★ = Pareto-optimal over all objectives.</p>',
-            _trials_table(trials, on_front, metrics, params, analysis.column_devices(objectives)),
+            _trials_table(trials, on_front, metrics, params),
             '<div id="card" class="card" hidden><button class="close" title="close">×</button><div class="body"></div>'
             "</div>",
             f'<script type="application/json" id="trial-data">{script_json(cards)}</script>',

@@ -10,6 +10,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from explorer.metrics import DEFAULT_LATENCY, DEVICE_BASES, DEVICES, device_metric, legacy_metric
 from explorer.search.samplers import resolve_sampler
 from explorer.search.trial import VAL_FRACTION, error_text, status_of
 from explorer.space import SearchSpace, arch_from_params, load_space, parse_space
@@ -26,16 +27,15 @@ def new_run_dir(space: SearchSpace, root: str | Path = "reports") -> Path:
     return run_dir
 
 
+DEVICE_COLUMNS = tuple(device_metric(base, device) for base in DEVICE_BASES for device in DEVICES)
+# the trials table's metric columns; of DEVICE_COLUMNS only those a trial measured (and the CPU latency) appear
 METRIC_COLUMNS = (
     "accuracy",
     "val_accuracy",
     "test_accuracy",
     "gflops",
     "params_m",
-    "latency_ms",
-    "predicted_latency_ms",
-    "throughput",
-    "peak_mem_mb",
+    *DEVICE_COLUMNS,
     "train_time_s",
     "trial_time_s",
     "train_loss",
@@ -78,6 +78,8 @@ def trial_row(
         "role": "search",
     }
     for key in METRIC_COLUMNS:
+        if key in DEVICE_COLUMNS and key not in metrics and key != DEFAULT_LATENCY:
+            continue
         row[key] = float(metrics[key]) if metrics.get(key) is not None else float("nan")
     row["epochs"] = epochs
     row["cached"] = bool(metrics.get("cached", 0.0))
@@ -248,7 +250,16 @@ def read_meta(run_dir: Path) -> dict[str, Any]:
 def stale_run_reason(run_dir: Path, meta: dict[str, Any]) -> str | None:
     """Why a run cannot be resumed by this version, or None. A run written before trials were selected on a
     validation split (and trained with the width-scaled init) has no ``recipe``: new trials would be scored and
-    trained differently from its finished ones, so they could not share a front."""
+    trained differently from its finished ones, so they could not share a front. A run whose objectives name a device
+    metric without its device (``latency_ms``, before columns carried it) has a searcher and a study that wait for
+    that name, which no trial reports now."""
+    legacy = next((o for o in meta.get("objectives", []) if o.get("metric") in DEVICE_BASES), None)
+    if legacy is not None and "recipe" in meta:
+        now = legacy_metric(legacy["metric"], legacy.get("device"))
+        return (
+            f"{run_dir}: started by an earlier version, whose objective {legacy['metric']} is called {now} now; "
+            f"its study cannot take the new name. Start a new search (`explorer report {run_dir}` still draws this one)"
+        )
     if "recipe" in meta:
         return None
     return (

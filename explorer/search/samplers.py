@@ -50,8 +50,10 @@ def costaware_unsupported(space: SearchSpace) -> str | None:
 
 
 def predicted_costs(space: SearchSpace, params: dict[str, Any]) -> tuple[str, dict[str, float]] | None:
-    """The costaware sampler's view of a candidate before any training: its content hash and every cost objective
-    (latency from the predictor), or None when the parameters build no valid model or break a constraint."""
+    """The costaware sampler's view of a candidate before any training: its content hash and every cost objective,
+    or None when the parameters build no valid model or break a constraint. Latency comes from the predictor: as
+    itself for ``predicted_latency_*_ms``, and as the stand-in of a measured ``latency_*_ms``, which the sampler
+    calibrates against the trials' measurements (``CostAwareSampler._calibration``)."""
     from explorer.arch import ArchError
     from explorer.cost import fast_costs, predict_latency_ms
     from explorer.models import build
@@ -66,7 +68,7 @@ def predicted_costs(space: SearchSpace, params: dict[str, Any]) -> tuple[str, di
         metrics["gflops"] = flops / 1e9
     model = None
     for objective in space.objectives:
-        if "latency" in objective.metric:
+        if "latency" in objective.metric and objective.device is not None:
             model = model or build(arch)
             metrics[objective.metric] = predict_latency_ms(
                 arch, objective.device, model=model, threads=space.budget.cpus_per_trial

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from explorer.metrics import device_metric, split_device
 from explorer.space import SearchSpace, arch_from_params, parse_space
 
 if TYPE_CHECKING:  # explorer.train imports torch, which a Ray worker loads only when it trains
@@ -43,7 +44,7 @@ def _task_data(space: SearchSpace):
 
 def _latency_device(space: SearchSpace) -> str:
     """The device a latency constraint refers to: the one of a latency objective, else the CPU."""
-    return next((o.device for o in space.objectives if "latency" in o.metric), "cpu")
+    return next((o.device for o in space.objectives if o.device and "latency" in o.metric), "cpu")
 
 
 def check_constraints(space: SearchSpace, metrics: dict[str, float], arch=None, model=None) -> None:
@@ -61,7 +62,7 @@ def check_constraints(space: SearchSpace, metrics: dict[str, float], arch=None, 
         from explorer.cost import predict_latency_ms
 
         device = _latency_device(space)
-        predicted = metrics.get("predicted_latency_ms") or predict_latency_ms(
+        predicted = metrics.get(device_metric("predicted_latency_ms", device)) or predict_latency_ms(
             arch, device=device, model=model, threads=space.budget.cpus_per_trial
         )
         if predicted > limit:
@@ -85,14 +86,16 @@ def trial_cost(space: SearchSpace, arch, model, threads: int) -> tuple[dict[str,
     parts = params_by_part(model)
     metrics: dict[str, float] = {"params_m": sum(parts.values()) / 1e6, "gflops": flops.gflops}
     check_constraints(space, metrics, arch, model)
-    by_device: dict[str, list[str]] = {}
+    by_device: dict[str, set[str]] = {}
     for objective in space.objectives:
-        if objective.metric not in ("accuracy", *metrics):
-            by_device.setdefault(objective.device, []).append(objective.metric)
-    if "latency_ms" not in by_device.get("cuda", []):
-        by_device.setdefault("cpu", []).append("latency_ms")  # the table always has a CPU latency column
+        base, device = split_device(objective.metric)
+        if device is not None:
+            by_device.setdefault(device, set()).add(base)
+    if "latency_ms" not in by_device.get("cuda", ()):  # the CPU latency column, unless the run times on CUDA
+        by_device.setdefault("cpu", set()).add("latency_ms")
     for device, names in by_device.items():
-        metrics.update(objective_metrics(arch, model, sorted(set(names)), device=device, threads=threads, repeats=5))
+        measured = objective_metrics(arch, model, sorted(names), device=device, threads=threads, repeats=5)
+        metrics.update({device_metric(base, device): value for base, value in measured.items()})
     model.to("cpu")
     breakdown = {"params_by_part": parts, "flops_by_part": flops.by_part, "flops_by_operator": flops.by_operator}
     return metrics, breakdown

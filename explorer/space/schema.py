@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from typing import Any, Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, field_validator, model_validator
 
 from explorer.data.tasks import TaskConfig
-from explorer.metrics import PREDICTABLE_COSTS
+from explorer.metrics import DEVICE_BASES, METRICS, PREDICTABLE_COSTS, device_metric
 
 Scalar = (int, float, str, bool)
 
@@ -22,10 +22,43 @@ class StrictModel(BaseModel):
 
 
 class ObjectiveSpec(StrictModel):
-    # explorer.metrics.OBJECTIVE_METRICS, spelt out for the schema (tests/test_metrics.py keeps them equal)
-    metric: Literal["accuracy", "gflops", "params_m", "latency_ms", "predicted_latency_ms", "throughput", "peak_mem_mb"]
+    """One objective. A metric measured on a device is named with it (``latency_cuda_ms``), or by its base name and
+    ``device`` (``{metric: latency_ms, device: cuda}``, the device defaulting to the CPU); either way the objective
+    is stored under the device-carrying name, which is its column in the trials table."""
+
+    # explorer.metrics.OBJECTIVE_METRICS and DEVICE_BASES, spelt out for the schema (tests/test_metrics.py keeps
+    # them equal)
+    metric: Literal[
+        "accuracy",
+        "gflops",
+        "params_m",
+        "latency_cpu_ms",
+        "latency_cuda_ms",
+        "predicted_latency_cpu_ms",
+        "predicted_latency_cuda_ms",
+        "throughput_cpu",
+        "throughput_cuda",
+        "peak_mem_cpu_mb",
+        "peak_mem_cuda_mb",
+        "latency_ms",
+        "predicted_latency_ms",
+        "throughput",
+        "peak_mem_mb",
+    ]
     mode: Literal["max", "min"]
-    device: Literal["cpu", "cuda"] = "cpu"  # where latency/throughput/memory are measured
+    device: Optional[Literal["cpu", "cuda"]] = None  # where latency/throughput/memory are measured
+
+    @model_validator(mode="after")
+    def _device_in_the_name(self) -> "ObjectiveSpec":
+        if self.metric in DEVICE_BASES:
+            self.metric = device_metric(self.metric, self.device or "cpu")
+        measured_on = METRICS[self.metric].device
+        # a device on a metric measured on none (accuracy, GFLOPs) is ignored: run.json files of older versions
+        # wrote the default device for every objective
+        if measured_on is not None and self.device not in (None, measured_on):
+            raise ValueError(f"{self.metric} is measured on {measured_on}, but the objective has device: {self.device}")
+        self.device = measured_on
+        return self
 
 
 class AuditSpec(StrictModel):
