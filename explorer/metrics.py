@@ -8,8 +8,9 @@ device it is given); ``device_metric`` and ``split_device`` translate.
 
 ``objective``: a space may optimise it; ``before_training``: known on the driver before a trial trains (from the
 spec, or the per-block latency predictor for ``predicted_latency_*_ms``), so the costaware sampler and the
-constraints can use it without a measurement; ``measured_by``: the before-training figure the costaware sampler
-stands in for a measured objective until the trials measure it (it calibrates the stand-in against them).
+constraints can use it without a measurement; ``stand_in``: the before-training figure the costaware sampler uses
+for a measured objective (``latency_cpu_ms`` ← ``predicted_latency_cpu_ms``), calibrated against the trials'
+measurements.
 """
 
 from __future__ import annotations

@@ -82,6 +82,27 @@ def test_predicted_costs_are_what_the_trial_measures():
     assert predicted_costs(space, {"s0.mixer": "posmlp", "s0.depth": 1, "s0.width": 32}) is None
 
 
+def test_a_measured_latency_objective_is_described_by_the_latency_predictor():
+    """costaware describes a candidate's measured CPU latency by the predictor's figure for the CPU (its stand-in,
+    calibrated later against the trials), under the objective's own name."""
+    from explorer.cost import predict_latency_ms
+    from explorer.search import predicted_costs
+    from explorer.space import arch_from_params, parse_space
+
+    space = parse_space(
+        {
+            "name": "lat",
+            "task": {"name": "trev", "preset": "smoke"},
+            "objectives": [{"metric": "accuracy", "mode": "max"}, {"metric": "latency_cpu_ms", "mode": "min"}],
+            "stages": [{"depth": 1, "width": {"choice": [8, 16]}, "mixer": "conv3d"}],
+        }
+    )
+    params = {"s0.width": 16}
+    _, costs = predicted_costs(space, params)
+    predicted = predict_latency_ms(arch_from_params(space, params), "cpu", threads=1)
+    assert set(costs) == {"params_m", "latency_cpu_ms"} and costs["latency_cpu_ms"] == predicted > 0
+
+
 def test_default_costaware_falls_back_to_tpe_where_it_cannot_predict_an_objective():
     from explorer.search import make_sampler, resolve_sampler
     from explorer.space import parse_space

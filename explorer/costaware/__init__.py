@@ -14,7 +14,10 @@ latency) can be worked out on the driver before a trial starts, by building the 
    different. Its inputs are the parameters and the log cost objectives, since capacity predicts accuracy. The
    hyper-parameters are fitted by L-BFGS on the marginal likelihood with log-normal priors.
 3. **Acquisition.** Each candidate is scored by the hypervolume improvement (HVI) it would add to the front found so
-   far, with its accuracy at the optimistic bound mu + ``optimism`` x sigma (UCB-style). The costs are exact.
+   far, with its accuracy at the optimistic bound mu + ``optimism`` x sigma (UCB-style). The costs are exact,
+   except a measured latency (``latency_cpu_ms``): candidates carry the latency predictor's figure, scaled by the
+   median measured/predicted ratio of the finished trials, and finished trials count at what they measured, so
+   the front the sampler extends is the one the report draws.
    ``optimism=None`` scores by the expected HVI instead (closed form: ``expected_hv_improvement``). The scores use
    the normalisation and reference point (1.1) of the report's hypervolume. Trials still running count at their
    predicted mean ("kriging believer"), so concurrent trials spread out.
