@@ -61,24 +61,25 @@ name: never
 task: {name: trev, preset: smoke}
 stages:
   - depth: {choice: [1, 2]}
-    width: 30
-    mixer: {posmlp: {groups: 4, window: 4}}
+    width: 32
+    mixer: {posmlp: {groups: 4, window: 3}}
 """
 
 
 def test_a_space_that_never_builds_is_an_error_before_anything_runs(tmp_path, capsys):
-    # width 30 is a literal that groups 4 can never divide: every sample fails, whatever the depth
+    # a window of 3 never tiles the 8x8 grid of the smoke clips behind the patch-4 stem (a fact of the built model,
+    # which the loader cannot see): every sample fails, whatever the depth
     path = tmp_path / "never.yaml"
     path.write_text(NEVER_BUILDS)
     assert main(["inspect", str(path), "--no-progress"]) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"error: {path}: no architecture of this space builds (64 of 64 random samples rejected)")
-    assert "posmlp groups 4 do not divide width 30 (64x)" in err and len(err.splitlines()) == 1
+    assert "posmlp window 3 does not tile the 8x8 grid (64x)" in err and len(err.splitlines()) == 1
     out = tmp_path / "runs"
     assert main(["search", str(path), "--out", str(out), "--no-progress"]) == 2
     assert "no architecture of this space builds" in capsys.readouterr().err and not out.exists()
     path.write_text(NEVER_BUILDS.replace("depth: {choice: [1, 2]}", "depth: 1"))  # one architecture: one try
     assert main(["inspect", str(path), "--no-progress"]) == 2
     assert "(1 of 1 random samples rejected)" in capsys.readouterr().err
-    path.write_text(NEVER_BUILDS.replace("width: 30", "width: {choice: [30, 32]}"))  # one width builds
+    path.write_text(NEVER_BUILDS.replace("window: 3", "window: {choice: [3, 4]}"))  # one window builds
     assert main(["inspect", str(path), "--no-progress", "--samples", "4"]) == 0

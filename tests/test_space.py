@@ -65,7 +65,7 @@ def write(tmp_path: Path, text: str) -> Path:
             GOOD.replace("kernel_t: {choice: [1, 3]}", "kernel_t: {choice: [1, 2]}"),
             8,
             "stages[0].mixer.choice.conv3d.kernel_t",
-            "kernel must be odd",
+            "must be odd for 'same' padding",
         ),
         # malformed value template
         (

@@ -195,7 +195,7 @@ def test_error_inside_an_included_file_names_that_file_and_line():
         load_space(INCLUDE / "bad_child.yaml")
     err = info.value
     assert (err.file, err.line, err.field) == (str(INCLUDE / "bad_base.yaml"), 7, "stages[0].mixer.conv3d.kernel_t")
-    assert "kernel must be odd" in err.message
+    assert "must be odd for 'same' padding" in err.message
 
 
 def test_include_cycle_is_an_error():

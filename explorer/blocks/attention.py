@@ -23,11 +23,18 @@ from timm.layers import Mlp
 
 from explorer.blocks.layers import drop_path_or_identity, init_linear
 from explorer.blocks.merge import TokenState
-from explorer.blocks.registry import BlockContext, InvalidCombination, MixerOptions, register_mixer, register_preset
+from explorer.blocks.registry import (
+    DIVIDES_WIDTH,
+    BlockContext,
+    InvalidCombination,
+    MixerOptions,
+    register_mixer,
+    register_preset,
+)
 
 
 class AttentionOptions(MixerOptions):
-    heads: int = Field(4, ge=1, description="attention heads h (head width C/h)")
+    heads: int = Field(4, ge=1, description="attention heads h (head width C/h)", json_schema_extra=DIVIDES_WIDTH)
     space_time: Literal["joint", "divided"] = Field(
         "joint",
         description="joint: one attention over all T·H·W tokens; divided (TimeSformer): attention over "

@@ -12,12 +12,12 @@ from pydantic import Field, field_validator
 from timm.layers import Mlp
 
 from explorer.blocks.layers import DepthwiseConv3d, drop_path_or_identity
-from explorer.blocks.registry import BlockContext, MixerOptions, register_mixer, register_preset
+from explorer.blocks.registry import ODD, BlockContext, MixerOptions, register_mixer, register_preset
 
 
 class Conv3dOptions(MixerOptions):
-    kernel_t: int = Field(3, ge=1, description="temporal kernel; 1 makes the block frame-wise")
-    kernel_s: int = Field(3, ge=1, description="spatial kernel")
+    kernel_t: int = Field(3, ge=1, description="temporal kernel; 1 makes the block frame-wise", json_schema_extra=ODD)
+    kernel_s: int = Field(3, ge=1, description="spatial kernel", json_schema_extra=ODD)
     depthwise: bool = Field(True, description="depthwise (groups = channels) or dense convolution")
 
     @field_validator("kernel_t", "kernel_s")

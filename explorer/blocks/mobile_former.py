@@ -24,11 +24,19 @@ from typing import Literal, Optional
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from pydantic import Field
+from pydantic import Field, field_validator
 from timm.layers import trunc_normal_
 
 from explorer.blocks.layers import DepthwiseConv3d, drop_path_or_identity
-from explorer.blocks.registry import BlockContext, InvalidCombination, MixerOptions, register_mixer, register_preset
+from explorer.blocks.registry import (
+    DIVIDES_WIDTH,
+    ODD,
+    BlockContext,
+    InvalidCombination,
+    MixerOptions,
+    register_mixer,
+    register_preset,
+)
 
 _LATER = {"omit_default": True}  # options added after the first presets: left out of specs at their default
 
@@ -41,13 +49,19 @@ class MobileFormerOptions(MixerOptions):
         3,
         ge=1,
         description="temporal extent of the depthwise kernel (k_t×3×3); 1 = the image Mobile-Former applied per frame",
+        json_schema_extra=ODD,
     )
     factorized: bool = Field(
         False,
         description="(2+1)-D: depthwise 1×3×3 (+BN) then depthwise k_t×1×1 (+BN) instead of one depthwise k_t×3×3",
     )
     dynamic_relu: bool = Field(True, description="dynamic ReLU with slopes from token z_0 (off, or no tokens: ReLU)")
-    bridge_heads: int = Field(2, ge=1, description="heads h of both cross-attention bridges (channels split in h)")
+    bridge_heads: int = Field(
+        2,
+        ge=1,
+        description="heads h of both cross-attention bridges (channels split in h)",
+        json_schema_extra=DIVIDES_WIDTH,
+    )
     former_heads: int = Field(4, ge=1, description="heads of the Former's token self-attention")
     former_ffn: float = Field(2.0, gt=0, description="expansion of the Former's FFN")
     token_gate: bool = Field(True, description="dynamic token scaling O ⊙ 2·hsigmoid(Z W_α) in Mobile→Former")
@@ -77,6 +91,13 @@ class MobileFormerOptions(MixerOptions):
         "Mobile-Former-26M: 4)",
         json_schema_extra=_LATER,
     )
+
+    @field_validator("temporal_kernel")
+    @classmethod
+    def _odd(cls, k: int) -> int:
+        if k % 2 == 0:
+            raise ValueError("temporal_kernel must be odd for 'same' padding")
+        return k
 
 
 def _split_heads(x: torch.Tensor, heads: int) -> torch.Tensor:  # (B, L, C) -> (B, h, L, C/h)
@@ -331,8 +352,6 @@ class MobileFormerBlock(nn.Module):
         dim, in_dim = ctx.dim, ctx.in_channels
         num, token_dim = ctx.tokens
         kt = opts.temporal_kernel
-        if kt % 2 == 0:
-            raise InvalidCombination(f"temporal_kernel {kt} is even: 'same' padding needs odd")
         kind = opts.first_block if ctx.index == 0 else "dna"
         conv_only = kind == "dna3" and opts.second_expansion == 0
         self.carries_tokens = num > 0

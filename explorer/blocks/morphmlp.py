@@ -24,7 +24,14 @@ from pydantic import Field
 from timm.layers import Mlp
 
 from explorer.blocks.layers import drop_path_or_identity, init_linear
-from explorer.blocks.registry import BlockContext, InvalidCombination, MixerOptions, register_mixer, register_preset
+from explorer.blocks.registry import (
+    DIVIDES_WIDTH,
+    BlockContext,
+    InvalidCombination,
+    MixerOptions,
+    register_mixer,
+    register_preset,
+)
 
 
 class MorphMLPOptions(MixerOptions):
@@ -34,12 +41,14 @@ class MorphMLPOptions(MixerOptions):
         description="chunk length L: tokens per chunk along a row (width branch) and a column (height branch), "
         "also the number of channel groups; must divide the width C and the H·W tokens of a frame. "
         "L = H·W selects the two-branch full-frame form of the released stage 4",
+        json_schema_extra=DIVIDES_WIDTH,
     )
     temporal_groups: Optional[int] = Field(
         None,
         ge=1,
         description="temporal groups G of MorphFC_t: each location mixes a T'·C/G vector (G contiguous channel "
         "groups over all T' frames); None = G = T' so that the temporal FC is C×C (16-frame release)",
+        json_schema_extra=DIVIDES_WIDTH,
     )
     reweight: bool = Field(
         True,

@@ -25,7 +25,14 @@ from einops import rearrange
 from pydantic import Field
 
 from explorer.blocks.layers import drop_path_or_identity, init_linear
-from explorer.blocks.registry import BlockContext, InvalidCombination, MixerOptions, register_mixer, register_preset
+from explorer.blocks.registry import (
+    DIVIDES_WIDTH,
+    BlockContext,
+    InvalidCombination,
+    MixerOptions,
+    register_mixer,
+    register_preset,
+)
 
 
 class PosMLPOptions(MixerOptions):
@@ -34,7 +41,12 @@ class PosMLPOptions(MixerOptions):
         description="parallel = released PoSGU ‖ PoTGU with one residual; spatial_temporal / "
         "temporal_spatial = serial gated layers, each with its own residual; joint = PoSTGU",
     )
-    groups: int = Field(8, ge=1, description="channel groups g (interleaved: channel c uses table column c mod g)")
+    groups: int = Field(
+        8,
+        ge=1,
+        description="channel groups g (interleaved: channel c uses table column c mod g)",
+        json_schema_extra=DIVIDES_WIDTH,
+    )
     window: int = Field(14, ge=1, description="spatial window w of PoSGU/PoSTGU (clamped to the stage's size)")
     temporal_window: Optional[int] = Field(
         None, ge=1, description="PoSTGU temporal window T_w (joint only; must divide T'); None = all T' frames"

@@ -14,6 +14,22 @@ from typing import Callable, Literal
 import torch.nn as nn
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+# Rules an option states in its JSON schema (``json_schema_extra``) beside its pydantic checks, so that the space
+# loader can check a written value from catalogue.json without importing torch. The options' validators and the
+# block factories stay the authority; tests/blocks/test_catalogue.py checks that the schemas agree with them.
+ODD = {"not": {"multipleOf": 2}, "x-why": "must be odd for 'same' padding"}
+DIVIDES_WIDTH = {"x-divides": "width"}  # the factory raises InvalidCombination unless it divides the stage's width
+_SCHEMA_KEYS = ("type", "enum", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "anyOf", "not")
+_SCHEMA_KEYS += ("x-why", "x-divides")
+
+
+def option_schema(prop: dict) -> dict:
+    """An option's JSON schema without its prose (title, description, default): what a value must satisfy."""
+    out = {k: v for k, v in prop.items() if k in _SCHEMA_KEYS}
+    if "anyOf" in out:
+        out["anyOf"] = [option_schema(p) for p in out["anyOf"]]
+    return out
+
 
 class MixerOptions(BaseModel):
     """Base of every mixer's options: unknown keys are errors, values are checked and coerced."""
@@ -123,13 +139,18 @@ CATALOGUE = Path(__file__).with_name("catalogue.json")
 
 
 def catalogue() -> dict[str, dict]:
-    """Every registered mixer's option names and layout, as ``catalogue.json`` holds them: the space loader reads
-    that file to name an unknown mixer or option without importing torch (tests/blocks/test_catalogue.py keeps the
-    file equal to the registry; ``python -m explorer.blocks`` rewrites it)."""
-    return {
-        name: {"layout": entry.layout, "options": list(entry.options.model_fields)}
-        for name, entry in sorted(_REGISTRY.items())
-    }
+    """Every registered mixer's layout and options (name → JSON schema of a valid value), as ``catalogue.json``
+    holds them: the space loader reads that file to name an unknown mixer or option, and to check a written value,
+    without importing torch (tests/blocks/test_catalogue.py keeps the file equal to the registry; ``python -m
+    explorer.blocks`` rewrites it)."""
+    out = {}
+    for name, entry in sorted(_REGISTRY.items()):
+        props = entry.options.model_json_schema()["properties"]
+        out[name] = {
+            "layout": entry.layout,
+            "options": {o: option_schema(props[o]) for o in entry.options.model_fields},
+        }
+    return out
 
 
 def write_catalogue() -> Path:

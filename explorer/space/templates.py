@@ -203,9 +203,11 @@ def check_templates(space: SearchSpace, located: Located) -> None:
         kind_choice(stage.mixer, ("stages", i, "mixer"), located, "mixer", space)[0]
         for i, stage in enumerate(space.stages)
     ]
-    for kinds in mixers:  # names first, from the catalogue (no torch) ...
-        _check_mixer_names(kinds, located)
-    from explorer.blocks import parse_options  # ... then values, by the options' schemas: this imports torch
+    for i, (stage, kinds) in enumerate(zip(space.stages, mixers)):  # names and values first, from the catalogue
+        _check_mixer_names(kinds, located)  # (no torch) ...
+        widths = _listed_values(space, stage.width, ("stages", i, "width"), located)
+        _check_mixer_values(space, kinds, widths, located)
+    from explorer.blocks import parse_options  # ... then by the options' own validators: this imports torch
 
     for kinds in mixers:
         for kind, (options, loc) in kinds.items():
@@ -249,6 +251,44 @@ def _check_mixer_names(kinds: dict[str, tuple[Any, Loc]], located: Located) -> N
                     f"{did_you_mean(name, allowed)}; expected one of: "
                     f"{', '.join(allowed)}",
                 )
+
+
+def _listed_values(space: SearchSpace, template: Any, loc: Loc, located: Located) -> list[Any] | None:
+    """Every value a template can take when it lists them (a literal or a choice); None for a range."""
+    template, loc = _resolve(space, template, loc, located)
+    if isinstance(template, dict) and "choice" not in template:
+        return None
+    return _value_candidates(template, loc, located)
+
+
+def _check_mixer_values(
+    space: SearchSpace, kinds: dict[str, tuple[Any, Loc]], widths: list[Any] | None, located: Located
+) -> None:
+    """Each written option value against its JSON schema in the catalogue (``explorer.blocks.registry``: type,
+    bounds, choices, odd kernels), and an option the block needs to divide the stage's width (heads, groups)
+    against the widths the stage can take: a value that divides none of them can never build."""
+    from jsonschema import Draft202012Validator
+    from jsonschema.exceptions import best_match
+
+    known = mixer_catalogue()
+    for kind, (options, loc) in kinds.items():
+        for name, template in options.items():
+            schema = known[kind]["options"][name]
+            values, vloc = _candidates(space, template, loc + (name,), located)
+            for value in values:
+                error = best_match(Draft202012Validator(schema).iter_errors(value))
+                if error is not None:
+                    why = schema.get("x-why") if error.validator == "not" else error.message
+                    raise located.error(vloc, f"{why} (got {value!r})")
+            listed = _listed_values(space, template, loc + (name,), located)
+            if schema.get("x-divides") != "width" or listed is None or widths is None:
+                continue
+            for value in listed:
+                if isinstance(value, int) and not any(isinstance(w, int) and w % value == 0 for w in widths):
+                    said = ", ".join(map(str, widths))
+                    raise located.error(
+                        vloc, f"{kind} {name}: {value} divides none of the stage's widths ({said}), so it never builds"
+                    )
 
 
 def _check_global_tokens(space: SearchSpace, tokens: dict[str, Any], loc: Loc, located: Located) -> None:

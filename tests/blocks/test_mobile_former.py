@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 
 from explorer.arch import Arch, ArchError
-from explorer.blocks import BlockContext, InvalidCombination, get_mixer
+from explorer.blocks import BlockContext, InvalidCombination, get_mixer, parse_options
 from explorer.blocks.mobile_former import (
     DynamicReLU,
     Former,
@@ -169,8 +169,8 @@ def test_video_kernel_sees_neighbouring_frames_and_temporal_kernel_1_does_not():
 def test_invalid_combinations_are_explained():
     with pytest.raises(InvalidCombination, match="3 heads do not divide width 8"):
         _block(bridge_heads=3)
-    with pytest.raises(InvalidCombination, match="temporal_kernel 2"):
-        _block(temporal_kernel=2)
+    with pytest.raises(ValueError, match="temporal_kernel must be odd for 'same' padding"):  # refused by the options
+        parse_options("mobile_former", {"temporal_kernel": 2})
 
 
 def _conv3d_spec(tokens: dict | None) -> dict:
