@@ -8,24 +8,17 @@ from __future__ import annotations
 
 import torch
 import torch.nn as nn
-from pydantic import Field, field_validator
+from pydantic import Field
 from timm.layers import Mlp
 
 from explorer.blocks.layers import DepthwiseConv3d, drop_path_or_identity
-from explorer.blocks.registry import ODD, BlockContext, MixerOptions, register_mixer, register_preset
+from explorer.blocks.registry import BlockContext, MixerOptions, OddInt, register_mixer, register_preset
 
 
 class Conv3dOptions(MixerOptions):
-    kernel_t: int = Field(3, ge=1, description="temporal kernel; 1 makes the block frame-wise", json_schema_extra=ODD)
-    kernel_s: int = Field(3, ge=1, description="spatial kernel", json_schema_extra=ODD)
+    kernel_t: OddInt = Field(3, ge=1, description="temporal kernel; 1 makes the block frame-wise")
+    kernel_s: OddInt = Field(3, ge=1, description="spatial kernel")
     depthwise: bool = Field(True, description="depthwise (groups = channels) or dense convolution")
-
-    @field_validator("kernel_t", "kernel_s")
-    @classmethod
-    def _odd(cls, k: int) -> int:
-        if k % 2 == 0:
-            raise ValueError("kernel must be odd for 'same' padding")
-        return k
 
 
 class Conv3dMixer(nn.Module):

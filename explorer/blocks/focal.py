@@ -29,11 +29,11 @@ from typing import Any, Literal
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, model_validator
 from timm.layers import Mlp
 
 from explorer.blocks.layers import DepthwiseConv3d, drop_path_or_identity, init_linear
-from explorer.blocks.registry import ODD, BlockContext, MixerOptions, register_mixer, register_preset
+from explorer.blocks.registry import BlockContext, MixerOptions, OddInt, register_mixer, register_preset
 
 Combination = Literal["parallel", "serial", "spatial_only", "joint3d"]
 Axes = Literal["spatial", "temporal", "joint"]
@@ -50,21 +50,12 @@ class FocalOptions(MixerOptions):
         "modulator)",
     )
     focal_levels: int = Field(2, ge=1, description="focal levels L (plus one global level)")
-    focal_window: int = Field(
-        3, ge=1, description="kernel of the first level w; level ℓ uses w + 2(ℓ−1)", json_schema_extra=ODD
-    )
+    focal_window: OddInt = Field(3, ge=1, description="kernel of the first level w; level ℓ uses w + 2(ℓ−1)")
     temporal_conv: Literal["dense", "depthwise"] = Field(
         "dense",
         description="temporal-branch convs: dense C×C×k (released) or depthwise; only combinations with a "
         "temporal branch (parallel, serial) use it, the others normalise it to 'dense'",
     )
-
-    @field_validator("focal_window")
-    @classmethod
-    def _odd(cls, k: int) -> int:
-        if k % 2 == 0:
-            raise ValueError("focal window must be odd for 'same' padding")
-        return k
 
     @model_validator(mode="before")
     @classmethod

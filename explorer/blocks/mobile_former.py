@@ -24,16 +24,16 @@ from typing import Literal, Optional
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from pydantic import Field, field_validator
+from pydantic import Field
 from timm.layers import trunc_normal_
 
 from explorer.blocks.layers import DepthwiseConv3d, drop_path_or_identity
 from explorer.blocks.registry import (
     DIVIDES_WIDTH,
-    ODD,
     BlockContext,
     InvalidCombination,
     MixerOptions,
+    OddInt,
     register_mixer,
     register_preset,
 )
@@ -45,11 +45,10 @@ class MobileFormerOptions(MixerOptions):
     expansion: Optional[float] = Field(
         None, gt=0, description="inverted-bottleneck expansion e (hidden = e·C); None = the stage's mlp_ratio"
     )
-    temporal_kernel: int = Field(
+    temporal_kernel: OddInt = Field(
         3,
         ge=1,
         description="temporal extent of the depthwise kernel (k_t×3×3); 1 = the image Mobile-Former applied per frame",
-        json_schema_extra=ODD,
     )
     factorized: bool = Field(
         False,
@@ -91,13 +90,6 @@ class MobileFormerOptions(MixerOptions):
         "Mobile-Former-26M: 4)",
         json_schema_extra=_LATER,
     )
-
-    @field_validator("temporal_kernel")
-    @classmethod
-    def _odd(cls, k: int) -> int:
-        if k % 2 == 0:
-            raise ValueError("temporal_kernel must be odd for 'same' padding")
-        return k
 
 
 def _split_heads(x: torch.Tensor, heads: int) -> torch.Tensor:  # (B, L, C) -> (B, h, L, C/h)

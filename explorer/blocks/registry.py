@@ -9,15 +9,15 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Literal
+from typing import Annotated, Callable, Literal
 
 import torch.nn as nn
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
 # Rules an option states in its JSON schema (``json_schema_extra``) beside its pydantic checks, so that the space
 # loader can check a written value from catalogue.json without importing torch. The options' validators and the
 # block factories stay the authority; tests/blocks/test_catalogue.py checks that the schemas agree with them.
-ODD = {"not": {"multipleOf": 2}, "x-why": "must be odd for 'same' padding"}
+ODD_WHY = "must be odd for 'same' padding"
 DIVIDES_WIDTH = {"x-divides": "width"}  # the factory raises InvalidCombination unless it divides the stage's width
 _SCHEMA_KEYS = ("type", "enum", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "anyOf", "not")
 _SCHEMA_KEYS += ("x-why", "x-divides")
@@ -29,6 +29,16 @@ def option_schema(prop: dict) -> dict:
     if "anyOf" in out:
         out["anyOf"] = [option_schema(p) for p in out["anyOf"]]
     return out
+
+
+def _odd(k: int) -> int:
+    if k % 2 == 0:
+        raise ValueError(ODD_WHY)
+    return k
+
+
+# an option that must be odd (a kernel with 'same' padding): the validator, and the same rule in its JSON schema
+OddInt = Annotated[int, AfterValidator(_odd), Field(json_schema_extra={"not": {"multipleOf": 2}, "x-why": ODD_WHY})]
 
 
 class MixerOptions(BaseModel):

@@ -169,7 +169,7 @@ def test_video_kernel_sees_neighbouring_frames_and_temporal_kernel_1_does_not():
 def test_invalid_combinations_are_explained():
     with pytest.raises(InvalidCombination, match="3 heads do not divide width 8"):
         _block(bridge_heads=3)
-    with pytest.raises(ValueError, match="temporal_kernel must be odd for 'same' padding"):  # refused by the options
+    with pytest.raises(ValueError, match="temporal_kernel: must be odd for 'same' padding"):  # refused by the options
         parse_options("mobile_former", {"temporal_kernel": 2})
 
 
