@@ -95,6 +95,10 @@ class FocalContext(nn.Module):
                 conv = DepthwiseConv3d(dim, dim, k, padding=k // 2, bias=False)
             layers.append(nn.Sequential(conv, nn.GELU()))
         self.focal_layers = nn.ModuleList(layers)
+        # a dense temporal conv runs on a contiguous (B, C, T, H·W) copy: on the channels-last view its backward took
+        # 1.6-2.4x as long at the released shape (1x8x56²x96), and the copy costs nothing measurable at proxy shapes
+        # (experiments/block_speed/README.md, training step)
+        self.copy_in = axes == "temporal" and dense
         self.global_dims = {"spatial": (2, 3), "temporal": (2,), "joint": (2, 3, 4)}[axes]
         self.h = nn.Linear(dim, dim)  # the 1×1 modulator, applied channels-last
 
@@ -119,6 +123,8 @@ class FocalContext(nn.Module):
         shape = z.shape
         z = self.fold(z.contiguous())  # a channels_last-format view: the fast path of the CPU convs
         gates = self.fold(gates)
+        if self.copy_in:
+            z, gates = z.contiguous(), gates.contiguous()
         aggregate = 0
         for level, layer in enumerate(self.focal_layers):
             z = layer(z)
