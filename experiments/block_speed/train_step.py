@@ -150,6 +150,40 @@ def morph_copy(ours: nn.Module, release: nn.Module) -> None:
     )
 
 
+# ------------------------------------------------------------------------------------------------ PosMLP-Video
+
+
+def _posmlp_window_groups(shape: Shape) -> tuple[int, int]:
+    """Window and groups: 14 and 8 at the released stage-1 shape, the proxy preset's 8 / 4 and 4 / 8 otherwise."""
+    h = shape[2]
+    return {56: (14, 8), 8: (8, 4), 4: (4, 8)}[h]
+
+
+def posmlp_ours(shape: Shape) -> nn.Module:
+    _, t, h, w, c = shape
+    window, groups = _posmlp_window_groups(shape)
+    opts = parse_options("posmlp", {"arrangement": "parallel", "window": window, "groups": groups})
+    return get_mixer("posmlp").build(BlockContext(c, (t, h, w), 4.0, 0.0), opts)
+
+
+def posmlp_release(module: types.ModuleType, shape: Shape) -> nn.Module:
+    _, t, _, _, c = shape
+    window, groups = _posmlp_window_groups(shape)
+    return module.PermutatorBlock(
+        c, gamma=groups, win_size=window, win_size_t=t, act_layer=nn.GELU, norm_layer=nn.LayerNorm
+    )
+
+
+@torch.no_grad()
+def posmlp_copy(ours: nn.Module, release: nn.Module) -> None:
+    """Its relative-position table and token bias are ours (the same Swin index, channel c in group c mod g)."""
+    for mine, theirs in ((ours.spatial, release.fc.encoder), (ours.temporal, release.t_fc.encoder)):
+        _copy_pairs([(theirs.norm, mine.norm), (theirs.fc1, mine.fc1), (theirs.fc2, mine.fc2)])
+        pos = theirs.gate_unit.pos
+        pos.window_relative_position_bias_table.copy_(mine.unit.mix.table)
+        pos.token_proj_n_bias.copy_(mine.unit.mix.token_bias.reshape(pos.token_proj_n_bias.shape))
+
+
 PROXY: list[tuple[str, Shape]] = [("proxy stage 1", (16, 8, 8, 8, 32)), ("proxy stage 2", (16, 8, 4, 4, 64))]
 FAMILIES = {
     "focalnets": Family(
@@ -160,6 +194,15 @@ FAMILIES = {
         focal_release,
         focal_copy,
         flat_input=True,
+    ),
+    "posmlp": Family(
+        "PosMLP-Video block",
+        "slowfast/models/posmlp.py",
+        [("released stage 1", (1, 16, 56, 56, 72)), *PROXY],
+        posmlp_ours,
+        posmlp_release,
+        posmlp_copy,
+        flat_input=False,
     ),
     "morphmlp": Family(
         "MorphMLP block",

@@ -91,12 +91,14 @@ class LearnedRelativePositionMixing(nn.Module):
     def forward(self, u: torch.Tensor) -> torch.Tensor:  # (B', N, C)
         b, n, c = u.shape
         g = self.groups
-        p_t = self.table[self.index.t()].permute(2, 0, 1)  # P^T[s, n, m]
-        # One GEMM per group, (B'·C/g × N) @ (N × N): g large matmuls instead of B'·g tiny ones. The big operand
-        # is on the left, so fvcore counts exactly B'·C·N² multiply-accumulates.
-        u = u.reshape(b, n, c // g, g).permute(3, 0, 2, 1).reshape(g, b * (c // g), n)
-        y = torch.matmul(u, p_t).reshape(g, b, c // g, n)
-        return y.permute(1, 3, 2, 0).reshape(b, n, c) + self.token_bias[:, None]
+        p = self.table[self.index].permute(2, 0, 1)  # P[s, m, n]
+        # One GEMM per group, (N × N) @ (N × B'·C/g): g large matmuls instead of B'·g tiny ones. The long operand
+        # on the right is the release's own product (outputs equal to the bit) and the CPU's batched GEMM runs it
+        # faster at proxy shapes (PoTGU's forward product: 6.9 instead of 13 ms in a profile of five training steps,
+        # experiments/block_speed/README.md); fvcore counts B'·C·N² either way.
+        u = u.reshape(b, n, c // g, g).permute(3, 1, 0, 2).reshape(g, n, b * (c // g))
+        y = torch.matmul(p, u).reshape(g, n, b, c // g)
+        return y.permute(2, 1, 3, 0).reshape(b, n, c) + self.token_bias[:, None]
 
 
 class PoSGU(nn.Module):
