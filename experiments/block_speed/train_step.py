@@ -4,16 +4,17 @@ Each released block is loaded from a checkout of its official repository (the pa
 block's weights (random, so that no zero-initialised branch hides a difference), and checked to compute the same
 outputs and input gradients before anything is timed. Each round times one step of each, alternating which goes
 first, at one torch thread; the table gives medians over the rounds and their ratio (release time ÷ ours: above 1,
-ours is faster). Usage, from the repository root (either checkout may be left out):
+ours is faster). Usage, from the repository root (any checkout may be left out):
 
     git clone https://github.com/TalalWasim/Video-FocalNets /tmp/Video-FocalNets
+    git clone https://github.com/zhouds1918/PosMLP_Video /tmp/PosMLP_Video
     git clone https://github.com/MTLab/MorphMLP /tmp/MorphMLP
     .venv/bin/python experiments/block_speed/train_step.py --focalnets /tmp/Video-FocalNets \
-        --morphmlp /tmp/MorphMLP --repeats 9
+        --posmlp /tmp/PosMLP_Video --morphmlp /tmp/MorphMLP --repeats 9
 
-Only one file of each checkout is read (``classification/videofocalnet.py``, ``slowfast/models/morphmlp.py``); they
-need timm and einops, which the project has. MorphMLP's file imports its package's model registry, which is given a
-stand-in here rather than importing the SlowFast package.
+Only one file of each checkout is read (``classification/videofocalnet.py``, ``slowfast/models/posmlp.py``,
+``slowfast/models/morphmlp.py``); they need timm and einops, which the project has. The SlowFast-based files import
+their package's model registry, which is given a stand-in here rather than importing the SlowFast package.
 """
 
 from __future__ import annotations
