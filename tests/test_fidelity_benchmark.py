@@ -87,6 +87,7 @@ def _rows() -> pd.DataFrame:
             "seed": s,
             "epochs": 12,
             "accuracy": v[s],
+            "test_accuracy": v[0],  # on the test clips both seeds rank alike
             "seconds": 10.0,
         }
         for k, v in proxy.items()
@@ -120,3 +121,4 @@ def test_analysis_of_the_benchmark() -> None:
     assert (pairs, size) == (1, 5) and tau == pytest.approx(0.8)  # a/b swap between the seeds
     curve = analyze.tradeoff(df, table)
     assert list(curve["budget"]) == ["proxy", "reference"] and curve.loc[0, "mean_train_s"] == 10.0
+    assert curve.loc[0, "seed_tau"] == pytest.approx(0.8) and curve.loc[0, "seed_tau_test"] == 1.0

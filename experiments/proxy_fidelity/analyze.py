@@ -105,7 +105,7 @@ def tradeoff(df: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame:
                 "tau_vs_reference": agree.get("tau", np.nan),
                 "tau_ci90": _interval(agree.get("tau_ci90")),
                 "seed_tau": tau,
-                "seed_tau_test": seed_tau(df, budget, "test_accuracy")[0],
+                "seed_tau_test": seed_tau(df, budget, "test_accuracy")[0] if "test_accuracy" in df else np.nan,
                 "seed_pairs": pairs,
             }
         )
