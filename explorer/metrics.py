@@ -92,6 +92,8 @@ METRICS: dict[str, Metric] = {
     )
 }
 
+# every metric measured on a device, by its device-carrying name
+DEVICE_METRICS = tuple(name for name, m in METRICS.items() if m.device)
 OBJECTIVE_METRICS = tuple(name for name, m in METRICS.items() if m.objective)
 # the direction each objective is better in (the search reports all of them for every trial)
 METRIC_MODES = {name: METRICS[name].mode for name in OBJECTIVE_METRICS}

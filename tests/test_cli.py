@@ -94,14 +94,20 @@ def test_resume_refuses_budget_flags_instead_of_ignoring_them(tmp_path):
     )
 
 
-def test_resuming_a_finished_run_returns_at_once(tmp_path):
-    import pandas as pd
+def _resumable_run(run: Path, state: str, **make_run_args) -> Path:
+    """A run folder (tests/test_report.py's ``make_run``, 6 trials) that this version may resume, in ``state``."""
     from test_report import make_run
 
-    run = tmp_path / "done"
-    make_run(run, n=6)
+    make_run(run, n=6, **make_run_args)
     meta = json.loads((run / "run.json").read_text())
-    (run / "run.json").write_text(json.dumps({**meta, "recipe": {"validation_fraction": 0.2}, "state": "finished"}))
+    (run / "run.json").write_text(json.dumps({**meta, "recipe": {"validation_fraction": 0.2}, "state": state}))
+    return run
+
+
+def test_resuming_a_finished_run_returns_at_once(tmp_path):
+    import pandas as pd
+
+    run = _resumable_run(tmp_path / "done", "finished")
     start = time.perf_counter()
     proc = explorer("search", "--resume", str(run))
     assert proc.returncode == 0, proc.stderr
@@ -114,12 +120,7 @@ def test_resuming_a_finished_run_returns_at_once(tmp_path):
 
 
 def test_resuming_a_run_whose_study_is_gone_is_refused(tmp_path):
-    from test_report import make_run
-
-    run = tmp_path / "killed"
-    make_run(run, n=6)
-    meta = json.loads((run / "run.json").read_text())
-    (run / "run.json").write_text(json.dumps({**meta, "recipe": {"validation_fraction": 0.2}, "state": "running"}))
+    run = _resumable_run(tmp_path / "killed", "running")
     proc = explorer("search", "--resume", str(run))
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert proc.stderr.strip() == (
@@ -176,12 +177,7 @@ def test_a_dataset_without_readable_clips_fails_before_a_run_folder(tmp_path):
 def test_resuming_a_run_with_a_device_free_latency_objective_is_refused(tmp_path):
     """A run of an earlier version whose objective was `latency_ms`: its study and searcher wait for that name,
     which trials no longer report, so the resume is refused at once (its report still reads it)."""
-    from test_report import make_run
-
-    run = tmp_path / "old"
-    make_run(run, n=6, legacy_device="cuda")
-    meta = json.loads((run / "run.json").read_text())
-    (run / "run.json").write_text(json.dumps({**meta, "recipe": {"validation_fraction": 0.2}, "state": "running"}))
+    run = _resumable_run(tmp_path / "old", "running", legacy_device="cuda")
     proc = explorer("search", "--resume", str(run))
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert proc.stderr.strip() == (

@@ -222,22 +222,19 @@ def steps(family: Family, ours: nn.Module, release: nn.Module, shape: Shape):
     send) on the same clip, and the largest differences of their outputs and input gradients."""
     b, t, h, w, c = shape
     x, grad_out = torch.randn(shape), torch.randn(shape)
-    flat = (b * t, h * w, c) if family.flat_input else shape
 
-    def ours_step() -> tuple[torch.Tensor, torch.Tensor]:
-        inp = x.clone().requires_grad_(True)
-        out = ours(inp)
-        out.backward(grad_out)
-        ours.zero_grad(set_to_none=True)
-        return out.detach(), inp.grad
+    def step_of(block: nn.Module, layout: tuple[int, ...]) -> Callable[[], tuple[torch.Tensor, torch.Tensor]]:
+        def step() -> tuple[torch.Tensor, torch.Tensor]:  # output and input gradient, back in (B, T, H, W, C)
+            inp = x.reshape(layout).clone().requires_grad_(True)
+            out = block(inp)
+            out.backward(grad_out.reshape(layout))
+            block.zero_grad(set_to_none=True)
+            return out.detach().reshape(shape), inp.grad.reshape(shape)
 
-    def release_step() -> tuple[torch.Tensor, torch.Tensor]:
-        inp = x.reshape(flat).clone().requires_grad_(True)
-        out = release(inp)
-        out.backward(grad_out.reshape(flat))
-        release.zero_grad(set_to_none=True)
-        return out.detach().reshape(shape), inp.grad.reshape(shape)
+        return step
 
+    ours_step = step_of(ours, shape)
+    release_step = step_of(release, (b * t, h * w, c) if family.flat_input else shape)
     out_a, grad_a = ours_step()
     out_b, grad_b = release_step()
     return ours_step, release_step, (out_a - out_b).abs().max().item(), (grad_a - grad_b).abs().max().item()

@@ -10,7 +10,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from explorer.metrics import DEFAULT_LATENCY, DEVICE_BASES, DEVICES, device_metric, legacy_metric
+from explorer.metrics import DEFAULT_LATENCY, DEVICE_BASES, DEVICE_METRICS, legacy_metric
 from explorer.search.samplers import resolve_sampler
 from explorer.search.trial import VAL_FRACTION, error_text, status_of
 from explorer.space import SearchSpace, arch_from_params, load_space, parse_space
@@ -27,15 +27,14 @@ def new_run_dir(space: SearchSpace, root: str | Path = "reports") -> Path:
     return run_dir
 
 
-DEVICE_COLUMNS = tuple(device_metric(base, device) for base in DEVICE_BASES for device in DEVICES)
-# the trials table's metric columns; of DEVICE_COLUMNS only those a trial measured (and the CPU latency) appear
+# the trials table's metric columns; of DEVICE_METRICS only those a trial measured (and the CPU latency) appear
 METRIC_COLUMNS = (
     "accuracy",
     "val_accuracy",
     "test_accuracy",
     "gflops",
     "params_m",
-    *DEVICE_COLUMNS,
+    *DEVICE_METRICS,
     "train_time_s",
     "trial_time_s",
     "train_loss",
@@ -78,7 +77,7 @@ def trial_row(
         "role": "search",
     }
     for key in METRIC_COLUMNS:
-        if key in DEVICE_COLUMNS and key not in metrics and key != DEFAULT_LATENCY:
+        if key in DEVICE_METRICS and key not in metrics and key != DEFAULT_LATENCY:
             continue
         row[key] = float(metrics[key]) if metrics.get(key) is not None else float("nan")
     row["epochs"] = epochs

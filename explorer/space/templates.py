@@ -274,9 +274,10 @@ def _check_mixer_values(
     for kind, (options, loc) in kinds.items():
         for name, template in options.items():
             schema = known[kind]["options"][name]
+            validator = Draft202012Validator(schema)
             values, vloc = _candidates(space, template, loc + (name,), located)
             for value in values:
-                error = best_match(Draft202012Validator(schema).iter_errors(value))
+                error = best_match(validator.iter_errors(value))
                 if error is not None:
                     why = schema.get("x-why") if error.validator == "not" else error.message
                     raise located.error(vloc, f"{why} (got {value!r})")
