@@ -1,0 +1,92 @@
+"""Print a finished (or stopped) factor study's verdicts, on validation and on test, with its cost and time, and
+write its cells as the small results CSV committed beside the study file.
+
+    .venv/bin/python experiments/seed_studies/summarize.py reports/morphmlp-reweight-20261207-064644 \
+        --csv experiments/seed_studies/results/morphmlp_reweight.csv
+
+The verdicts are the study page's (``explorer.analysis.study``); the test-clip verdict is the same analysis on
+``test_accuracy``, for reporting only (the study, like a search, selects nothing on it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from explorer.analysis import STUDY_ROLE, load_trials
+from explorer.analysis.study import cell_table, summarize_study
+
+CSV_COLUMNS = [
+    "base",
+    "value",
+    "seed",
+    "status",
+    "val_accuracy",
+    "test_accuracy",
+    "gflops",
+    "params_m",
+    "latency_cpu_ms",
+    "train_time_s",
+    "matched",
+    "arch_hash",
+    "arch_summary",
+]
+
+
+def summarize(run_dir: Path) -> tuple[list[str], pd.DataFrame]:
+    meta = json.loads((run_dir / "run.json").read_text())
+    spec = meta["study"]
+    factor = spec["factor"]
+    values = factor["values"]
+    numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+    rows = load_trials(run_dir, role=STUDY_ROLE)
+    lines = [
+        f"study {meta['name']}: {factor['param']} = {', '.join(map(str, values))}",
+        f"task {meta['task']}, {meta['budget']['epochs']} epochs, batch {meta['budget']['batch_size']}, "
+        f"lr {meta['budget']['lr']}",
+        f"cells complete: {int((rows['status'] == 'COMPLETE').sum())} of "
+        f"{spec['bases'] * len(values) * spec['seeds']} ({spec['bases']} bases x {len(values)} values x "
+        f"{spec['seeds']} seeds)",
+        f"wall time {meta.get('wall_time_s', float('nan')) / 60:.0f} min; training "
+        f"{rows['trial_time_s'].sum() / 3600:.2f} core-h in all, "
+        f"{rows['trial_time_s'].median() / 60:.1f} min per cell (median)",
+    ]
+    for quality, label in (("accuracy", "validation (the verdict)"), ("test_accuracy", "test clips (reported)")):
+        summary = summarize_study(
+            cell_table(rows, quality),
+            values,
+            quality=quality,
+            confidence=spec["confidence"],
+            tolerance=spec["tolerance"],
+            numeric=numeric,
+        )
+        lines.append(f"-- {label}")
+        lines += summary.sentences
+        if summary.saving:
+            lines.append(summary.saving)
+        if quality == "accuracy":
+            costs = summary.costs.copy()
+            costs["accuracy"] = (100 * costs["accuracy"]).round(1)
+            lines.append(costs.to_string(index=False))
+    cells = rows[[c for c in CSV_COLUMNS if c in rows.columns]].sort_values(["base", "value", "seed"])
+    return lines, cells
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("run", type=Path, help="the study's run folder")
+    parser.add_argument("--csv", type=Path, help="write the cells here")
+    args = parser.parse_args()
+    lines, cells = summarize(args.run)
+    print("\n".join(lines))
+    if args.csv:
+        args.csv.parent.mkdir(parents=True, exist_ok=True)
+        cells.to_csv(args.csv, index=False, float_format="%.6g")
+        print(f"cells: {args.csv}")
+
+
+if __name__ == "__main__":
+    main()
