@@ -325,3 +325,26 @@ def test_explorer_report_draws_a_study_and_overlays_two_of_one_factor(tmp_path, 
     capsys.readouterr()
     assert main(["report", str(a), str(other)]) == 2
     assert "compare different factors" in capsys.readouterr().err
+
+
+def test_the_seed_studies_summary_prints_both_verdicts_and_writes_every_cell(tmp_path) -> None:
+    run = _study_run(tmp_path / "run", shift=0.02)
+    rows = load_trials(run, role=STUDY_ROLE)
+    from explorer.search.rundir import write_table
+
+    write_table(
+        rows.assign(val_accuracy=rows["accuracy"], test_accuracy=rows["accuracy"] - 0.05, trial_time_s=60.0), run
+    )
+    out = tmp_path / "cells.csv"
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "experiments" / "seed_studies" / "summarize.py"), str(run), "--csv", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    validation, test = done.stdout.split("-- test clips")
+    assert "b is better" in validation and "b is better" in test  # the 5-point shift cancels in the pairs
+    assert "0.53 core-h" in done.stdout  # 32 cells of a minute
+    cells = pd.read_csv(out)
+    assert len(cells) == 32 and {"val_accuracy", "test_accuracy", "gflops"} <= set(cells.columns)

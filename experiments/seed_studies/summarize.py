@@ -45,7 +45,7 @@ def summarize(run_dir: Path) -> tuple[list[str], pd.DataFrame]:
     rows = load_trials(run_dir, role=STUDY_ROLE)
     lines = [
         f"study {meta['name']}: {factor['param']} = {', '.join(map(str, values))}",
-        f"task {meta['task']}, {meta['budget']['epochs']} epochs, batch {meta['budget']['batch_size']}, "
+        f"task {meta.get('task', '?')}, {meta['budget']['epochs']} epochs, batch {meta['budget']['batch_size']}, "
         f"lr {meta['budget']['lr']}",
         f"cells complete: {int((rows['status'] == 'COMPLETE').sum())} of "
         f"{spec['bases'] * len(values) * spec['seeds']} ({spec['bases']} bases x {len(values)} values x "
@@ -54,7 +54,8 @@ def summarize(run_dir: Path) -> tuple[list[str], pd.DataFrame]:
         f"{rows['trial_time_s'].sum() / 3600:.2f} core-h in all, "
         f"{rows['trial_time_s'].median() / 60:.1f} min per cell (median)",
     ]
-    for quality, label in (("accuracy", "validation (the verdict)"), ("test_accuracy", "test clips (reported)")):
+    qualities = [("accuracy", "validation (the verdict)"), ("test_accuracy", "test clips (reported)")]
+    for quality, label in [q for q in qualities if q[0] in rows.columns]:
         summary = summarize_study(
             cell_table(rows, quality),
             values,
