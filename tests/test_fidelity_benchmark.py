@@ -122,3 +122,4 @@ def test_analysis_of_the_benchmark() -> None:
     curve = analyze.tradeoff(df, table)
     assert list(curve["budget"]) == ["proxy", "reference"] and curve.loc[0, "mean_train_s"] == 10.0
     assert curve.loc[0, "seed_tau"] == pytest.approx(0.8) and curve.loc[0, "seed_tau_test"] == 1.0
+    assert curve.loc[0, "pick_rank"] == agree["regret_rank"] and curve.loc[0, "top5"] == agree["top5"]

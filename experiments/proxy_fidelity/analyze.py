@@ -87,9 +87,9 @@ def agreement(table: pd.DataFrame, proxy: str, reference: str = "reference") -> 
 
 
 def tradeoff(df: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame:
-    """Per budget: epochs, mean training time (s, one thread), seeds, τ-b against the reference, and the seed τ-b
-    on validation (what a search ranks by) and on the test clips (a larger set: the part of the disagreement that
-    is evaluation noise)."""
+    """Per budget: epochs, mean training time (s, one thread), seeds, τ-b and Spearman ρ against the reference, the
+    top-5 overlap and the reference rank of the budget's pick, and the seed τ-b on validation (what a search ranks
+    by) and on the test clips (a larger set: the part of the disagreement that is evaluation noise)."""
     rows = []
     for budget in [b for b in BUDGET_ORDER if b in set(df.budget)]:
         part = df[df.budget == budget]
@@ -104,6 +104,11 @@ def tradeoff(df: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame:
                 "anchors": int(part["arch"].nunique()),
                 "tau_vs_reference": agree.get("tau", np.nan),
                 "tau_ci90": _interval(agree.get("tau_ci90")),
+                "rho": agree.get("rho", np.nan),
+                "rho_ci90": _interval(agree.get("rho_ci90")),
+                "top5": agree.get("top5", np.nan),
+                "pick_rank": agree.get("regret_rank", np.nan),
+                "pick_short": agree.get("regret_points", np.nan),
                 "seed_tau": tau,
                 "seed_tau_test": seed_tau(df, budget, "test_accuracy")[0] if "test_accuracy" in df else np.nan,
                 "seed_pairs": pairs,
