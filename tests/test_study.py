@@ -348,3 +348,10 @@ def test_the_seed_studies_summary_prints_both_verdicts_and_writes_every_cell(tmp
     assert "0.53 core-h" in done.stdout  # 32 cells of a minute
     cells = pd.read_csv(out)
     assert len(cells) == 32 and {"val_accuracy", "test_accuracy", "gflops"} <= set(cells.columns)
+    first = subprocess.run(  # a study stopped early: its first bases only
+        [sys.executable, str(ROOT / "experiments" / "seed_studies" / "summarize.py"), str(run), "--bases", "3"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert "12 of 12 (3 bases" in first.stdout and "3 bases)" in first.stdout.split("-- test clips")[0]

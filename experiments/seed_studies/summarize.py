@@ -4,6 +4,10 @@ write its cells as the small results CSV committed beside the study file.
     .venv/bin/python experiments/seed_studies/summarize.py reports/morphmlp-reweight-20261207-064644 \
         --csv experiments/seed_studies/results/morphmlp_reweight.csv
 
+A study stopped early is summarised over its first ``--bases N`` bases only (a base cut short would weigh in
+on some pairs and not others); the bases are drawn one after another, so these are the cells of the same study
+with ``bases: N``, and ``explorer study --resume RUN`` finishes the rest.
+
 The verdicts are the study page's (``explorer.analysis.study``); the test-clip verdict is the same analysis on
 ``test_accuracy``, for reporting only (the study, like a search, selects nothing on it).
 """
@@ -36,23 +40,29 @@ CSV_COLUMNS = [
 ]
 
 
-def summarize(run_dir: Path) -> tuple[list[str], pd.DataFrame]:
+def _minutes(seconds: float | None) -> str:
+    return "not recorded (the driver was stopped or still runs)" if seconds is None else f"{seconds / 60:.0f} min"
+
+
+def summarize(run_dir: Path, bases: int | None = None) -> tuple[list[str], pd.DataFrame]:
     meta = json.loads((run_dir / "run.json").read_text())
     spec = meta["study"]
     factor = spec["factor"]
     values = factor["values"]
     numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
     rows = load_trials(run_dir, role=STUDY_ROLE)
+    if bases is not None:
+        rows = rows[rows["base"].astype(int) < bases]
+    planned = spec["bases"] if bases is None else min(bases, spec["bases"])
     lines = [
         f"study {meta['name']}: {factor['param']} = {', '.join(map(str, values))}",
         f"task {meta.get('task', '?')}, {meta['budget']['epochs']} epochs, batch {meta['budget']['batch_size']}, "
         f"lr {meta['budget']['lr']}",
         f"cells complete: {int((rows['status'] == 'COMPLETE').sum())} of "
-        f"{spec['bases'] * len(values) * spec['seeds']} ({spec['bases']} bases x {len(values)} values x "
+        f"{planned * len(values) * spec['seeds']} ({planned} bases x {len(values)} values x "
         f"{spec['seeds']} seeds)",
-        f"wall time {meta.get('wall_time_s', float('nan')) / 60:.0f} min; training "
-        f"{rows['trial_time_s'].sum() / 3600:.2f} core-h in all, "
-        f"{rows['trial_time_s'].median() / 60:.1f} min per cell (median)",
+        f"wall time {_minutes(meta.get('wall_time_s'))}; training {rows['trial_time_s'].sum() / 3600:.2f} core-h "
+        f"in all, {rows['trial_time_s'].median() / 60:.1f} min per cell (median)",
     ]
     qualities = [("accuracy", "validation (the verdict)"), ("test_accuracy", "test clips (reported)")]
     for quality, label in [q for q in qualities if q[0] in rows.columns]:
@@ -80,8 +90,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("run", type=Path, help="the study's run folder")
     parser.add_argument("--csv", type=Path, help="write the cells here")
+    parser.add_argument("--bases", type=int, help="only the first N bases (a study stopped early)")
     args = parser.parse_args()
-    lines, cells = summarize(args.run)
+    lines, cells = summarize(args.run, args.bases)
     print("\n".join(lines))
     if args.csv:
         args.csv.parent.mkdir(parents=True, exist_ok=True)
