@@ -130,6 +130,11 @@ def test_cells_are_every_base_value_seed_with_the_other_parameters_held() -> Non
             "cost_match.adjust",
             "not a sampled parameter",
         ),
+        (
+            "factor: {param: s0.width, values: [8, 16]}\ncost_match: {adjust: s0.mixer, choices: [1, 2]}",
+            "cost_match.choices",
+            "only replace a stage's width or depth",
+        ),
     ],
 )
 def test_bad_study_files_name_the_line_and_field(tmp_path, text, where, message) -> None:
@@ -269,6 +274,38 @@ def test_cost_match_picks_the_closest_width_and_flags_cells_outside_the_toleranc
         ]
     )
     assert len(cell_table(rows)) == sum(c.matched for c in cells)  # unmatched cells stay out of the verdicts
+
+
+def test_cost_match_choices_finer_than_the_spaces_grid_match_where_the_grid_cannot(tmp_path) -> None:
+    from explorer.arch import Arch
+    from explorer.cost import count_flops, example_input
+    from explorer.models import build
+
+    def gflops(arch: Arch) -> float:
+        return count_flops(build(arch), example_input(arch)) / 1e9
+
+    path = tmp_path / "fine.yaml"
+    finer = [4, 8, 12, 16, 20, 24, 32]
+    path.write_text(
+        STUDY.read_text().replace("../spaces/smoke.yaml", str(SPACES / "smoke.yaml"))
+        + f"cost_match: {{metric: gflops, adjust: s0.width, tolerance: 0.05, choices: {finer}}}\n"
+    )
+    study, space = load_study(path)
+    cells = draw_cells(study, space)
+    for base in (0, 1):
+        ref = next(c for c in cells if c.base == base and c.value == "conv3d")
+        other = next(c for c in cells if c.base == base and c.value == "posmlp")
+        assert ref.params["s0.width"] in (8, 16)  # the bases still draw from the space's own grid
+        # brute force over the listed widths, built by hand from the cell's Arch with only the width changed
+        spec = Arch.from_json(other.arch_json).to_dict()
+        ratios = {}
+        for width in finer:
+            spec["stages"][0]["width"] = width
+            ratios[width] = gflops(Arch.from_dict(spec)) / gflops(Arch.from_json(ref.arch_json))
+        best = min(ratios, key=lambda w: abs(ratios[w] - 1))
+        assert other.params["s0.width"] == best and other.cost_ratio == pytest.approx(ratios[best])
+        assert other.matched == (abs(ratios[best] - 1) <= 0.05)
+        assert abs(ratios[best] - 1) <= min(abs(ratios[w] - 1) for w in (8, 16))  # never worse than the grid
 
 
 def _study_run(path: Path, factor: str = "s0.mixer", shift: float = 0.0) -> Path:

@@ -20,6 +20,7 @@ every (base, value, seed) cell with its Arch, so the runner only trains.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Optional, Union
@@ -27,7 +28,7 @@ from typing import Any, Literal, Optional, Union
 from pydantic import Field, ValidationError
 
 from explorer.logs import optuna_warnings_only
-from explorer.space.errors import Located
+from explorer.space.errors import Located, SpaceError
 from explorer.space.loader import load_space, read_located, validation_error
 from explorer.space.sampling import sample_arch
 from explorer.space.schema import SearchSpace, StrictModel
@@ -48,6 +49,10 @@ class CostMatch(StrictModel):
     metric: Literal["gflops", "params_m"] = "gflops"
     adjust: str = Field(min_length=1)
     tolerance: float = Field(0.1, gt=0, lt=1)
+    # the values ``adjust`` may take in the match when the space's own grid is too coarse to match within the
+    # tolerance (widths 32 or 64 are 3x apart in GFLOPs); only a stage's width or depth, and the bases still draw
+    # from the space's grid
+    choices: Optional[list[int]] = Field(None, min_length=2, max_length=64)
 
 
 class StudySpec(StrictModel):
@@ -130,13 +135,7 @@ def draw_cells(
             params, arch = _value_draw(draws, space, study, located, {**base_params, **study.fixed}, value)
             ratio, matched = None, True
             if study.cost_match is not None and not match_costs:
-                if not _choices(draws, study.cost_match.adjust):
-                    raise located.error(
-                        ("cost_match", "adjust"),
-                        f"{study.cost_match.adjust} is not a sampled "
-                        f"parameter of {space.name} with a finite set of "
-                        "values",
-                    )
+                _check_adjust(draws, space, study, located)
             elif study.cost_match is not None:
                 if k == 0:
                     reference_cost, ratio = _cost(arch, study.cost_match.metric), 1.0
@@ -190,19 +189,54 @@ def _matched(
     """The value on this base with the ``adjust`` choice whose cost is closest to the reference's."""
     match = study.cost_match
     params, arch = _value_draw(draws, space, study, located, {**base_params, **study.fixed}, value)
-    choices = _choices(draws, match.adjust)
-    if not choices:
+    choices = _check_adjust(draws, space, study, located)
+    match_space, match_draws = space, draws
+    if match.choices:  # Optuna keeps one grid per parameter in a study: the finer one is drawn in its own
+        import optuna
+
+        match_space, match_draws = _with_choices(space, match.adjust, match.choices), optuna.create_study()
+    best = None
+    for choice in choices:
+        try:  # only the adjusted parameter moves
+            p, a = _value_draw(match_draws, match_space, study, located, {**params, match.adjust: choice}, value)
+        except SpaceError:
+            continue  # a listed width the value's blocks cannot take (e.g. not divisible by its heads)
+        ratio = _cost(a, match.metric) / reference_cost
+        if best is None or abs(ratio - 1) < abs(best[2] - 1):
+            best = (p, a, ratio)
+    if best is None:
+        raise located.error(("cost_match", "choices"), f"no listed value of {match.adjust} builds with {value!r}")
+    return best
+
+
+def _check_adjust(draws, space: SearchSpace, study: StudySpec, located: Located) -> list[Any]:
+    """The values the match tries: the study's own ``choices`` for a stage's width or depth, or the space's."""
+    match = study.cost_match
+    if not _choices(draws, match.adjust):
         raise located.error(
             ("cost_match", "adjust"),
             f"{match.adjust} is not a sampled parameter of {space.name} with a finite set of values",
         )
-    best = None
-    for choice in choices:
-        p, a = _value_draw(draws, space, study, located, {**params, match.adjust: choice}, value)  # only it moves
-        ratio = _cost(a, match.metric) / reference_cost
-        if best is None or abs(ratio - 1) < abs(best[2] - 1):
-            best = (p, a, ratio)
-    return best
+    if match.choices is None:
+        return _choices(draws, match.adjust)
+    stage = _STAGE_FIELD.fullmatch(match.adjust)
+    if stage is None or int(stage[1]) >= len(space.stages):
+        raise located.error(
+            ("cost_match", "choices"), f"choices can only replace a stage's width or depth, not {match.adjust}"
+        )
+    return list(match.choices)
+
+
+_STAGE_FIELD = re.compile(r"s(\d+)\.(width|depth)")
+
+
+def _with_choices(space: SearchSpace, adjust: str, choices: list[int]) -> SearchSpace:
+    """The space with one stage's width or depth drawn from ``choices`` instead of its own template."""
+    stage = _STAGE_FIELD.fullmatch(adjust)
+    i, field = int(stage[1]), stage[2]
+    stages = list(space.stages)
+    stages[i] = stages[i].model_copy(update={field: {"choice": list(choices)}})
+    return space.model_copy(update={"stages": stages})
 
 
 def _choices(draws, name: str) -> list[Any]:
