@@ -34,6 +34,7 @@ CSV_COLUMNS = [
     "params_m",
     "latency_cpu_ms",
     "train_time_s",
+    "train_loss",  # the last epoch's: a near-zero loss beside chance accuracy marks a cell that memorised its clips
     "matched",
     "arch_hash",
     "arch_summary",
