@@ -278,6 +278,7 @@ def test_cost_match_picks_the_closest_width_and_flags_cells_outside_the_toleranc
 
 def test_cost_match_choices_finer_than_the_spaces_grid_match_where_the_grid_cannot(tmp_path) -> None:
     from explorer.arch import Arch
+    from explorer.blocks.registry import InvalidCombination
     from explorer.cost import count_flops, example_input
     from explorer.models import build
 
@@ -285,13 +286,14 @@ def test_cost_match_choices_finer_than_the_spaces_grid_match_where_the_grid_cann
         return count_flops(build(arch), example_input(arch)) / 1e9
 
     path = tmp_path / "fine.yaml"
-    finer = [4, 8, 12, 16, 20, 24, 32]
+    finer = [4, 6, 8, 10, 12, 14, 16]  # 6, 10 and 14 are not divisible by posmlp's 4 groups: skipped, not fatal
     path.write_text(
         STUDY.read_text().replace("../spaces/smoke.yaml", str(SPACES / "smoke.yaml"))
-        + f"cost_match: {{metric: gflops, adjust: s0.width, tolerance: 0.05, choices: {finer}}}\n"
+        + f"cost_match: {{metric: gflops, adjust: s0.width, tolerance: 0.15, choices: {finer}}}\n"
     )
     study, space = load_study(path)
     cells = draw_cells(study, space)
+    only_the_finer_grid_matched = 0
     for base in (0, 1):
         ref = next(c for c in cells if c.base == base and c.value == "conv3d")
         other = next(c for c in cells if c.base == base and c.value == "posmlp")
@@ -301,11 +303,17 @@ def test_cost_match_choices_finer_than_the_spaces_grid_match_where_the_grid_cann
         ratios = {}
         for width in finer:
             spec["stages"][0]["width"] = width
-            ratios[width] = gflops(Arch.from_dict(spec)) / gflops(Arch.from_json(ref.arch_json))
+            try:
+                ratios[width] = gflops(Arch.from_dict(spec)) / gflops(Arch.from_json(ref.arch_json))
+            except InvalidCombination:
+                continue
+        assert sorted(ratios) == [4, 8, 12, 16]
         best = min(ratios, key=lambda w: abs(ratios[w] - 1))
         assert other.params["s0.width"] == best and other.cost_ratio == pytest.approx(ratios[best])
-        assert other.matched == (abs(ratios[best] - 1) <= 0.05)
-        assert abs(ratios[best] - 1) <= min(abs(ratios[w] - 1) for w in (8, 16))  # never worse than the grid
+        assert other.matched == (abs(ratios[best] - 1) <= 0.15)
+        grid_matched = min(abs(ratios[w] - 1) for w in (8, 16)) <= 0.15
+        only_the_finer_grid_matched += other.matched and not grid_matched
+    assert only_the_finer_grid_matched >= 1
 
 
 def _study_run(path: Path, factor: str = "s0.mixer", shift: float = 0.0) -> Path:

@@ -28,7 +28,7 @@ from typing import Any, Literal, Optional, Union
 from pydantic import Field, ValidationError
 
 from explorer.logs import optuna_warnings_only
-from explorer.space.errors import Located, SpaceError
+from explorer.space.errors import Located
 from explorer.space.loader import load_space, read_located, validation_error
 from explorer.space.sampling import sample_arch
 from explorer.space.schema import SearchSpace, StrictModel
@@ -199,9 +199,9 @@ def _matched(
     for choice in choices:
         try:  # only the adjusted parameter moves
             p, a = _value_draw(match_draws, match_space, study, located, {**params, match.adjust: choice}, value)
-        except SpaceError:
-            continue  # a listed width the value's blocks cannot take (e.g. not divisible by its heads)
-        ratio = _cost(a, match.metric) / reference_cost
+            ratio = _cost(a, match.metric) / reference_cost
+        except ValueError:  # SpaceError, or a block's InvalidCombination at build time
+            continue  # a listed width the value's blocks cannot take (e.g. not divisible by its groups)
         if best is None or abs(ratio - 1) < abs(best[2] - 1):
             best = (p, a, ratio)
     if best is None:
