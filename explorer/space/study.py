@@ -212,13 +212,14 @@ def _matched(
 def _check_adjust(draws, space: SearchSpace, study: StudySpec, located: Located) -> list[Any]:
     """The values the match tries: the study's own ``choices`` for a stage's width or depth, or the space's."""
     match = study.cost_match
-    if not _choices(draws, match.adjust):
+    own = _choices(draws, match.adjust)
+    if not own:
         raise located.error(
             ("cost_match", "adjust"),
             f"{match.adjust} is not a sampled parameter of {space.name} with a finite set of values",
         )
     if match.choices is None:
-        return _choices(draws, match.adjust)
+        return own
     stage = _STAGE_FIELD.fullmatch(match.adjust)
     if stage is None or int(stage[1]) >= len(space.stages):
         raise located.error(
