@@ -116,6 +116,24 @@ def test_cells_are_every_base_value_seed_with_the_other_parameters_held() -> Non
     assert [c.arch_json for c in cells] == [c.arch_json for c in draw_cells(study, space)]  # seeded
 
 
+def test_bases_are_distinct_and_a_space_with_too_few_stops_at_bases(tmp_path) -> None:
+    """The token-merging ViT varies only its width and heads besides merging: four bases, all of them, no repeat."""
+    text = (
+        f"name: r\nspace: {ROOT / 'search_spaces' / 'token_merging.yaml'}\n"
+        "factor: {param: s0.merge.tome.r, values: [8, 32]}\nfixed: {s0.merge: tome}\nseeds: 1\n"
+    )
+    path = tmp_path / "ratio.yaml"
+    path.write_text(text + "bases: 4\n")
+    study, space = load_study(path)
+    cells = draw_cells(study, space)
+    bases = {(c.params["s0.width"], c.params["s0.attention.heads"]) for c in cells if c.value == 8}
+    assert bases == {(48, 2), (48, 4), (64, 2), (64, 4)}
+    assert len({(c.arch_json, c.seed) for c in cells}) == len(cells) == 4 * 2
+    path.write_text(text + "bases: 5\n")
+    with pytest.raises(SpaceError, match=r"ratio.yaml:6: bases: .*only 4 distinct bases"):
+        load_study(path)
+
+
 @pytest.mark.parametrize(
     "text, where, message",
     [

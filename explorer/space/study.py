@@ -13,7 +13,8 @@ A study file (validated like a space file: errors name the file, line and field)
     budget: {epochs: 12}                    # overrides of the space's budget (checked like the space's)
     cost_match: {metric: gflops, adjust: s1.width, tolerance: 0.1}   # optional: compare at equal cost
 
-Each base draws every parameter except the factor at random (seeded); each value of the factor is then set on it,
+Each base draws every parameter except the factor at random (seeded), and no two bases alike: a repeated base would
+train the same cells twice and count them as independent evidence. Each value of the factor is then set on it,
 and parameters the value brings with it (a merge method's ratio) are drawn for it once per base. ``draw_cells`` lists
 every (base, value, seed) cell with its Arch, so the runner only trains.
 """
@@ -128,24 +129,48 @@ def draw_cells(
     sampler = optuna.samplers.RandomSampler(seed=study.seed)
     draws = optuna.create_study(sampler=sampler)
     cells: list[Cell] = []
+    rows: set[tuple[str, ...]] = set()
     for base in range(study.bases):
-        base_params = _draw_base(draws, space, study, located)
-        reference_cost = None
-        for k, value in enumerate(study.factor.values):
-            params, arch = _value_draw(draws, space, study, located, {**base_params, **study.fixed}, value)
-            ratio, matched = None, True
-            if study.cost_match is not None and not match_costs:
-                _check_adjust(draws, space, study, located)
-            elif study.cost_match is not None:
-                if k == 0:
-                    reference_cost, ratio = _cost(arch, study.cost_match.metric), 1.0
-                else:
-                    params, arch, ratio = _matched(draws, space, study, located, base_params, value, reference_cost)
-                matched = abs(ratio - 1) <= study.cost_match.tolerance
-            for seed in range(study.seeds):
-                cells.append(
-                    Cell(len(cells), base, value, space.task.seed + seed, params, arch.to_json(None), ratio, matched)
+        for _ in range(MAX_DRAWS):
+            row = _base_cells(draws, space, study, located, base, len(cells), match_costs)
+            key = tuple(cell.arch_json for cell in row)
+            if key not in rows:
+                break
+        else:  # the space has fewer distinct bases than asked for: a repeated one would count its cells twice
+            raise located.error(
+                ("bases",),
+                f"{space.name} gave only {base} distinct bases (the other parameters together) in {MAX_DRAWS} "
+                f"draws; ask for at most {base}",
+            )
+        rows.add(key)
+        cells.extend(row)
+    return cells
+
+
+def _base_cells(
+    draws, space: SearchSpace, study: StudySpec, located: Located, base: int, first: int, match_costs: bool
+) -> list[Cell]:
+    """One base's cells, value by value and seed by seed, numbered from ``first``."""
+    base_params = _draw_base(draws, space, study, located)
+    reference_cost = None
+    cells: list[Cell] = []
+    for k, value in enumerate(study.factor.values):
+        params, arch = _value_draw(draws, space, study, located, {**base_params, **study.fixed}, value)
+        ratio, matched = None, True
+        if study.cost_match is not None and not match_costs:
+            _check_adjust(draws, space, study, located)
+        elif study.cost_match is not None:
+            if k == 0:
+                reference_cost, ratio = _cost(arch, study.cost_match.metric), 1.0
+            else:
+                params, arch, ratio = _matched(draws, space, study, located, base_params, value, reference_cost)
+            matched = abs(ratio - 1) <= study.cost_match.tolerance
+        for seed in range(study.seeds):
+            cells.append(
+                Cell(
+                    first + len(cells), base, value, space.task.seed + seed, params, arch.to_json(None), ratio, matched
                 )
+            )
     return cells
 
 
