@@ -17,7 +17,7 @@ import pytest
 from processes import stop_process_group
 
 from explorer.analysis import STUDY_ROLE, load_trials
-from explorer.analysis.study import BETTER, SAME, WORSE, cell_table, paired_difference, summarize_study
+from explorer.analysis.study import BETTER, SAME, WORSE, busy_seconds, cell_table, paired_difference, summarize_study
 from explorer.space import SpaceError
 from explorer.space.study import draw_cells, load_study
 
@@ -98,6 +98,20 @@ def test_numeric_factor_saving_within_tolerance() -> None:
                 )
     summary = summarize_study(pd.DataFrame(rows), ["0", "4", "8"], tolerance=0.01, numeric=True)
     assert summary.saving is not None and summary.saving.startswith("4 saves 20 %")
+
+
+def test_busy_seconds_is_the_union_of_the_cells_spans() -> None:
+    rng = np.random.default_rng(3)
+    ends = rng.uniform(0, 600, 30).round()
+    rows = pd.DataFrame({"ended_at": ends, "trial_time_s": rng.uniform(1, 60, 30)})
+    grid = np.arange(-100, 700, 0.01)  # brute force: count the grid points some span covers
+    covered = np.zeros_like(grid, dtype=bool)
+    for end, length in zip(rows["ended_at"], rows["trial_time_s"]):
+        covered |= (grid >= end - length) & (grid < end)
+    assert busy_seconds(rows) == pytest.approx(covered.sum() * 0.01, abs=0.05)
+    assert busy_seconds(rows) < rows["trial_time_s"].sum()  # overlapping cells count once
+    rows.loc[3, "ended_at"] = float("nan")  # a row from before end times were kept: no partial sum
+    assert busy_seconds(rows) is None and busy_seconds(rows.drop(columns="ended_at")) is None
 
 
 # --- the study file ------------------------------------------------------------------------------------------------
@@ -186,6 +200,7 @@ def _study_cmd(*args: str) -> list[str]:
 @pytest.mark.slow
 def test_tiny_study_resumes_after_sigkill_without_losing_or_repeating_cells(tmp_path) -> None:
     env = {**os.environ, "EXPLORER_CACHE": str(tmp_path / "cache")}
+    started = time.time() - 1  # Tune's timestamps are whole seconds
     study = tmp_path / "study.yaml"
     (tmp_path / "smoke.yaml").write_text(
         (SPACES / "smoke.yaml").read_text().replace("concurrency: 2", "concurrency: 1")
@@ -232,6 +247,9 @@ def test_tiny_study_resumes_after_sigkill_without_losing_or_repeating_cells(tmp_
     assert (after["status"] == "COMPLETE").all(), after[["status", "error"]]
     kept = after.set_index("trial_id").loc[before["trial_id"]]
     assert kept["trial_time_s"].tolist() == pytest.approx(before["trial_time_s"].tolist())  # not trained again
+    assert after["ended_at"].between(started, time.time()).all()
+    new = after[~after["trial_id"].isin(before["trial_id"])]
+    assert busy_seconds(after) == pytest.approx(busy_seconds(before) + busy_seconds(new), abs=1.0)  # both legs
     cells = cell_table(after)
     assert sorted(cells.groupby(["base", "value"]).size()) == [3] * 4
     page = (run_dir / "index.html").read_text()

@@ -85,6 +85,9 @@ def trial_row(
     row["node_ip"] = str(metrics.get("node_ip", ""))
     row["cost_json"] = str(metrics.get("cost_json", ""))
     row["attempts"] = int(metrics.get("attempt", 1) or 1)
+    # when its last report came (Tune's own timestamp, seconds since the epoch): with trial_time_s it places the
+    # trial in time, so a run stopped and resumed across days still adds up its wall time (analysis.busy_seconds)
+    row["ended_at"] = float(metrics["timestamp"]) if metrics.get("timestamp") is not None else float("nan")
     row["history_json"] = _history(history)
     try:
         arch = arch if arch is not None else arch_from_params(space, config)
