@@ -198,7 +198,10 @@ def _study_cmd(*args: str) -> list[str]:
 
 
 @pytest.mark.slow
-def test_tiny_study_resumes_after_sigkill_without_losing_or_repeating_cells(tmp_path) -> None:
+@pytest.mark.parametrize("stop", [signal.SIGKILL, signal.SIGINT], ids=["sigkill", "ctrl-c"])
+def test_tiny_study_resumes_after_sigkill_without_losing_or_repeating_cells(tmp_path, stop) -> None:
+    """Killed, or stopped with Ctrl-C (which Tune catches: the cells it cut short must stay pending, not be
+    recorded as done with a partial training)."""
     env = {**os.environ, "EXPLORER_CACHE": str(tmp_path / "cache")}
     started = time.time() - 1  # Tune's timestamps are whole seconds
     study = tmp_path / "study.yaml"
@@ -209,6 +212,7 @@ def test_tiny_study_resumes_after_sigkill_without_losing_or_repeating_cells(tmp_
         STUDY.read_text()
         .replace("seeds: 2", "seeds: 3")  # 12 cells, one at a time
         .replace("../spaces/smoke.yaml", "smoke.yaml")
+        + "budget: {epochs: 3}\n"  # a cell is mid-training most of the time: the signal lands in one
     )
     log = open(tmp_path / "first.log", "w")
     driver = subprocess.Popen(
@@ -232,8 +236,13 @@ def test_tiny_study_resumes_after_sigkill_without_losing_or_repeating_cells(tmp_
         assert 3 <= len(before) < 12, "the study finished before it could be interrupted"
         time.sleep(2.5)  # in Tune's saved state too
         before = load_trials(run_dir, role=STUDY_ROLE)
-        driver.send_signal(signal.SIGKILL)
-        driver.wait(timeout=30)
+        driver.send_signal(stop)
+        code = driver.wait(timeout=120)
+        if stop == signal.SIGINT:
+            assert code == 130, (tmp_path / "first.log").read_text()[-2000:]
+            assert "stopped: " in (tmp_path / "first.log").read_text()
+            before = load_trials(run_dir, role=STUDY_ROLE)
+            assert (before["status"] == "COMPLETE").all() and (before["epochs"] == 3).all(), before
     finally:
         stop_process_group(driver)
         log.close()

@@ -11,6 +11,13 @@ def fail(message: str) -> int:
     return 2
 
 
+def stopped(message: str) -> int:
+    """Ctrl-C during a study or an audit: what was finished is kept, and how to go on (128 + SIGINT, as a shell
+    reports it)."""
+    print(f"stopped: {message}", file=sys.stderr)
+    return 130
+
+
 def unwritable(folder: Path) -> str | None:
     """Why run folders cannot be written under ``folder`` (None when they can): checked before Ray starts, so a
     wrong ``--out`` fails in a second instead of after the first trials."""

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from explorer.cli.common import fail, unwritable
+from explorer.cli.common import fail, stopped, unwritable
 
 
 def _finished_outcome(run_dir: Path) -> str | None:
@@ -65,6 +65,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         except SpaceError as err:
             return fail(str(err))
     from explorer.search import SetupError, run_search
+    from explorer.search.jobs import Interrupted
 
     address = args.address or os.environ.get("RAY_ADDRESS")
     try:
@@ -85,6 +86,8 @@ def cmd_search(args: argparse.Namespace) -> int:
         )
     except SetupError as err:
         return fail(str(err))
+    except Interrupted as err:  # during the front's audit; the search itself is in its table and study.db
+        return stopped(str(err))
     from explorer.analysis import load_run_meta, load_trials, search_outcome
 
     meta = load_run_meta(report.parent)
@@ -126,6 +129,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
     from explorer.analysis import RunFolderError
     from explorer.search import SetupError
     from explorer.search.driver import run_audit
+    from explorer.search.jobs import Interrupted
 
     for name, least in (("front", 0), ("random", 0), ("seeds", 1), ("reference_epochs", 1)):
         value = getattr(args, name)
@@ -145,6 +149,8 @@ def cmd_audit(args: argparse.Namespace) -> int:
         )
     except (RunFolderError, SetupError) as err:
         return fail(str(err))
+    except Interrupted as err:
+        return stopped(str(err))
     line = _audit_line(report.parent)
     print(line or "audit: nothing to audit (no complete trials)")
     print(f"report: {report}")
@@ -170,6 +176,7 @@ def cmd_study(args: argparse.Namespace) -> int:
             return fail(str(err))
     from explorer.search import SetupError
     from explorer.search.driver import run_study
+    from explorer.search.jobs import Interrupted
 
     try:
         page = run_study(
@@ -183,6 +190,8 @@ def cmd_study(args: argparse.Namespace) -> int:
         )
     except (RunFolderError, SetupError, SpaceError) as err:
         return fail(str(err))
+    except Interrupted as err:
+        return stopped(str(err))
     print(f"study: {page}")
     return 0
 

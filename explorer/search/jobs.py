@@ -19,6 +19,12 @@ from explorer.search.rundir import add_rows
 from explorer.search.trial import run_audit_trial, trial_resources
 from explorer.space import SearchSpace
 
+
+class Interrupted(RuntimeError):
+    """Tune stopped before every job finished (Ctrl-C: Tune catches SIGINT and returns what it has). The finished
+    jobs are in the table; the unfinished ones are not, and Tune's saved state restarts them on ``--resume``."""
+
+
 RowBuilder = Callable[[SearchSpace, Path, dict, dict, list, "BaseException | None"], dict]
 ROW_BUILDERS: dict[str, RowBuilder] = {}  # kind -> (space, run_dir, job, metrics, history, error) -> table row
 
@@ -46,7 +52,8 @@ def _table_callback(space: SearchSpace, run_dir: Path, kind: str):
             add_rows(run_dir, [row])
 
         def on_trial_complete(self, iteration, trials, trial, **info):
-            self._write(trial, None)
+            if not _stopped_short(trial.config["job"], dict(trial.last_result or {}), None):
+                self._write(trial, None)
 
         def on_trial_error(self, iteration, trials, trial, **info):
             self._write(trial, RuntimeError("the trial's worker failed"))
@@ -104,16 +111,30 @@ def run_jobs(
                 break
         results = _tuner(space, run_dir, jobs, kind, state, progress).fit()
         ran += len(results)
-        _write_results(space, run_dir, results, kind)
+        if _write_results(space, run_dir, results, kind):
+            raise Interrupted(
+                f"stopped before every job finished: the finished ones are in {run_dir / 'trials.parquet'}; "
+                f"run it again with --resume {run_dir} to train the rest"
+            )
         shutil.rmtree(run_dir / state, ignore_errors=True)  # every row is in the table now
     return ran
 
 
-def _write_results(space: SearchSpace, run_dir: Path, results, kind: str) -> None:
+def _stopped_short(job: dict[str, Any], metrics: dict[str, Any], error: BaseException | None) -> bool:
+    """A job that ended without an error before its last epoch: jobs run without a scheduler, so only an
+    interruption does that, and its row would mark the job done with a partial training."""
+    return error is None and int(metrics.get("epoch", 0) or 0) < int(job["epochs"])
+
+
+def _write_results(space: SearchSpace, run_dir: Path, results, kind: str) -> int:
     """Every finished job of a result grid, into the table (the callback wrote them already, unless the run was
-    restored: Tune does not replay callbacks for trials that finished before the interruption)."""
-    rows = []
+    restored: Tune does not replay callbacks for trials that finished before the interruption); returns how many
+    jobs stopped short, which stay out of the table and pending."""
+    rows, short = [], 0
     for result in results:
+        if _stopped_short(result.config["job"], dict(result.metrics or {}), result.error):
+            short += 1
+            continue
         frame = result.metrics_dataframe
         history = frame.to_dict("records") if frame is not None else []
         rows.append(
@@ -121,3 +142,4 @@ def _write_results(space: SearchSpace, run_dir: Path, results, kind: str) -> Non
         )
     if rows:
         add_rows(run_dir, rows)
+    return short
