@@ -36,7 +36,10 @@ def _search(*args: str) -> list[str]:
 
 
 @pytest.mark.slow
-def test_sigkilled_search_resumes_without_losses_or_repeats(tmp_path):
+@pytest.mark.parametrize("stop", [signal.SIGKILL, signal.SIGINT], ids=["sigkill", "ctrl-c"])
+def test_sigkilled_search_resumes_without_losses_or_repeats(tmp_path, stop):
+    """Killed, or stopped with Ctrl-C (which Tune catches and returns from as if finished: the search must not
+    then audit, call itself finished and refuse the resume)."""
     log = open(tmp_path / "first.log", "w")
     driver = subprocess.Popen(
         _search(str(SPACE), "--out", str(tmp_path)),
@@ -56,8 +59,10 @@ def test_sigkilled_search_resumes_without_losses_or_repeats(tmp_path):
         time.sleep(2.5)  # Tune saves its experiment state every second: these trials are in it
         run_dir, before = _finished_rows(tmp_path)  # the rows as they stand when the driver dies
         (tmp_path / "before.csv").write_bytes((run_dir / "trials.csv").read_bytes())
-        driver.send_signal(signal.SIGKILL)  # the driver dies at once: no clean-up, no final table
-        driver.wait(timeout=30)
+        driver.send_signal(stop)  # SIGKILL: the driver dies at once, no clean-up, no final table
+        code = driver.wait(timeout=120)
+        if stop == signal.SIGINT:
+            assert code == 130 and "stopped: " in (tmp_path / "first.log").read_text()
     finally:
         stop_process_group(driver)
         log.close()

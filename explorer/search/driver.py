@@ -16,7 +16,7 @@ from explorer.analysis import STUDY_ROLE
 from explorer.logs import optuna_warnings_only
 from explorer.search.audit import run_audit_jobs
 from explorer.search.callbacks import live_table_callback, progress_callback
-from explorer.search.jobs import run_jobs
+from explorer.search.jobs import Interrupted, run_jobs
 from explorer.search.leftovers import forget, record_local_ray, stop_leftovers
 from explorer.search.rundir import (
     keep_lost_rows,
@@ -42,6 +42,9 @@ _RAY_ENV = {
     "RAY_AIR_NEW_OUTPUT": "0",
     # Tune's experiment state every second (default: adaptive, >= 10 s): a SIGKILLed driver resumes from it
     "TUNE_GLOBAL_CHECKPOINT_S": "1",
+    # Tune's own Ctrl-C handler returns from fit() as if the run were done: the search would audit, call itself
+    # finished and refuse --resume; without it Ctrl-C raises KeyboardInterrupt, which stops the run like a kill
+    "TUNE_DISABLE_SIGINT_HANDLER": "1",
 }
 _OBJECT_STORE_BYTES = 200 * 2**20
 _log = logging.getLogger(__name__)
@@ -289,7 +292,7 @@ def run_search(
             update_meta(run_dir, audit=_audit_record(space.budget.audit, time.perf_counter() - audit_started))
         return seconds
 
-    search_s = _on_ray(space, address, num_cpus, search_then_audit)
+    search_s = _on_ray(space, address, num_cpus, search_then_audit, f"explorer search --resume {run_dir}")
     write_meta(
         run_dir,
         space,
@@ -343,9 +346,9 @@ def _ray_environment(address: str | None) -> None:
         os.environ.setdefault("RAY_AUTH_MODE", "token")
 
 
-def _on_ray(space: SearchSpace, address: str | None, num_cpus: int | None, work: Callable[[], Any]) -> Any:
+def _on_ray(space: SearchSpace, address: str | None, num_cpus: int | None, work: Callable[[], Any], go_on: str) -> Any:
     """``work()`` on the cluster at ``address`` (checked to have a node that can run one trial) or on a local Ray
-    started for it and shut down after."""
+    started for it and shut down after. Ctrl-C raises ``Interrupted`` saying ``go_on``: the command that resumes."""
     we_started_ray = _init_ray(address, _local_cpus(space, num_cpus))
     # what this driver started, so that the next search can stop it if this one is killed
     record = record_local_ray() if we_started_ray and not address else None
@@ -353,6 +356,8 @@ def _on_ray(space: SearchSpace, address: str | None, num_cpus: int | None, work:
         if address:
             _check_cluster_resources(space, address)
         return work()
+    except KeyboardInterrupt:
+        raise Interrupted(f"what finished is kept; `{go_on}` goes on from there") from None
     finally:
         if we_started_ray:
             import ray
@@ -406,7 +411,10 @@ def run_audit(
     from explorer.report import write_report
 
     started = time.perf_counter()
-    _on_ray(space, address, num_cpus, lambda: run_audit_jobs(space, run_dir, spec, progress))
+    def audit() -> int:
+        return run_audit_jobs(space, run_dir, spec, progress)
+
+    _on_ray(space, address, num_cpus, audit, f"explorer audit {run_dir}")
     update_meta(run_dir, audit=_audit_record(spec, time.perf_counter() - started))
     return write_report(run_dir)
 
@@ -464,6 +472,7 @@ def run_study(
         address,
         num_cpus,
         lambda: run_jobs(space, run_dir, lambda: pending_cells(run_dir), STUDY_ROLE, STUDY_DIR, progress),
+        f"explorer study --resume {run_dir}",
     )
     write_meta(
         run_dir, space, space_file, wall_time_s=round(time.perf_counter() - started, 2), state="finished", **extra

@@ -21,8 +21,8 @@ from explorer.space import SearchSpace
 
 
 class Interrupted(RuntimeError):
-    """Tune stopped before every job finished (Ctrl-C: Tune catches SIGINT and returns what it has). The finished
-    jobs are in the table; the unfinished ones are not, and Tune's saved state restarts them on ``--resume``."""
+    """A run stopped before it finished (Ctrl-C, or Tune stopping its jobs short). What finished is in the table;
+    the jobs cut short are not, and Tune's saved state restarts them when the run is resumed."""
 
 
 RowBuilder = Callable[[SearchSpace, Path, dict, dict, list, "BaseException | None"], dict]
@@ -111,10 +111,10 @@ def run_jobs(
                 break
         results = _tuner(space, run_dir, jobs, kind, state, progress).fit()
         ran += len(results)
-        if _write_results(space, run_dir, results, kind):
+        if _write_results(space, run_dir, results, kind):  # Tune stopped some short (SIGUSR1 does so)
             raise Interrupted(
                 f"stopped before every job finished: the finished ones are in {run_dir / 'trials.parquet'}; "
-                f"run it again with --resume {run_dir} to train the rest"
+                f"resume the run in {run_dir} to train the rest"
             )
         shutil.rmtree(run_dir / state, ignore_errors=True)  # every row is in the table now
     return ran
