@@ -12,7 +12,7 @@ def fail(message: str) -> int:
 
 
 def stopped(message: str) -> int:
-    """Ctrl-C during a study or an audit: what was finished is kept, and how to go on (128 + SIGINT, as a shell
+    """Ctrl-C during a search, a study or an audit: what finished is kept, and how to go on (128 + SIGINT, as a shell
     reports it)."""
     print(f"stopped: {message}", file=sys.stderr)
     return 130

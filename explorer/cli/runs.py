@@ -86,7 +86,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         )
     except SetupError as err:
         return fail(str(err))
-    except Interrupted as err:  # during the front's audit; the search itself is in its table and study.db
+    except Interrupted as err:  # Ctrl-C, in the search or in its audit
         return stopped(str(err))
     from explorer.analysis import load_run_meta, load_trials, search_outcome
 
