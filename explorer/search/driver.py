@@ -411,6 +411,7 @@ def run_audit(
     from explorer.report import write_report
 
     started = time.perf_counter()
+
     def audit() -> int:
         return run_audit_jobs(space, run_dir, spec, progress)
 
