@@ -116,7 +116,7 @@ def test_a_sigkilled_local_ray_is_stopped_by_the_next_search(tmp_path, monkeypat
         "from explorer.space import load_space\n"
         f"space = load_space({str(space)!r})\ndriver._ray_environment(None)\n"
         "def work():\n    print(next(records_dir().glob('*.json')), flush=True)\n    time.sleep(300)\n"
-        "driver._on_ray(space, None, 1, work)\n"
+        "driver._on_ray(space, None, 1, work, 'explorer search --resume RUN')\n"
     )
     driver, record = _start_driver(code, tmp_path)
     try:
