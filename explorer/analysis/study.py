@@ -167,11 +167,13 @@ def summarize_study(
     for p in pairs:
         text = (
             f"{p.a} vs {p.b}: {100 * p.mean:+.1f} points ({level} CI {100 * p.lo:+.1f} to {100 * p.hi:+.1f}, "
-            f"{p.bases} bases): {p.a} is {p.verdict}"
+            f"{p.bases} base{'' if p.bases == 1 else 's'}): {p.a} is {p.verdict}"
         )
         if p.verdict == SAME and p.bases_needed:
             many = "at least " if p.bases_needed >= MAX_BASES_NEEDED else "about "
             text += f"; {many}{p.bases_needed:,} bases would separate a difference this large at this spread"
+        elif p.verdict == SAME and p.bases < 2:  # the interval is the seeds' alone
+            text += "; one base shows no spread between bases to say how many would separate it"
         elif p.verdict == SAME:
             text += "; no difference at all on these bases"
         sentences.append(text + ".")
@@ -193,7 +195,12 @@ def _saving(
     by_value = costs.set_index("value")[cost]
     best = min(ok, key=lambda p: by_value[p.a])
     share = 1 - by_value[best.a] / base_cost
+    loss = (
+        f"loses at most {100 * -best.lo:.1f} points"
+        if best.lo < 0
+        else f"loses nothing (the interval's lower end is {100 * best.lo:+.1f} points)"
+    )
     return (
-        f"{best.a} saves {100 * share:.0f} % of {reference}'s {cost} and loses at most {100 * -best.lo:.1f} "
-        f"points (the interval's lower end; tolerance {100 * tolerance:.1f})."
+        f"{best.a} saves {100 * share:.0f} % of {reference}'s {cost} and {loss} "
+        f"(the interval's lower end against a tolerance of {100 * tolerance:.1f})."
     )
