@@ -195,12 +195,8 @@ def _saving(
     by_value = costs.set_index("value")[cost]
     best = min(ok, key=lambda p: by_value[p.a])
     share = 1 - by_value[best.a] / base_cost
-    loss = (
-        f"loses at most {100 * -best.lo:.1f} points"
-        if best.lo < 0
-        else f"loses nothing (the interval's lower end is {100 * best.lo:+.1f} points)"
-    )
+    loss = f"loses at most {100 * -best.lo:.1f} points" if best.lo < 0 else "loses nothing"
     return (
-        f"{best.a} saves {100 * share:.0f} % of {reference}'s {cost} and {loss} "
-        f"(the interval's lower end against a tolerance of {100 * tolerance:.1f})."
+        f"{best.a} saves {100 * share:.0f} % of {reference}'s {cost} and {loss} (the interval's lower end is "
+        f"{100 * best.lo:+.1f} points; tolerance {100 * tolerance:.1f})."
     )
