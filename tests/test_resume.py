@@ -1,5 +1,6 @@
-"""A search whose driver is SIGKILLed mid-run resumes with `explorer search --resume RUN`: the finished trials are
-kept (not trained again), the unfinished ones run again, and the final table has every trial exactly once."""
+"""A search whose driver is SIGKILLed (or stopped with Ctrl-C) mid-run resumes with `explorer search --resume RUN`:
+the finished trials are kept (not trained again), the unfinished ones run again, and the final table has every trial
+exactly once."""
 
 from __future__ import annotations
 
@@ -37,7 +38,7 @@ def _search(*args: str) -> list[str]:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("stop", [signal.SIGKILL, signal.SIGINT], ids=["sigkill", "ctrl-c"])
-def test_sigkilled_search_resumes_without_losses_or_repeats(tmp_path, stop):
+def test_killed_or_stopped_search_resumes_without_losses_or_repeats(tmp_path, stop):
     """Killed, or stopped with Ctrl-C (which Tune catches and returns from as if finished: the search must not
     then audit, call itself finished and refuse the resume)."""
     log = open(tmp_path / "first.log", "w")

@@ -207,7 +207,7 @@ def _study_cmd(*args: str) -> list[str]:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("stop", [signal.SIGKILL, signal.SIGINT], ids=["sigkill", "ctrl-c"])
-def test_tiny_study_resumes_after_sigkill_without_losing_or_repeating_cells(tmp_path, stop) -> None:
+def test_tiny_study_resumes_after_sigkill_or_ctrl_c_without_losing_or_repeating_cells(tmp_path, stop) -> None:
     """Killed, or stopped with Ctrl-C (which Tune catches: the cells it cut short must stay pending, not be
     recorded as done with a partial training)."""
     env = {**os.environ, "EXPLORER_CACHE": str(tmp_path / "cache")}
