@@ -138,7 +138,7 @@ def test_cells_are_every_base_value_seed_with_the_other_parameters_held() -> Non
     assert [c.arch_json for c in cells] == [c.arch_json for c in draw_cells(study, space)]  # seeded
 
 
-def test_bases_are_distinct_and_a_space_with_too_few_stops_at_bases(tmp_path) -> None:
+def test_bases_share_no_cell_and_a_space_with_too_few_stops_at_bases(tmp_path) -> None:
     """The token-merging ViT varies only its width and heads besides merging: four bases, all of them, no repeat."""
     text = (
         f"name: r\nspace: {ROOT / 'search_spaces' / 'token_merging.yaml'}\n"
@@ -152,8 +152,19 @@ def test_bases_are_distinct_and_a_space_with_too_few_stops_at_bases(tmp_path) ->
     assert bases == {(48, 2), (48, 4), (64, 2), (64, 4)}
     assert len({(c.arch_json, c.seed) for c in cells}) == len(cells) == 4 * 2
     path.write_text(text + "bases: 5\n")
-    with pytest.raises(SpaceError, match=r"ratio.yaml:6: bases: .*only 4 distinct bases"):
+    with pytest.raises(SpaceError, match=r"ratio.yaml:6: bases: .*only 4 bases without a cell in common"):
         load_study(path)
+    # a method factor: ToMe's r differs per base, but the none cells have only width and heads: still 4 bases
+    method = path.with_name("method.yaml")
+    method.write_text(
+        text.replace("s0.merge.tome.r, values: [8, 32]}\nfixed: {s0.merge: tome}", "s0.merge, values: [none, tome]}")
+    )
+    with pytest.raises(SpaceError, match=r"method.yaml:1: bases: .*only 4 bases"):  # 8 by default, not in the file
+        load_study(method)
+    method.write_text(method.read_text() + "bases: 4\n")
+    cells = draw_cells(*load_study(method))
+    none = [c.arch_json for c in cells if c.value == "none"]
+    assert len(set(none)) == len(none) == 4
 
 
 @pytest.mark.parametrize(

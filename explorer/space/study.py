@@ -13,10 +13,11 @@ A study file (validated like a space file: errors name the file, line and field)
     budget: {epochs: 12}                    # overrides of the space's budget (checked like the space's)
     cost_match: {metric: gflops, adjust: s1.width, tolerance: 0.1}   # optional: compare at equal cost
 
-Each base draws every parameter except the factor at random (seeded), and no two bases alike: a repeated base would
-train the same cells twice and count them as independent evidence. Each value of the factor is then set on it,
-and parameters the value brings with it (a merge method's ratio) are drawn for it once per base. ``draw_cells`` lists
-every (base, value, seed) cell with its Arch, so the runner only trains.
+Each base draws every parameter except the factor at random (seeded), and no two bases share a cell (a value on the
+same architecture): a repeated cell would train again with the same seeds and count as independent evidence. Each
+value of the factor is then set on the base, and parameters the value brings with it (a merge method's ratio) are
+drawn for it once per base. ``draw_cells`` lists every (base, value, seed) cell with its Arch, so the runner only
+trains.
 """
 
 from __future__ import annotations
@@ -129,20 +130,20 @@ def draw_cells(
     sampler = optuna.samplers.RandomSampler(seed=study.seed)
     draws = optuna.create_study(sampler=sampler)
     cells: list[Cell] = []
-    rows: set[tuple[str, ...]] = set()
+    seen: set[tuple[str, str]] = set()  # (value, architecture) of every cell so far
     for base in range(study.bases):
         for _ in range(MAX_DRAWS):
             row = _base_cells(draws, space, study, located, base, len(cells), match_costs)
-            key = tuple(cell.arch_json for cell in row)
-            if key not in rows:
+            keys = {(str(cell.value), cell.arch_json) for cell in row}
+            if not keys & seen:
                 break
-        else:  # the space has fewer distinct bases than asked for: a repeated one would count its cells twice
+        else:  # a base sharing a cell with an earlier one would train it again and count it twice
             raise located.error(
                 ("bases",),
-                f"{space.name} gave only {base} distinct bases (the other parameters together) in {MAX_DRAWS} "
-                f"draws; ask for at most {base}",
+                f"{space.name} gave only {base} bases without a cell in common in {MAX_DRAWS} draws "
+                f"(the other parameters together); ask for at most {base}",
             )
-        rows.add(key)
+        seen |= keys
         cells.extend(row)
     return cells
 
