@@ -27,7 +27,8 @@ def _finished_rows(out: Path) -> tuple[Path | None, pd.DataFrame]:
     if not runs or not (runs[0] / "trials.csv").exists():
         return (runs[0] if runs else None), pd.DataFrame()
     try:
-        return runs[0], pd.read_csv(runs[0] / "trials.csv")
+        # trial ids are hex: one of only digits would read as a number unless its dtype is named
+        return runs[0], pd.read_csv(runs[0] / "trials.csv", dtype={"trial_id": str})
     except (pd.errors.EmptyDataError, OSError):
         return runs[0], pd.DataFrame()
 
