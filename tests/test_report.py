@@ -146,7 +146,7 @@ def test_header_and_trials_table(report) -> None:
     assert "demo-run &lt;test&gt;" in page and "<test>" not in page
     assert "trev/demo" in page and "max accuracy, min gflops, min latency_cpu_ms" in page
     assert "17 complete / 3 failed / 21 total (1 infeasible)" in page
-    assert "12 min 34 s" in page
+    assert html.escape("12 min 34 s (the driver's last run only)") in page  # rows from before ended_at
     rows = re.findall(r'<tr id="trial-(\d+)" class="([a-z]+)" data-n="\d+">(.*?)</tr>', page, flags=re.S)
     assert [int(r[0]) for r in rows] == list(range(len(df)))
     by_number = {int(number): (css, body) for number, css, body in rows}
@@ -160,6 +160,19 @@ def test_header_and_trials_table(report) -> None:
         n_front
         == pareto_mask(complete[["accuracy", "gflops", "latency_cpu_ms"]].to_numpy(), [True, False, False]).sum()
     )
+
+
+def test_a_resumed_search_adds_up_the_time_of_every_driver(tmp_path) -> None:
+    """Two legs of 10 trials of 60 s each, two at a time (5 min each), an hour apart: the driver that resumed saw
+    only its own 5 minutes, the page says 10 (the gap between the legs left out)."""
+    run = tmp_path / "run"
+    df = make_run(run, n=19)
+    start = 1_800_000_000.0
+    ends = [start + (i // 10) * 3600 + 60 * ((i % 10) // 2 + 1) for i in range(len(df))]
+    df.assign(trial_time_s=60.0, ended_at=ends).to_parquet(run / "trials.parquet", index=False)
+    page = write_report(run).read_text(encoding="utf-8")
+    assert "10 min 00 s with a trial training, over every run of the driver" in page
+    assert "last run only" not in page
 
 
 def test_csv_fallback_and_rewrite(tmp_path) -> None:

@@ -16,8 +16,8 @@ import pandas as pd
 import pytest
 from processes import stop_process_group
 
-from explorer.analysis import STUDY_ROLE, load_trials
-from explorer.analysis.study import BETTER, SAME, WORSE, busy_seconds, cell_table, paired_difference, summarize_study
+from explorer.analysis import STUDY_ROLE, busy_seconds, load_trials
+from explorer.analysis.study import BETTER, SAME, WORSE, cell_table, paired_difference, summarize_study
 from explorer.space import SpaceError
 from explorer.space.study import draw_cells, load_study
 

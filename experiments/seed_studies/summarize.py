@@ -21,7 +21,8 @@ from pathlib import Path
 import pandas as pd
 
 from explorer.analysis import STUDY_ROLE, load_trials
-from explorer.analysis.study import busy_seconds, cell_table, summarize_study
+from explorer.analysis.study import cell_table, summarize_study
+from explorer.report.html import wall_text
 
 CSV_COLUMNS = [
     "base",
@@ -41,16 +42,6 @@ CSV_COLUMNS = [
 ]
 
 
-def _wall(meta: dict, rows: pd.DataFrame) -> str:
-    busy = busy_seconds(rows)
-    if busy is not None:
-        return f"{busy / 60:.0f} min with a cell training (every run of the driver)"
-    seconds = meta.get("wall_time_s")
-    if seconds is None:
-        return "not recorded (the driver was stopped or still runs)"
-    return f"{seconds / 60:.0f} min (the driver's last run only: rows before ended_at carry no end time)"
-
-
 def summarize(run_dir: Path, bases: int | None = None) -> tuple[list[str], pd.DataFrame]:
     meta = json.loads((run_dir / "run.json").read_text())
     spec = meta["study"]
@@ -68,7 +59,7 @@ def summarize(run_dir: Path, bases: int | None = None) -> tuple[list[str], pd.Da
         f"cells complete: {int((rows['status'] == 'COMPLETE').sum())} of "
         f"{planned * len(values) * spec['seeds']} ({planned} bases x {len(values)} values x "
         f"{spec['seeds']} seeds)",
-        f"wall time {_wall(meta, rows)}; training {rows['trial_time_s'].sum() / 3600:.2f} core-h "
+        f"wall time {wall_text(meta, rows, 'cell')}; training {rows['trial_time_s'].sum() / 3600:.2f} core-h "
         f"in all, {rows['trial_time_s'].median() / 60:.1f} min per cell (median)",
     ]
     qualities = [("accuracy", "validation (the verdict)"), ("test_accuracy", "test clips (reported)")]

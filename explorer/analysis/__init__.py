@@ -328,3 +328,24 @@ def distinct_complete(df: pd.DataFrame) -> np.ndarray:
     repeat = pd.Series(np.where(complete & (hashes != ""), hashes, None)).duplicated(keep="first").to_numpy()
     # rows without a hash (or not complete) are never repeats of anything: only complete, hashed rows can be
     return complete & ~(repeat & (hashes != ""))
+
+
+def busy_seconds(rows: pd.DataFrame) -> float | None:
+    """Wall time with at least one trial (or study cell) training: the length of the union of the rows' spans
+    [ended_at - trial_time_s, ended_at]. Unlike the driver's clock it adds up every leg of a run stopped and
+    resumed, and leaves out the gaps between them (a killed trial's lost work is not counted). None unless every
+    row carries its end time (rows written before ``ended_at`` existed have none: a sum over the others would
+    understate it)."""
+    if "ended_at" not in rows.columns or rows.empty:
+        return None
+    spans = rows[["ended_at", "trial_time_s"]].astype(float)
+    if spans.isna().any(axis=None):
+        return None
+    ends = spans["ended_at"].to_numpy()
+    starts = ends - spans["trial_time_s"].to_numpy()
+    total, reach = 0.0, -np.inf
+    for start, end in sorted(zip(starts, ends)):
+        if end > reach:
+            total += end - max(start, reach)
+            reach = end
+    return total

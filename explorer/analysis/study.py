@@ -50,27 +50,6 @@ def cell_table(rows: pd.DataFrame, quality: str = "accuracy") -> pd.DataFrame:
     return out.reset_index(drop=True)
 
 
-def busy_seconds(rows: pd.DataFrame) -> float | None:
-    """Wall time with at least one cell training: the length of the union of the rows' spans
-    [ended_at - trial_time_s, ended_at]. Unlike the driver's clock it adds up every leg of a study stopped and
-    resumed, and leaves out the gaps between them (a killed cell's lost work is not counted). None unless every
-    row carries its end time (rows written before ``ended_at`` existed have none: a sum over the others would
-    understate it)."""
-    if "ended_at" not in rows.columns or rows.empty:
-        return None
-    spans = rows[["ended_at", "trial_time_s"]].astype(float)
-    if spans.isna().any(axis=None):
-        return None
-    ends = spans["ended_at"].to_numpy()
-    starts = ends - spans["trial_time_s"].to_numpy()
-    total, reach = 0.0, -np.inf
-    for start, end in sorted(zip(starts, ends)):
-        if end > reach:
-            total += end - max(start, reach)
-            reach = end
-    return total
-
-
 def _per_base(cells: pd.DataFrame, value: str, quality: str) -> dict[int, np.ndarray]:
     part = cells[cells["value"] == value]
     return {int(b): g[quality].to_numpy(dtype=float) for b, g in part.groupby("base")}

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 from plotly.offline import get_plotlyjs
 
+from explorer.analysis import busy_seconds
 from explorer.metrics import METRICS
 
 PLOTLY_JS = "plotly.min.js"
@@ -87,6 +88,15 @@ def fmt_duration(seconds: float | None) -> str:
         return f"{minutes} min {secs:02d} s"
     hours, minutes = divmod(minutes, 60)
     return f"{hours} h {minutes:02d} min"
+
+
+def wall_text(meta: dict, rows: pd.DataFrame, unit: str) -> str:
+    """A run's wall time: while a `unit` ("trial", "cell") trained, over every run of its driver, when every row
+    carries its end time (`analysis.busy_seconds`); else the driver's own clock, which knows only its last run."""
+    busy = busy_seconds(rows)
+    if busy is not None:
+        return f"{fmt_duration(busy)} with a {unit} training, over every run of the driver"
+    return f"{fmt_duration(meta.get('wall_time_s'))} (the driver's last run only)"
 
 
 def clean(value: object) -> object:

@@ -43,6 +43,7 @@ from explorer.report.html import (
     scale,
     script_json,
     table_html,
+    wall_text,
     write_plotly_js,
 )
 from explorer.report.study import write_study_report
@@ -106,7 +107,7 @@ def pareto_figure(
     return data, layout
 
 
-def _header(meta: dict, objectives: list[Objective], counts: dict[str, int], live: bool) -> str:
+def _header(meta: dict, trials: pd.DataFrame, objectives: list[Objective], counts: dict[str, int], live: bool) -> str:
     name = meta.get("name", "search run")
     counts_text = f"{counts['complete']} complete / {counts['failed']} failed / {counts['total']} total"
     if counts["infeasible"]:
@@ -119,7 +120,7 @@ def _header(meta: dict, objectives: list[Objective], counts: dict[str, int], liv
         ("trials", counts_text),
         (
             "wall time",
-            fmt_duration(meta.get("wall_time_s"))
+            wall_text(meta, trials, "trial")
             + (
                 f" (+ {fmt_duration(audit_s)} audit)"
                 if (audit_s := (meta.get("audit") or {}).get("wall_time_s"))
@@ -524,7 +525,7 @@ def render_page(
             f'<html lang="en"><head><meta charset="utf-8">{refresh}<title>{title} · explorer report</title>',
             f"<style>{CSS}</style>",
             plotly_tag(plotly_src) + "</head><body>",
-            _header(meta, objectives, counts, live),
+            _header(meta, trials, objectives, counts, live),
             *sections,
             "<h2>Trials</h2>",
             '<p class="note">★ = Pareto-optimal over all objectives.</p>',

@@ -9,17 +9,17 @@ from pathlib import Path
 import pandas as pd
 
 from explorer.analysis import STUDY_ROLE, load_trials
-from explorer.analysis.study import StudySummary, busy_seconds, cell_table, summarize_study
+from explorer.analysis.study import StudySummary, cell_table, summarize_study
 from explorer.report.html import (
     CSS,
     PALETTE,
     PLOTLY_JS,
     fmt,
-    fmt_duration,
     nums,
     plot,
     plotly_tag,
     table_html,
+    wall_text,
     write_plotly_js,
 )
 
@@ -94,13 +94,6 @@ def _match_text(match: dict | None, rows: pd.DataFrame) -> str:
     )
 
 
-def _wall_text(meta: dict, rows: pd.DataFrame) -> str:
-    busy = busy_seconds(rows)
-    if busy is not None:
-        return f"{fmt_duration(busy)} with a cell training, over every run of the driver"
-    return f"{fmt_duration(meta.get('wall_time_s'))} (the driver's last run only)"
-
-
 def render_study_page(meta: dict, rows: pd.DataFrame) -> str:
     study = meta["study"]
     values = [str(v) for v in study["factor"]["values"]]
@@ -128,7 +121,7 @@ def render_study_page(meta: dict, rows: pd.DataFrame) -> str:
                     f"({study['bases']} bases × {len(values)} values × {study['seeds']} seeds)",
                 ),
                 ("cost match", _match_text(study.get("cost_match"), rows)),
-                ("wall time", _wall_text(meta, rows)),
+                ("wall time", wall_text(meta, rows, "cell")),
             )
         )
         + "</dl>",
