@@ -29,6 +29,7 @@ def _reference(conv: DepthwiseConv3d) -> nn.Conv3d:
         (5, 5, (3, 1, 1), (1, 0, 0), False),  # temporal only
         (3, 6, (1, 3, 3), (0, 1, 1), True),
         (4, 4, (5, 3, 3), (2, 1, 1), False),
+        (4, 8, (3, 3, 3), (0, 1, 0), False),  # less padding than the kernel's half: the output shrinks
     ],
 )
 def test_outputs_and_gradients_equal_nn_conv3d(cin, cout, kernel, padding, bias):
