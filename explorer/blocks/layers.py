@@ -54,8 +54,9 @@ class _DepthwiseConv3dFunction(torch.autograd.Function):
     Measured at one thread (``experiments/proxy_recipe/probe.py dwconv``: C = 128, 32 clips of 8×8×8, 3×3×3 kernel):
     PyTorch's forward + backward takes ~90 ms on channels-last input against ~2 ms for the forward alone. The input
     gradient of a stride-1 depthwise convolution is itself a depthwise convolution with the flipped kernel (forward
-    speed). The weight gradient is one multiply-and-sum per kernel tap (``_depthwise_weight_grad``), 3-5x faster
-    than PyTorch's backward asked for it alone, which still took ~35 ms of Mobile-Former's 16-clip steps.
+    speed). The weight gradient is one multiply-and-sum per kernel tap (``_depthwise_weight_grad``): PyTorch's
+    backward asked for it alone still took a third of Mobile-Former's step; with this the step is 1.2x faster
+    (``experiments/proxy_recipe/README.md``, "Training-loop speed").
     """
 
     @staticmethod
