@@ -102,6 +102,20 @@ def test_numeric_factor_saving_within_tolerance() -> None:
     gains = pd.DataFrame(rows).assign(accuracy=lambda d: d["accuracy"] + 0.011 * (d["value"] == "4"))
     summary = summarize_study(gains, ["0", "4", "8"], tolerance=0.01, numeric=True)
     assert summary.saving.startswith("4 saves 20 % of 0's gflops and loses nothing (the interval's lower end is +")
+    # value 4 gains or loses 3 points, alternately over 8 bases (mean 0, sd of the per-base differences
+    # 3 sqrt(8/7) = 3.207): no value is certified, and 4 would need (z_0.95 * 3.207 / 1)^2 = 27.8 -> 28 bases
+    swing = pd.DataFrame(rows).assign(
+        accuracy=lambda d: (
+            0.5
+            + np.where(d["value"] == "4", np.where(d["base"] % 2 == 0, 0.03, -0.03), 0.0)
+            - 0.05 * (d["value"] == "8")
+        )
+    )
+    summary = summarize_study(swing, ["0", "4", "8"], tolerance=0.01, numeric=True)
+    assert summary.saving == (
+        "No value stays within 1.0 point(s) of 0 at this confidence. The cheapest whose mean loss is within it, "
+        "4 (+0.0 points), would need about 28 bases at this spread to be certified (8 now)."
+    )
     # one base: the interval is the seeds' alone, and nothing says how many bases would separate it
     one = summarize_study(pd.DataFrame(rows).query("base == 0"), ["0", "4", "8"], numeric=True)
     assert "(90 % CI" in one.sentences[0] and ", 1 base)" in one.sentences[0]

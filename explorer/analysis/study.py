@@ -97,14 +97,16 @@ def paired_difference(
     )
 
 
-def _bases_needed(mean: float, sd: float, confidence: float) -> int | None:
-    """Bases for the interval's half-width (normal approximation) to shrink below the observed difference."""
+def _bases_needed(mean: float, sd: float, confidence: float, margin: float = 0.0) -> int | None:
+    """Bases for the interval's half-width (normal approximation) to shrink below the observed difference's
+    distance from ``-margin``: from 0 (to separate the values), or from minus the tolerance (to certify a loss
+    within it)."""
     from statistics import NormalDist
 
-    if not np.isfinite(sd) or sd == 0 or abs(mean) < 1e-6:  # no difference at all: nothing to separate
+    if not np.isfinite(sd) or sd == 0 or abs(mean + margin) < 1e-6:  # no difference at all: nothing to separate
         return None
     z = NormalDist().inv_cdf(0.5 + confidence / 2)
-    return int(min(np.ceil((z * sd / abs(mean)) ** 2), MAX_BASES_NEEDED))
+    return int(min(np.ceil((z * sd / abs(mean + margin)) ** 2), MAX_BASES_NEEDED))
 
 
 @dataclass(frozen=True)
@@ -156,12 +158,12 @@ def summarize_study(
         elif p.verdict == SAME:
             text += "; no difference at all on these bases"
         sentences.append(text + ".")
-    saving = _saving(costs, pairs, reference, quality, tolerance, cost) if numeric else None
+    saving = _saving(costs, pairs, reference, tolerance, cost, confidence) if numeric else None
     return StudySummary(values, reference, pairs, costs, per_base, sentences, saving)
 
 
 def _saving(
-    costs: pd.DataFrame, pairs: list[PairedDifference], reference: str, quality: str, tolerance: float, cost: str
+    costs: pd.DataFrame, pairs: list[PairedDifference], reference: str, tolerance: float, cost: str, confidence: float
 ) -> str | None:
     """The cheapest value whose accuracy loss against the reference stays within ``tolerance`` with confidence
     (the interval's lower end above −tolerance)."""
@@ -170,7 +172,9 @@ def _saving(
     base_cost = float(costs.set_index("value").at[reference, cost])
     ok = [p for p in pairs if p.lo > -tolerance]
     if not ok or not base_cost:
-        return f"No value stays within {100 * tolerance:.1f} point(s) of {reference} at this confidence."
+        return f"No value stays within {100 * tolerance:.1f} point(s) of {reference} at this confidence." + (
+            _certify_text(costs, pairs, tolerance, cost, confidence) if base_cost else ""
+        )
     by_value = costs.set_index("value")[cost]
     best = min(ok, key=lambda p: by_value[p.a])
     share = 1 - by_value[best.a] / base_cost
@@ -178,4 +182,24 @@ def _saving(
     return (
         f"{best.a} saves {100 * share:.0f} % of {reference}'s {cost} and {loss} (the interval's lower end is "
         f"{100 * best.lo:+.1f} points; tolerance {100 * tolerance:.1f})."
+    )
+
+
+def _certify_text(
+    costs: pd.DataFrame, pairs: list[PairedDifference], tolerance: float, cost: str, confidence: float
+) -> str:
+    """How many bases would certify the cheapest value whose mean loss is within the tolerance, at the spread
+    seen between bases; empty when no mean is within it or there is no spread to extrapolate from."""
+    by_value = costs.set_index("value")[cost]
+    near = [p for p in pairs if p.mean > -tolerance and np.isfinite(p.sd)]
+    if not near:
+        return ""
+    cheapest = min(near, key=lambda p: by_value[p.a])
+    needed = _bases_needed(cheapest.mean, cheapest.sd, confidence, margin=tolerance)
+    if needed is None:
+        return ""
+    many = "at least " if needed >= MAX_BASES_NEEDED else "about "
+    return (
+        f" The cheapest whose mean loss is within it, {cheapest.a} ({100 * cheapest.mean:+.1f} points), would need "
+        f"{many}{needed:,} bases at this spread to be certified ({cheapest.bases} now)."
     )
