@@ -116,6 +116,8 @@ def test_numeric_factor_saving_within_tolerance() -> None:
         "No value stays within 1.0 point(s) of 0 at this confidence. The cheapest whose mean loss is within it, "
         "4 (+0.0 points), would need about 28 bases at this spread to be certified (8 now)."
     )
+    # the reference is the cheapest value (a study of what more of something buys): there is no saving to state
+    assert summarize_study(pd.DataFrame(rows), ["8", "4", "0"], tolerance=0.01, numeric=True).saving is None
     # one base: the interval is the seeds' alone, and nothing says how many bases would separate it
     one = summarize_study(pd.DataFrame(rows).query("base == 0"), ["0", "4", "8"], numeric=True)
     assert "(90 % CI" in one.sentences[0] and ", 1 base)" in one.sentences[0]

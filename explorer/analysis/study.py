@@ -166,16 +166,20 @@ def _saving(
     costs: pd.DataFrame, pairs: list[PairedDifference], reference: str, tolerance: float, cost: str, confidence: float
 ) -> str | None:
     """The cheapest value whose accuracy loss against the reference stays within ``tolerance`` with confidence
-    (the interval's lower end above −tolerance)."""
+    (the interval's lower end above −tolerance), among the values cheaper than the reference. None when none is
+    cheaper (the reference is the cheapest: a study of what more of something buys, not of a saving)."""
     if cost not in costs.columns:
         return None
-    base_cost = float(costs.set_index("value").at[reference, cost])
-    ok = [p for p in pairs if p.lo > -tolerance]
-    if not ok or not base_cost:
-        return f"No value stays within {100 * tolerance:.1f} point(s) of {reference} at this confidence." + (
-            _certify_text(costs, pairs, tolerance, cost, confidence) if base_cost else ""
-        )
     by_value = costs.set_index("value")[cost]
+    base_cost = float(by_value[reference])
+    cheaper = [p for p in pairs if by_value[p.a] < base_cost]
+    if not cheaper:
+        return None
+    ok = [p for p in cheaper if p.lo > -tolerance]
+    if not ok:
+        return f"No value stays within {100 * tolerance:.1f} point(s) of {reference} at this confidence." + (
+            _certify_text(by_value, cheaper, tolerance, confidence)
+        )
     best = min(ok, key=lambda p: by_value[p.a])
     share = 1 - by_value[best.a] / base_cost
     loss = f"loses at most {100 * -best.lo:.1f} points" if best.lo < 0 else "loses nothing"
@@ -185,12 +189,9 @@ def _saving(
     )
 
 
-def _certify_text(
-    costs: pd.DataFrame, pairs: list[PairedDifference], tolerance: float, cost: str, confidence: float
-) -> str:
-    """How many bases would certify the cheapest value whose mean loss is within the tolerance, at the spread
-    seen between bases; empty when no mean is within it or there is no spread to extrapolate from."""
-    by_value = costs.set_index("value")[cost]
+def _certify_text(by_value: pd.Series, pairs: list[PairedDifference], tolerance: float, confidence: float) -> str:
+    """How many bases would certify the cheapest value (cost ``by_value``) whose mean loss is within the tolerance,
+    at the spread seen between bases; empty when no mean is within it or there is no spread to extrapolate from."""
     near = [p for p in pairs if p.mean > -tolerance and np.isfinite(p.sd)]
     if not near:
         return ""
