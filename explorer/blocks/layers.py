@@ -45,7 +45,7 @@ def _depthwise_weight_grad(
         for b in range(kh)
         for c in range(kw)
     ]
-    return torch.stack(taps, 1).reshape(weight_shape).contiguous(memory_format=_CL3D)
+    return torch.stack(taps, 1).reshape(weight_shape)  # contiguous, as the weight it is the gradient of
 
 
 class _DepthwiseConv3dFunction(torch.autograd.Function):
@@ -77,15 +77,16 @@ class _DepthwiseConv3dFunction(torch.autograd.Function):
         x, weight = ctx.saved_tensors
         grad_out = grad_out.contiguous(memory_format=_CL3D)
         grad_x = grad_w = grad_b = None
+        # output channel g·m + j reads input channel g
+        multiplier = weight.shape[0] // ctx.groups
         if ctx.needs_input_grad[0]:
-            # output channel g·m + j reads input channel g: the transposed kernel groups the m outputs of each input
-            multiplier = weight.shape[0] // ctx.groups
+            # the transposed kernel groups the m outputs of each input
             flipped = weight.flip(2, 3, 4).reshape(ctx.groups, multiplier, *weight.shape[2:])
             # the transposed convolution pads by k - 1 - p (the forward's own padding only when that is k // 2)
             full = [k - 1 - p for k, p in zip(weight.shape[2:], ctx.padding)]
             grad_x = F.conv3d(grad_out, flipped.contiguous(memory_format=_CL3D), None, 1, full, 1, ctx.groups)
         if ctx.needs_input_grad[1]:
-            grad_w = _depthwise_weight_grad(grad_out, x, weight.shape, ctx.padding, weight.shape[0] // ctx.groups)
+            grad_w = _depthwise_weight_grad(grad_out, x, weight.shape, ctx.padding, multiplier)
         if ctx.has_bias and ctx.needs_input_grad[2]:
             grad_b = grad_out.sum((0, 2, 3, 4))
         return grad_x, grad_w, grad_b, None, None
