@@ -109,6 +109,11 @@ def _bases_needed(mean: float, sd: float, confidence: float, margin: float = 0.0
     return int(min(np.ceil((z * sd / abs(mean + margin)) ** 2), MAX_BASES_NEEDED))
 
 
+def _bases_text(needed: int) -> str:
+    """An estimate of ``_bases_needed`` in words: "about 21 bases", or "at least 10,000 bases" at the cap."""
+    return f"{'at least' if needed >= MAX_BASES_NEEDED else 'about'} {needed:,} bases"
+
+
 @dataclass(frozen=True)
 class StudySummary:
     values: list[str]
@@ -151,8 +156,7 @@ def summarize_study(
             f"{p.bases} base{'' if p.bases == 1 else 's'}): {p.a} is {p.verdict}"
         )
         if p.verdict == SAME and p.bases_needed:
-            many = "at least " if p.bases_needed >= MAX_BASES_NEEDED else "about "
-            text += f"; {many}{p.bases_needed:,} bases would separate a difference this large at this spread"
+            text += f"; {_bases_text(p.bases_needed)} would separate a difference this large at this spread"
         elif p.verdict == SAME and p.bases < 2:  # the interval is the seeds' alone
             text += "; one base shows no spread between bases to say how many would separate it"
         elif p.verdict == SAME:
@@ -199,8 +203,7 @@ def _certify_text(by_value: pd.Series, pairs: list[PairedDifference], tolerance:
     needed = _bases_needed(cheapest.mean, cheapest.sd, confidence, margin=tolerance)
     if needed is None:
         return ""
-    many = "at least " if needed >= MAX_BASES_NEEDED else "about "
     return (
         f" The cheapest whose mean loss is within it, {cheapest.a} ({100 * cheapest.mean:+.1f} points), would need "
-        f"{many}{needed:,} bases at this spread to be certified ({cheapest.bases} now)."
+        f"{_bases_text(needed)} at this spread to be certified ({cheapest.bases} now)."
     )
