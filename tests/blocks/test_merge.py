@@ -61,6 +61,26 @@ def test_tome_equals_the_brute_force_reference(n, r):
     assert state.merged and state.grid is None
 
 
+@pytest.mark.parametrize("merger", [ToMe(r=4), STTM(6, 0.5, 0.5)], ids=["tome", "sttm"])
+def test_merged_sizes_carry_no_gradient_and_tokens_the_exact_one(merger):
+    """Sizes and positions come from constants and a discrete matching: a merge hands them on without a graph (so
+    the proportional-attention mask needs no gradient and CPU SDPA keeps its fused kernel), while the tokens'
+    gradient stays exact (float64 gradcheck against finite differences, the matching held by a fixed metric)."""
+    torch.manual_seed(0)
+    grid = (2, 3, 4)
+    x = torch.randn(2, 24, 6, dtype=torch.float64, requires_grad=True)
+    metric = torch.randn(2, 24, 4, dtype=torch.float64)
+    merger = merger.double()
+
+    def merge(tokens):
+        return merger(tokens, metric, TokenState.start(tokens, grid, with_pos=True))
+
+    _, state = merge(x)
+    assert not state.size.requires_grad and not state.pos.requires_grad
+    assert not state.attn_bias().requires_grad
+    assert torch.autograd.gradcheck(lambda t: merge(t)[0], (x,))
+
+
 def test_tome_ratio_and_clamp():
     assert ToMe(ratio=0.25).tokens_removed(1568) == 392
     assert ToMe(r=900).tokens_removed(1568) == 784
