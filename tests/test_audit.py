@@ -276,6 +276,34 @@ def _audit_cmd(*args: str) -> list[str]:
 
 
 @pytest.mark.slow
+def test_a_run_killed_before_tunes_first_checkpoint_is_not_restored_from_its_tuner_pkl(local_ray, tmp_path) -> None:
+    """Tune writes ``tuner.pkl`` as a run starts and the experiment state at its first checkpoint. A driver killed in
+    between leaves a folder that ``Tuner.can_restore`` accepts, but restoring it starts a new experiment with no
+    parameter space: one trial with config ``{}`` (what failed the SIGKILL test below once, under load, with
+    ``KeyError: 'job'``). ``tune_state_saved`` says no there, so the jobs run as pending instead."""
+    from ray import tune
+
+    from explorer.search.rundir import tune_state_saved
+
+    def trainable(config):
+        tune.report({"job": config.get("job", "missing")})
+
+    def tuner(name: str) -> tune.Tuner:
+        space = {"job": tune.grid_search(["a", "b"])}
+        return tune.Tuner(
+            trainable, param_space=space, run_config=tune.RunConfig(name=name, storage_path=str(tmp_path))
+        )
+
+    tuner("killed")  # what a driver leaves when killed right after starting: tuner.pkl only
+    assert tune.Tuner.can_restore(tmp_path / "killed") and not tune_state_saved(tmp_path / "killed")
+    restored = tune.Tuner.restore(str(tmp_path / "killed"), trainable=trainable).fit()
+    assert [r.metrics["job"] for r in restored] == ["missing"]  # the trap: a new experiment without the jobs
+
+    finished = tuner("checkpointed").fit()
+    assert sorted(r.metrics["job"] for r in finished) == ["a", "b"]
+    assert tune_state_saved(tmp_path / "checkpointed")
+
+
 def test_explorer_audit_on_a_finished_run_and_its_resume_after_sigkill(tmp_path) -> None:
     """A search without its audit (--no-audit), then `explorer audit RUN --seeds 3` SIGKILLed after two
     retrainings; run again, it keeps them and runs the rest."""

@@ -25,6 +25,7 @@ from explorer.search.rundir import (
     read_meta,
     stale_run_reason,
     trials_table,
+    tune_state_saved,
     update_meta,
     write_meta,
     write_resolved_space,
@@ -311,7 +312,7 @@ def _search_tuner(space: SearchSpace, run_dir: Path, resume: bool, progress: boo
     from ray import tune
 
     trainable = _trainable(space, run_dir)
-    if resume and tune.Tuner.can_restore(run_dir / "tune"):
+    if resume and tune_state_saved(run_dir / "tune"):
         # finished trials stay; unfinished and errored (a dead worker) ones run again
         return tune.Tuner.restore(
             str(run_dir / "tune"),

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from explorer.search.callbacks import progress_callback
-from explorer.search.rundir import add_rows
+from explorer.search.rundir import add_rows, tune_state_saved
 from explorer.search.trial import run_audit_trial, trial_resources
 from explorer.space import SearchSpace
 
@@ -70,7 +70,7 @@ def _tuner(space: SearchSpace, run_dir: Path, jobs: list[dict], kind: str, state
         ),
         trial_resources(space),
     )
-    if tune.Tuner.can_restore(run_dir / state):
+    if tune_state_saved(run_dir / state):
         return tune.Tuner.restore(
             str(run_dir / state),
             trainable=trainable,
@@ -99,13 +99,11 @@ def run_jobs(
     """Run the jobs ``pending()`` lists (those not yet in the table) on the Ray this process has started or
     joined; returns how many Tune trials ran. An interrupted run is restored first and finishes the jobs it was
     started with; the jobs still pending after it run next."""
-    from ray import tune
 
     ran = 0
     for _ in range(2):  # at most: the restored run, then what is still pending
         jobs = pending()
-        restorable = tune.Tuner.can_restore(run_dir / state)
-        if not restorable:  # killed before Tune saved anything: its jobs are still pending
+        if not tune_state_saved(run_dir / state):  # killed before Tune saved anything: its jobs are still pending
             shutil.rmtree(run_dir / state, ignore_errors=True)
             if not jobs:
                 break

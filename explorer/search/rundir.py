@@ -288,3 +288,13 @@ def load_run_space(run_dir: Path, meta: dict[str, Any] | None = None) -> SearchS
     """The resolved space a run searched: from ``run.json`` (``meta`` if already read), else its ``space.yaml``."""
     meta = read_meta(run_dir) if meta is None else meta
     return parse_space(meta["space"]) if "space" in meta else load_space(run_dir / "space.yaml")
+
+
+def tune_state_saved(state_dir: Path) -> bool:
+    """Whether Tune saved enough in ``state_dir`` to resume from. Tune writes ``tuner.pkl`` as a run starts (all
+    that ``Tuner.can_restore`` looks for) and the experiment state only at its first checkpoint. Restored from
+    ``tuner.pkl`` alone, a run killed in between starts a new experiment without its parameter space (one trial,
+    config ``{}``), so such a folder counts as not saved: its jobs are still pending."""
+    from ray import tune
+
+    return tune.Tuner.can_restore(state_dir) and any(Path(state_dir).glob("experiment_state-*.json"))
