@@ -79,6 +79,23 @@ def test_an_indistinguishable_pair_says_how_many_bases_would_separate_it() -> No
     assert "bases would separate" in summary.sentences[0]
 
 
+def test_an_indistinguishable_pair_never_needs_fewer_bases_than_it_has() -> None:
+    """The bases that would separate a pair come from its interval, seeds' noise included: two or three bases whose
+    differences happen to agree must not read as "about 2 bases would separate it" while their interval, wide with
+    seed noise, still spans 0 (an estimate from the spread between bases alone said so)."""
+    rng = np.random.default_rng(4)
+    checked = 0
+    for trial in range(40):
+        bases = 2 + trial % 3
+        cells = _cells(0.003, rng, bases=bases)
+        cells["accuracy"] += 0.03 * rng.standard_normal(len(cells))  # seed noise 3.6 points in all
+        pair = paired_difference(cells, "b", "a", draws=300, seed=trial)
+        if pair.verdict == SAME and pair.bases_needed is not None:
+            assert pair.bases_needed >= bases, (bases, pair)
+            checked += 1
+    assert checked >= 20
+
+
 def test_numeric_factor_saving_within_tolerance() -> None:
     rng = np.random.default_rng(3)
     rows = []
@@ -102,8 +119,10 @@ def test_numeric_factor_saving_within_tolerance() -> None:
     gains = pd.DataFrame(rows).assign(accuracy=lambda d: d["accuracy"] + 0.011 * (d["value"] == "4"))
     summary = summarize_study(gains, ["0", "4", "8"], tolerance=0.01, numeric=True)
     assert summary.saving.startswith("4 saves 20 % of 0's gflops and loses nothing (the interval's lower end is +")
-    # value 4 gains or loses 3 points, alternately over 8 bases (mean 0, sd of the per-base differences
-    # 3 sqrt(8/7) = 3.207): no value is certified, and 4 would need (z_0.95 * 3.207 / 1)^2 = 27.8 -> 28 bases
+    # value 4 gains or loses 3 points, alternately over 8 bases, without seed noise: no value is certified. The
+    # interval's lower side is the bootstrap's 5th percentile of the mean of 8 resampled +-3 differences, -1.5
+    # (2 gains of 8: 0.75 * 2 - 3) or a little below it by interpolation; shrinking as 1/sqrt(bases) it clears
+    # -1 point at 8 * (1.5 / 1)^2 = 18 bases and a little more
     swing = pd.DataFrame(rows).assign(
         accuracy=lambda d: (
             0.5
@@ -114,7 +133,7 @@ def test_numeric_factor_saving_within_tolerance() -> None:
     summary = summarize_study(swing, ["0", "4", "8"], tolerance=0.01, numeric=True)
     assert summary.saving == (
         "No value stays within 1.0 point(s) of 0 at this confidence. The cheapest whose mean loss is within it, "
-        "4 (+0.0 points), would need about 28 bases at this spread to be certified (8 now)."
+        "4 (+0.0 points), would need about 19 bases at this spread to be certified (8 now)."
     )
     # the reference is the cheapest value (a study of what more of something buys): there is no saving to state
     assert summarize_study(pd.DataFrame(rows), ["8", "4", "0"], tolerance=0.01, numeric=True).saving is None

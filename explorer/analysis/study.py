@@ -93,20 +93,27 @@ def paired_difference(
         len(bases),
         sd,
         verdict,
-        _bases_needed(float(diffs.mean()), sd, confidence) if verdict == SAME else None,
+        _bases_needed(float(diffs.mean()), _half_width_toward(float(diffs.mean()), lo, hi), len(bases))
+        if verdict == SAME
+        else None,
     )
 
 
-def _bases_needed(mean: float, sd: float, confidence: float, margin: float = 0.0) -> int | None:
-    """Bases for the interval's half-width (normal approximation) to shrink below the observed difference's
-    distance from ``-margin``: from 0 (to separate the values), or from minus the tolerance (to certify a loss
-    within it)."""
-    from statistics import NormalDist
+def _half_width_toward(mean: float, lo: float, hi: float) -> float:
+    """The part of the interval between its mean and 0 (a bootstrap interval need not be symmetric)."""
+    return mean - lo if mean > 0 else hi - mean
 
-    if not np.isfinite(sd) or sd == 0 or abs(mean + margin) < 1e-6:  # no difference at all: nothing to separate
+
+def _bases_needed(mean: float, half_width: float, bases: int, margin: float = 0.0) -> int | None:
+    """Bases for the interval to clear ``-margin`` (0: to separate the values; the tolerance: to certify a loss
+    within it) if the observed mean held: the interval's ``half_width`` toward ``-margin`` at ``bases`` bases
+    shrinks as 1/sqrt(bases). Taken from the bootstrap interval, so it carries the seeds' noise as well as the
+    bases' spread: two bases that happen to agree do not make their seed noise vanish. None with fewer than two
+    bases (no spread to extrapolate) or a mean exactly at ``-margin``."""
+    distance = abs(mean + margin)
+    if bases < 2 or not np.isfinite(half_width) or half_width <= 0 or distance < 1e-6:
         return None
-    z = NormalDist().inv_cdf(0.5 + confidence / 2)
-    return int(min(np.ceil((z * sd / abs(mean + margin)) ** 2), MAX_BASES_NEEDED))
+    return int(min(np.ceil(bases * (half_width / distance) ** 2), MAX_BASES_NEEDED))
 
 
 def _bases_text(needed: int) -> str:
@@ -182,7 +189,7 @@ def _saving(
     ok = [p for p in cheaper if p.lo > -tolerance]
     if not ok:
         return f"No value stays within {100 * tolerance:.1f} point(s) of {reference} at this confidence." + (
-            _certify_text(by_value, cheaper, tolerance, confidence)
+            _certify_text(by_value, cheaper, tolerance)
         )
     best = min(ok, key=lambda p: by_value[p.a])
     share = 1 - by_value[best.a] / base_cost
@@ -193,14 +200,14 @@ def _saving(
     )
 
 
-def _certify_text(by_value: pd.Series, pairs: list[PairedDifference], tolerance: float, confidence: float) -> str:
+def _certify_text(by_value: pd.Series, pairs: list[PairedDifference], tolerance: float) -> str:
     """How many bases would certify the cheapest value (cost ``by_value``) whose mean loss is within the tolerance,
-    at the spread seen between bases; empty when no mean is within it or there is no spread to extrapolate from."""
+    at the noise its interval shows; empty when no mean is within it or there is no spread to extrapolate from."""
     near = [p for p in pairs if p.mean > -tolerance and np.isfinite(p.sd)]
     if not near:
         return ""
     cheapest = min(near, key=lambda p: by_value[p.a])
-    needed = _bases_needed(cheapest.mean, cheapest.sd, confidence, margin=tolerance)
+    needed = _bases_needed(cheapest.mean, cheapest.mean - cheapest.lo, cheapest.bases, margin=tolerance)
     if needed is None:
         return ""
     return (
