@@ -499,3 +499,28 @@ def test_the_seed_studies_summary_prints_both_verdicts_and_writes_every_cell(tmp
         timeout=120,
     )
     assert "12 of 12 (3 bases" in first.stdout and "3 bases)" in first.stdout.split("-- test clips")[0]
+
+
+def test_a_committed_seed_study_gives_its_readme_verdicts_again_from_its_cells() -> None:
+    """The PosMLP-Video arrangement study's verdicts as its README states them, from the committed cells and the
+    study file alone (no run folder)."""
+    here = ROOT / "experiments" / "seed_studies"
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(here / "summarize.py"),
+            "--cells",
+            str(here / "results" / "posmlp_arrangement.csv"),
+            "--study",
+            str(here / "posmlp_arrangement.yaml"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    validation = done.stdout.split("-- test clips")[0]
+    assert "cells complete: 64 of 64 (8 bases x 4 values x 2 seeds)" in validation
+    assert "joint vs parallel: -6.0 points (90 % CI -8.4 to -3.5, 8 bases): joint is worse." in validation
+    assert "spatial_temporal vs parallel: -0.8 points (90 % CI -2.7 to +1.1, 8 bases)" in validation
+    assert "about 45 bases would separate" in validation
