@@ -99,7 +99,6 @@ def run_jobs(
     """Run the jobs ``pending()`` lists (those not yet in the table) on the Ray this process has started or
     joined; returns how many Tune trials ran. An interrupted run is restored first and finishes the jobs it was
     started with; the jobs still pending after it run next."""
-
     ran = 0
     for _ in range(2):  # at most: the restored run, then what is still pending
         jobs = pending()
