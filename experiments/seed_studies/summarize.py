@@ -26,7 +26,7 @@ from pathlib import Path
 import pandas as pd
 
 from explorer.analysis import STUDY_ROLE, load_trials
-from explorer.analysis.study import cell_table, summarize_study
+from explorer.analysis.study import cell_table, is_numeric_factor, summarize_study
 from explorer.report.html import wall_text
 from explorer.space.study import load_study
 
@@ -89,7 +89,6 @@ def _cells_line(rows: pd.DataFrame, spec: dict, bases: int | None) -> str:
 def verdict_lines(rows: pd.DataFrame, spec: dict) -> list[str]:
     """The verdicts on validation (the study's) and on the test clips (reported), with each value's cost."""
     values = spec["factor"]["values"]
-    numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
     lines = []
     qualities = [("accuracy", "validation (the verdict)"), ("test_accuracy", "test clips (reported)")]
     for quality, label in [q for q in qualities if q[0] in rows.columns]:
@@ -99,7 +98,7 @@ def verdict_lines(rows: pd.DataFrame, spec: dict) -> list[str]:
             quality=quality,
             confidence=spec["confidence"],
             tolerance=spec["tolerance"],
-            numeric=numeric,
+            numeric=is_numeric_factor(values),
         )
         lines.append(f"-- {label}")
         lines += summary.sentences

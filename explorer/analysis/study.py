@@ -37,6 +37,12 @@ class PairedDifference:
     bases_needed: int | None  # to separate them at this spread (None: already separated, or no spread to use)
 
 
+def is_numeric_factor(values: list) -> bool:
+    """Whether a factor's values are numbers (merge ratio, token count): such a factor gets a cost curve and a
+    saving. Booleans are not numbers here, though Python counts them as ints."""
+    return all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+
+
 def cell_table(rows: pd.DataFrame, quality: str = "accuracy") -> pd.DataFrame:
     """The complete cells as (base, value, seed, quality, costs), value as its label; with a cost match, only the
     cells within its tolerance (an unmatched cell would compare the value at another cost)."""

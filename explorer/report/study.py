@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from explorer.analysis import STUDY_ROLE, load_trials
-from explorer.analysis.study import StudySummary, cell_table, summarize_study
+from explorer.analysis.study import StudySummary, cell_table, is_numeric_factor, summarize_study
 from explorer.report.html import (
     CSS,
     PALETTE,
@@ -97,7 +97,7 @@ def _match_text(match: dict | None, rows: pd.DataFrame) -> str:
 def render_study_page(meta: dict, rows: pd.DataFrame) -> str:
     study = meta["study"]
     values = [str(v) for v in study["factor"]["values"]]
-    numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in study["factor"]["values"])
+    numeric = is_numeric_factor(study["factor"]["values"])
     cells = cell_table(rows) if len(rows) else pd.DataFrame(columns=["base", "value", "seed", "accuracy"])
     title = html.escape(str(meta.get("name", "study")))
     head = [

@@ -61,7 +61,7 @@ def _table_callback(space: SearchSpace, run_dir: Path, kind: str):
     return _JobTable()
 
 
-def _tuner(space: SearchSpace, run_dir: Path, jobs: list[dict], kind: str, state: str, progress: bool):
+def _tuner(space: SearchSpace, run_dir: Path, jobs: list[dict], kind: str, state: str, progress: bool, restore: bool):
     from ray import tune
 
     trainable = tune.with_resources(
@@ -70,7 +70,7 @@ def _tuner(space: SearchSpace, run_dir: Path, jobs: list[dict], kind: str, state
         ),
         trial_resources(space),
     )
-    if tune_state_saved(run_dir / state):
+    if restore:
         return tune.Tuner.restore(
             str(run_dir / state),
             trainable=trainable,
@@ -102,11 +102,12 @@ def run_jobs(
     ran = 0
     for _ in range(2):  # at most: the restored run, then what is still pending
         jobs = pending()
-        if not tune_state_saved(run_dir / state):  # killed before Tune saved anything: its jobs are still pending
+        restore = tune_state_saved(run_dir / state)
+        if not restore:  # killed before Tune saved anything: its jobs are still pending
             shutil.rmtree(run_dir / state, ignore_errors=True)
             if not jobs:
                 break
-        results = _tuner(space, run_dir, jobs, kind, state, progress).fit()
+        results = _tuner(space, run_dir, jobs, kind, state, progress, restore).fit()
         ran += len(results)
         if _write_results(space, run_dir, results, kind):  # Tune stopped some short (SIGUSR1 does so)
             raise Interrupted(
